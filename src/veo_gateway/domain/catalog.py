@@ -1,0 +1,125 @@
+"""The model capability table: one row per model, read by validation, the emulator and progress."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from veo_gateway.errors import InvalidArgument
+
+
+@dataclass(frozen=True)
+class ModelCapabilities:
+    """What one Veo model can do, and how long it usually takes."""
+
+    name: str
+    durations: tuple[int, ...] = (4, 6, 8)
+    aspect_ratios: tuple[str, ...] = ("16:9", "9:16")
+    resolutions: tuple[str, ...] = ("720p",)
+    # Resolutions that Google only renders at the longest duration (8 s).
+    resolutions_need_8s: frozenset[str] = field(default_factory=frozenset)
+    audio: bool = True
+    image_to_video: bool = True
+    last_frame: bool = True
+    max_reference_images: int = 0
+    reference_aspect_ratios: tuple[str, ...] = ("16:9",)
+    # Interpolation (first and last frame) and reference images need this duration.
+    long_duration: int = 8
+    default_duration: int = 8
+    default_aspect_ratio: str = "16:9"
+    default_resolution: str = "720p"
+    max_prompt_tokens: int = 1024
+    max_images: int = 2
+    # Seconds: the fastest Google usually answers, and a typical wait (progress, first poll).
+    min_latency: float = 11.0
+    typical_latency: float = 60.0
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The generation modes this model accepts."""
+        modes = ["text"]
+        if self.image_to_video:
+            modes.append("image")
+        if self.last_frame:
+            modes.append("interpolation")
+        if self.max_reference_images:
+            modes.append("reference")
+        return tuple(modes)
+
+
+_HIGH_RES = frozenset({"1080p", "4k"})
+
+
+def _standard(name: str) -> ModelCapabilities:
+    return ModelCapabilities(
+        name=name,
+        resolutions=("720p", "1080p", "4k"),
+        resolutions_need_8s=_HIGH_RES,
+        max_reference_images=3,
+        min_latency=30.0,
+        typical_latency=90.0,
+    )
+
+
+def _fast(name: str) -> ModelCapabilities:
+    return ModelCapabilities(
+        name=name,
+        resolutions=("720p", "1080p", "4k"),
+        resolutions_need_8s=_HIGH_RES,
+        min_latency=15.0,
+        typical_latency=45.0,
+    )
+
+
+def _two_res(name: str, min_latency: float, typical: float) -> ModelCapabilities:
+    return ModelCapabilities(
+        name=name,
+        resolutions=("720p", "1080p"),
+        resolutions_need_8s=frozenset({"1080p"}),
+        min_latency=min_latency,
+        typical_latency=typical,
+    )
+
+
+BUILTIN_MODELS: tuple[ModelCapabilities, ...] = (
+    _standard("veo-3.1-generate-preview"),
+    _standard("veo-3.1-generate-001"),
+    _fast("veo-3.1-fast-generate-preview"),
+    _fast("veo-3.1-fast-generate-001"),
+    _two_res("veo-3.1-lite-generate-preview", 11.0, 30.0),
+    _two_res("veo-3.0-generate-001", 30.0, 90.0),
+    _two_res("veo-3.0-fast-generate-001", 15.0, 45.0),
+    ModelCapabilities(
+        name="veo-2.0-generate-001",
+        durations=(5, 6, 7, 8),
+        audio=False,
+        min_latency=30.0,
+        typical_latency=60.0,
+    ),
+)
+
+
+class Catalog(Mapping[str, ModelCapabilities]):
+    """The models the gateway serves, by public name."""
+
+    def __init__(self, rows: Iterable[ModelCapabilities] = BUILTIN_MODELS) -> None:
+        self._rows = {row.name: row for row in rows}
+
+    def __getitem__(self, name: str) -> ModelCapabilities:
+        return self._rows[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def require(self, name: str, *, param: str = "model") -> ModelCapabilities:
+        """The row for `name`, or a 400 that lists the known models."""
+        try:
+            return self._rows[name]
+        except KeyError:
+            known = ", ".join(self._rows)
+            raise InvalidArgument(
+                f"unknown model {name!r}; known models: {known}", param=param
+            ) from None

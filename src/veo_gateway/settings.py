@@ -1,0 +1,143 @@
+"""Typed settings, read once from the environment (`VEO_GATEWAY_*`, and `GEMINI_API_KEY`).
+
+Every field's description is its documentation: the README's settings table must list each
+environment variable (a test checks it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def parse_latency(value: str) -> tuple[float, float]:
+    """`"5"` -> (5, 5); `"2-6"` -> (2, 6). Raises ValueError on anything else."""
+    text = value.strip()
+    low_text, sep, high_text = text.partition("-")
+    low = float(low_text)
+    high = float(high_text) if sep else low
+    if low < 0 or high < low:
+        raise ValueError(f"latency must be seconds or a 'min-max' range, got {value!r}")
+    return low, high
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Built once and passed down; never read from globals."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VEO_GATEWAY_", extra="ignore", populate_by_name=True
+    )
+
+    host: str = Field("127.0.0.1", description="Address `veo-gateway serve` listens on.")
+    port: int = Field(8000, description="Port `veo-gateway serve` listens on.")
+    data_dir: Path = Field(
+        Path("./data"),
+        description="Where the SQLite database, stored inputs and videos live.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the database. Default: SQLite at DATA_DIR/veo-gateway.db.",
+    )
+    videos_dir: Path | None = Field(
+        None, description="Where finished videos are stored. Default: DATA_DIR/videos."
+    )
+    api_keys: str = Field(
+        "",
+        description="Comma-separated client API keys accepted besides the stored ones.",
+    )
+    gemini_api_key: str | None = Field(
+        None,
+        validation_alias=AliasChoices("GEMINI_API_KEY", "VEO_GATEWAY_GEMINI_API_KEY"),
+        description="Gemini API key. When set, tasks go to the Gemini API; unset, to the "
+        "built-in emulator.",
+    )
+    gemini_base_url: str = Field(
+        "https://generativelanguage.googleapis.com",
+        description="Base URL of the Gemini API (point it at a standalone emulator to test).",
+    )
+    allow_private_image_urls: bool = Field(
+        False,
+        description="Allow image URLs that resolve to private, loopback or link-local addresses.",
+    )
+    max_body_bytes: int = Field(
+        64 * 1024 * 1024, description="Largest request body accepted (bytes); larger gets 413."
+    )
+    image_max_bytes: int = Field(
+        20 * 1024 * 1024, description="Largest image accepted, downloaded or inline (bytes)."
+    )
+    image_max_pixels: int = Field(
+        40_000_000, description="Largest image accepted, in pixels (decompression-bomb cap)."
+    )
+    image_fetch_timeout: float = Field(
+        15.0, description="Seconds allowed to download one image URL, redirects included."
+    )
+    image_max_redirects: int = Field(3, description="Redirects followed for one image URL.")
+    worker_enabled: bool = Field(
+        True, description="Run the worker (submit, poll, download) inside the serve process."
+    )
+    max_in_flight: int = Field(
+        20, description="Upstream operations in flight at once; more tasks wait queued."
+    )
+    poll_interval: float = Field(
+        5.0, description="Seconds between polls of one upstream operation (jittered ±20%)."
+    )
+    poll_concurrency: int = Field(
+        16, description="Upstream polls and downloads running at the same moment."
+    )
+    task_timeout: float = Field(
+        1200.0, description="Seconds after submission before a task is failed as timed out."
+    )
+    submit_attempts: int = Field(
+        5, description="Submissions tried (on 429, 5xx and network errors) before a task fails."
+    )
+    upstream_timeout: float = Field(
+        60.0, description="Seconds allowed for one upstream call (downloads: between bytes)."
+    )
+    emulator_latency: str = Field(
+        "4-8",
+        description="Emulator: seconds an operation takes, or a 'min-max' range.",
+    )
+    emulator_host: str = Field(
+        "127.0.0.1", description="`veo-gateway emulator`: address to listen on."
+    )
+    emulator_port: int = Field(8001, description="`veo-gateway emulator`: port to listen on.")
+    emulator_api_keys: str = Field(
+        "",
+        description="Emulator: comma-separated keys it accepts; empty accepts any non-empty key.",
+    )
+    log_level: str = Field("info", description="Log level: debug, info, warning or error.")
+
+    @field_validator("emulator_latency")
+    @classmethod
+    def _check_latency(cls, value: str) -> str:
+        parse_latency(value)
+        return value
+
+    @property
+    def client_keys(self) -> list[str]:
+        """The keys of `api_keys`, split and stripped."""
+        return [key.strip() for key in self.api_keys.split(",") if key.strip()]
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite inside the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'veo-gateway.db').resolve()}"
+
+    @property
+    def resolved_videos_dir(self) -> Path:
+        """Where finished videos are stored."""
+        return self.videos_dir or self.data_dir / "videos"
+
+    @property
+    def latency_range(self) -> tuple[float, float]:
+        """The emulator latency as (min, max) seconds."""
+        return parse_latency(self.emulator_latency)
+
+    @property
+    def uses_emulator(self) -> bool:
+        """True when no upstream credential is set and the built-in emulator serves tasks."""
+        return not self.gemini_api_key
