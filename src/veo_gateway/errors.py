@@ -6,6 +6,7 @@
     ├── Unauthenticated               401 UNAUTHENTICATED
     ├── PermissionDenied              403 PERMISSION_DENIED
     ├── NotFound                      404 NOT_FOUND
+    ├── MethodNotAllowed              405 METHOD_NOT_ALLOWED
     ├── Conflict                      409 ABORTED
     ├── PayloadTooLarge               413 INVALID_ARGUMENT
     ├── RangeNotSatisfiable           416 OUT_OF_RANGE
@@ -107,6 +108,13 @@ class NotFound(GatewayError):
 
     http_status = 404
     status = "NOT_FOUND"
+
+
+class MethodNotAllowed(GatewayError):
+    """The route exists but not with this HTTP method."""
+
+    http_status = 405
+    status = "METHOD_NOT_ALLOWED"
 
 
 class Conflict(GatewayError):

@@ -1,0 +1,53 @@
+"""The services a request handler may use, built in the lifespan and reached as dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from veo_gateway.api.auth import Authenticator
+from veo_gateway.domain.catalog import Catalog
+from veo_gateway.media.fetch import SafeFetcher
+from veo_gateway.media.images import ImageLimits
+from veo_gateway.media.storage import LocalStorage
+from veo_gateway.settings import Settings
+from veo_gateway.store.keys import KeyStore
+from veo_gateway.store.tasks import TaskStore
+from veo_gateway.worker.scheduler import Worker
+
+
+@dataclass
+class Services:
+    """Everything the handlers share; one per app, made in the lifespan."""
+
+    settings: Settings
+    catalog: Catalog
+    tasks: TaskStore
+    keys: KeyStore
+    storage: LocalStorage
+    fetcher: SafeFetcher
+    image_limits: ImageLimits
+    auth: Authenticator
+    worker: Worker | None
+    upstream: str
+
+
+def get_services(request: Request) -> Services:
+    """The app's services (set by the lifespan)."""
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def get_owner(
+    services: ServicesDep, authorization: Annotated[str | None, Header()] = None
+) -> str:
+    """The owner id of the calling key (401 when there is none, or it is unknown)."""
+    return await services.auth.owner(authorization)
+
+
+OwnerDep = Annotated[str, Depends(get_owner)]

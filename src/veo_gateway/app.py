@@ -1,0 +1,222 @@
+"""`create_app(settings)`: the gateway's ASGI app. Everything with a lifetime is built in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import IO
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from veo_gateway.api import health, videos
+from veo_gateway.api.auth import Authenticator
+from veo_gateway.api.deps import Services
+from veo_gateway.api.limits import BodySizeLimit
+from veo_gateway.domain.catalog import Catalog
+from veo_gateway.domain.progress import LatencyModel
+from veo_gateway.emulator.app import EmulatorConfig, create_emulator_app
+from veo_gateway.errors import GatewayError, InvalidArgument, MethodNotAllowed, NotFound
+from veo_gateway.media.fetch import FetchLimits, SafeFetcher
+from veo_gateway.media.images import ImageLimits
+from veo_gateway.media.storage import LocalStorage
+from veo_gateway.providers.gemini import GeminiProvider
+from veo_gateway.servers import BackgroundServer
+from veo_gateway.settings import Settings
+from veo_gateway.store.database import create_engine, migrate
+from veo_gateway.store.keys import KeyStore
+from veo_gateway.store.tasks import TaskStore
+from veo_gateway.worker.scheduler import Worker, WorkerConfig
+
+log = logging.getLogger("veo_gateway")
+
+
+def _error_response(error: GatewayError) -> JSONResponse:
+    return JSONResponse(error.to_dict(), status_code=error.code, headers=error.headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def gateway_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, GatewayError)
+        return _error_response(exc)
+
+    async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {}
+        param = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        message = f"{param or 'request'}: {first.get('msg', 'invalid request')}"
+        return _error_response(InvalidArgument(message, param=param or None))
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            return _error_response(NotFound("no such route"))
+        if exc.status_code == 405:
+            return _error_response(MethodNotAllowed("this route does not take that method"))
+        return _error_response(GatewayError(str(exc.detail)))
+
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return _error_response(GatewayError("internal error; it has been logged"))
+
+    app.add_exception_handler(GatewayError, gateway_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def _take_worker_lock(data_dir: Path) -> IO[str] | None:
+    """The single-worker lock of a SQLite data directory, or None if another process has it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = (data_dir / "worker.lock").open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    catalog = Catalog()
+    engine = create_engine(settings.resolved_database_url)
+    await migrate(engine)
+    tasks, keys = TaskStore(engine), KeyStore(engine)
+    storage = LocalStorage(settings.data_dir / "inputs", settings.resolved_videos_dir)
+    storage.prepare()
+    fetcher = SafeFetcher(
+        FetchLimits(
+            timeout=settings.image_fetch_timeout,
+            max_bytes=settings.image_max_bytes,
+            max_redirects=settings.image_max_redirects,
+            allow_private=settings.allow_private_image_urls,
+        )
+    )
+    timeout = httpx.Timeout(settings.upstream_timeout, connect=10.0)
+    upstream_client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+    emulator: BackgroundServer | None = None
+    worker_task: asyncio.Task[None] | None = None
+    lock: IO[str] | None = None
+    try:
+        if settings.uses_emulator:
+            emulator_key = secrets.token_urlsafe(24)
+            emulator = BackgroundServer(
+                create_emulator_app(
+                    EmulatorConfig(
+                        latency=settings.latency_range,
+                        api_keys=frozenset({emulator_key}),
+                        storage_dir=settings.data_dir / "emulator",
+                    )
+                )
+            )
+            await emulator.start()
+            provider = GeminiProvider(
+                api_key=emulator_key, base_url=emulator.url, client=upstream_client,
+                name="emulator",
+            )
+            low, high = settings.latency_range
+            latency = LatencyModel(catalog, override=(low, (low + high) / 2))
+            upstream = f"built-in emulator at {emulator.url} (no GEMINI_API_KEY set)"
+        else:
+            assert settings.gemini_api_key is not None
+            provider = GeminiProvider(
+                api_key=settings.gemini_api_key,
+                base_url=settings.gemini_base_url,
+                client=upstream_client,
+            )
+            latency = LatencyModel(catalog)
+            upstream = f"Gemini API at {settings.gemini_base_url}"
+        log.info("upstream: %s", upstream)
+        for model in catalog:
+            for seconds in await tasks.recent_latencies(model):
+                latency.observe(model, seconds)
+
+        worker: Worker | None = None
+        if settings.worker_enabled:
+            lock = _take_worker_lock(settings.data_dir)
+            if lock is None:
+                log.warning("another process runs the worker for %s; not starting one",
+                            settings.data_dir)
+            else:
+                requeued = await tasks.recover()
+                if requeued:
+                    log.warning("requeued %d interrupted submission(s)", requeued)
+                worker = Worker(
+                    store=tasks,
+                    provider=provider,
+                    storage=storage,
+                    latency=latency,
+                    config=WorkerConfig(
+                        max_in_flight=settings.max_in_flight,
+                        poll_interval=settings.poll_interval,
+                        poll_concurrency=settings.poll_concurrency,
+                        task_timeout=settings.task_timeout,
+                        submit_attempts=settings.submit_attempts,
+                    ),
+                )
+                worker_task = asyncio.create_task(worker.run(), name="veo-gateway-worker")
+
+        if not settings.client_keys and await keys.count_live() == 0:
+            _, secret = await keys.create("default")
+            log.warning(
+                "no API keys were configured, so one was created (shown once, keep it): %s",
+                secret,
+            )
+        log.info("create API keys with: veo-gateway keys create --name NAME")
+        app.state.services = Services(
+            settings=settings,
+            catalog=catalog,
+            tasks=tasks,
+            keys=keys,
+            storage=storage,
+            fetcher=fetcher,
+            image_limits=ImageLimits(
+                max_bytes=settings.image_max_bytes, max_pixels=settings.image_max_pixels
+            ),
+            auth=Authenticator(settings.client_keys, keys),
+            worker=worker,
+            upstream=upstream,
+        )
+        yield
+    finally:
+        if worker_task is not None:
+            worker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker_task
+        if emulator is not None:
+            await emulator.stop()
+        await upstream_client.aclose()
+        await fetcher.aclose()
+        await engine.dispose()
+        if lock is not None:
+            lock.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the gateway app; nothing is opened until its lifespan starts."""
+    settings = settings or Settings()
+    app = FastAPI(
+        title="veo-gateway",
+        version="0.1.0",
+        summary="Google's Veo video models behind one asynchronous HTTP API.",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    _install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(videos.router)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    return app

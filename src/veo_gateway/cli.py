@@ -1,0 +1,136 @@
+"""The `veo-gateway` command: serve, emulator, keys."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from veo_gateway.settings import Settings
+
+app = typer.Typer(
+    help="veo-gateway: Google's Veo video models behind one asynchronous HTTP API.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+keys_app = typer.Typer(help="Client API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Run the gateway (and, with no GEMINI_API_KEY, the built-in emulator in-process)."""
+    from veo_gateway.app import create_app
+
+    settings = Settings()
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    if overrides:
+        settings = settings.model_copy(update=overrides)
+    _logging(settings.log_level)
+    url = f"http://{settings.host}:{settings.port}"
+    typer.echo(f"veo-gateway listening on {url}  (data in {settings.data_dir.resolve()})")
+    if settings.uses_emulator:
+        typer.echo("upstream: the built-in Veo emulator (set GEMINI_API_KEY to use Google)")
+    else:
+        typer.echo(f"upstream: Gemini API at {settings.gemini_base_url}")
+    typer.echo("API keys: `veo-gateway keys create --name NAME`, or VEO_GATEWAY_API_KEYS=k1,k2")
+    typer.echo(f"try: curl -H 'Authorization: Bearer KEY' {url}/v1/videos -d "
+               "'{\"model\":\"veo-3.1-fast-generate-preview\",\"prompt\":\"a cat\"}'")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+
+
+@app.command()
+def emulator(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    storage_dir: Annotated[
+        Path | None, typer.Option(help="Where rendered videos go. Default: DATA_DIR/emulator.")
+    ] = None,
+) -> None:
+    """Run the Veo emulator alone (Google's Gemini API protocol, real MP4 files)."""
+    from veo_gateway.emulator.app import EmulatorConfig, create_emulator_app
+
+    settings = Settings()
+    _logging(settings.log_level)
+    keys = frozenset(k.strip() for k in settings.emulator_api_keys.split(",") if k.strip())
+    config = EmulatorConfig(
+        latency=settings.latency_range,
+        api_keys=keys,
+        storage_dir=storage_dir or settings.data_dir / "emulator",
+    )
+    bind_host = host or settings.emulator_host
+    bind_port = port or settings.emulator_port
+    typer.echo(f"Veo emulator listening on http://{bind_host}:{bind_port} "
+               f"(latency {settings.emulator_latency} s)")
+    typer.echo(f"point the gateway at it: VEO_GATEWAY_GEMINI_BASE_URL=http://{bind_host}:"
+               f"{bind_port} GEMINI_API_KEY=any-key veo-gateway serve")
+    uvicorn.run(create_emulator_app(config), host=bind_host, port=bind_port,
+                log_level=settings.log_level, access_log=False)
+
+
+async def _with_keys(action: str, value: str) -> None:
+    from veo_gateway.store.database import create_engine, migrate
+    from veo_gateway.store.keys import KeyStore
+
+    settings = Settings()
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        await migrate(engine)
+        store = KeyStore(engine)
+        if action == "create":
+            key, secret = await store.create(value)
+            typer.echo(f"created key {key.id} ({key.name}). The key, shown this once:")
+            typer.echo(secret)
+        elif action == "list":
+            for key in await store.list():
+                state = "revoked" if key.revoked_at else "active"
+                typer.echo(f"{key.id}\t{key.name}\t{key.prefix}…\t{state}")
+        elif action == "revoke":
+            if not await store.revoke(value):
+                typer.echo(f"no active key with id {value}", err=True)
+                raise typer.Exit(1)
+            typer.echo(f"revoked {value}")
+    finally:
+        await engine.dispose()
+
+
+@keys_app.command("create")
+def keys_create(name: Annotated[str, typer.Option(help="Who or what the key is for.")]) -> None:
+    """Create a client key and print it once (only its hash is stored)."""
+    asyncio.run(_with_keys("create", name))
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List stored keys (ids, names, prefixes; never the secrets)."""
+    asyncio.run(_with_keys("list", ""))
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_...).")]) -> None:
+    """Revoke a stored key."""
+    asyncio.run(_with_keys("revoke", key_id))
+
+
+def main() -> None:
+    """Entry point of the `veo-gateway` command."""
+    app()

@@ -1,0 +1,239 @@
+"""Durable tasks: creation, reads, leases and compare-and-swap state changes.
+
+Every state change is `UPDATE ... WHERE id = :id AND state = :expected`: whoever changes a state
+first wins, so a charge, a webhook or a completion happens once even with several workers.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from veo_gateway.store.tables import tasks
+
+
+class State(enum.StrEnum):
+    """A task's state inside the gateway (each dialect renders it its own way)."""
+
+    QUEUED = "queued"
+    SUBMITTING = "submitting"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+FINAL_STATES = frozenset({State.COMPLETED, State.FAILED})
+
+
+@dataclass(frozen=True)
+class Task:
+    """One row of the tasks table."""
+
+    id: str
+    owner: str
+    dialect: str
+    model: str
+    state: State
+    request: dict[str, Any]
+    created_at: float
+    updated_at: float
+    upstream: str | None = None
+    operation_name: str | None = None
+    attempts: int = 0
+    submitted_at: float | None = None
+    completed_at: float | None = None
+    due_at: float = 0.0
+    lease_until: float = 0.0
+    expected_seconds: float | None = None
+    fail_reason: str | None = None
+    video_path: str | None = None
+    video_bytes: int | None = None
+
+    @classmethod
+    def from_row(cls, row: sa.RowMapping) -> Task:
+        """Build a Task from a database row."""
+        values = dict(row)
+        values["state"] = State(values["state"])
+        return cls(**values)
+
+
+class TaskStore:
+    """Tasks in a SQL database (SQLite or PostgreSQL) through SQLAlchemy Core."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create(
+        self, *, task_id: str, owner: str, dialect: str, model: str, request: dict[str, Any]
+    ) -> Task:
+        """Insert a new queued task, due for submission now."""
+        now = time.time()
+        values = {
+            "id": task_id,
+            "owner": owner,
+            "dialect": dialect,
+            "model": model,
+            "state": State.QUEUED.value,
+            "request": request,
+            "created_at": now,
+            "updated_at": now,
+            "due_at": now,
+            "lease_until": 0.0,
+            "attempts": 0,
+        }
+        async with self._engine.begin() as conn:
+            await conn.execute(tasks.insert().values(**values))
+        return Task(**{**values, "state": State.QUEUED})
+
+    async def get(self, task_id: str, owner: str | None = None) -> Task | None:
+        """The task, or None; with `owner`, only when that owner created it."""
+        query = tasks.select().where(tasks.c.id == task_id)
+        if owner is not None:
+            query = query.where(tasks.c.owner == owner)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return Task.from_row(row) if row else None
+
+    async def count_in_flight(self) -> int:
+        """Tasks being submitted or running upstream."""
+        query = sa.select(sa.func.count()).where(
+            tasks.c.state.in_([State.SUBMITTING.value, State.IN_PROGRESS.value])
+        )
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    async def next_due_at(self) -> float | None:
+        """The earliest time the worker has something to do, or None when nothing is pending."""
+        ready_at = sa.case(
+            (tasks.c.due_at > tasks.c.lease_until, tasks.c.due_at), else_=tasks.c.lease_until
+        )
+        query = sa.select(sa.func.min(ready_at)).where(
+            tasks.c.state.in_([State.QUEUED.value, State.IN_PROGRESS.value])
+        )
+        async with self._engine.connect() as conn:
+            value = (await conn.execute(query)).scalar_one_or_none()
+        return float(value) if value is not None else None
+
+    async def claim(
+        self,
+        state: State,
+        *,
+        limit: int,
+        lease_seconds: float,
+        new_state: State | None = None,
+    ) -> list[Task]:
+        """Lease up to `limit` due tasks in `state`, oldest due first (optionally moving them).
+
+        A task is due when `due_at` has passed and no live lease is on it. Each row is taken with
+        its own compare-and-swap, so two workers never take the same task.
+        """
+        if limit <= 0:
+            return []
+        now = time.time()
+        candidates = (
+            sa.select(tasks.c.id)
+            .where(tasks.c.state == state.value, tasks.c.due_at <= now, tasks.c.lease_until <= now)
+            .order_by(tasks.c.due_at, tasks.c.created_at)
+            .limit(limit)
+        )
+        claimed: list[Task] = []
+        async with self._engine.begin() as conn:
+            ids = (await conn.execute(candidates)).scalars().all()
+            for task_id in ids:
+                values: dict[str, Any] = {"lease_until": now + lease_seconds, "updated_at": now}
+                if new_state is not None:
+                    values["state"] = new_state.value
+                row = (
+                    (
+                        await conn.execute(
+                            tasks.update()
+                            .where(
+                                tasks.c.id == task_id,
+                                tasks.c.state == state.value,
+                                tasks.c.lease_until <= now,
+                            )
+                            .values(**values)
+                            .returning(*tasks.c)
+                        )
+                    )
+                    .mappings()
+                    .first()
+                )
+                if row is not None:
+                    claimed.append(Task.from_row(row))
+        return claimed
+
+    async def transition(self, task_id: str, expected: State, new: State, **fields: Any) -> bool:
+        """Compare-and-swap `expected` -> `new`, setting `fields`; True when this call won."""
+        values = {**fields, "state": new.value, "updated_at": time.time()}
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id, tasks.c.state == expected.value)
+                .values(**values)
+            )
+        return bool(result.rowcount == 1)
+
+    async def update(self, task_id: str, expected: State, **fields: Any) -> bool:
+        """Set `fields` only while the task is still in `expected`; True when it was."""
+        values = {**fields, "updated_at": time.time()}
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id, tasks.c.state == expected.value)
+                .values(**values)
+            )
+        return bool(result.rowcount == 1)
+
+    async def recover(self) -> int:
+        """Release every lease and requeue interrupted submissions; run by the only worker.
+
+        A submission cut off by a crash cannot be told apart from one that never left: Google
+        offers no idempotency key, so it is submitted again (see docs/architecture.md).
+        """
+        now = time.time()
+        async with self._engine.begin() as conn:
+            requeued = await conn.execute(
+                tasks.update()
+                .where(tasks.c.state == State.SUBMITTING.value)
+                .values(state=State.QUEUED.value, lease_until=0.0, due_at=now, updated_at=now)
+            )
+            await conn.execute(
+                tasks.update()
+                .where(tasks.c.state == State.IN_PROGRESS.value, tasks.c.lease_until > 0)
+                .values(lease_until=0.0, due_at=now)
+            )
+        return int(requeued.rowcount)
+
+    async def list_for_owner(self, owner: str, *, limit: int = 100) -> Sequence[Task]:
+        """The owner's tasks, newest first."""
+        query = (
+            tasks.select()
+            .where(tasks.c.owner == owner)
+            .order_by(tasks.c.created_at.desc())
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [Task.from_row(row) for row in rows]
+
+    async def recent_latencies(self, model: str, *, limit: int = 50) -> list[float]:
+        """Seconds from submission to completion of the model's last completed tasks."""
+        query = (
+            sa.select(tasks.c.completed_at - tasks.c.submitted_at)
+            .where(
+                tasks.c.model == model,
+                tasks.c.state == State.COMPLETED.value,
+                tasks.c.submitted_at.is_not(None),
+            )
+            .order_by(tasks.c.completed_at.desc())
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            return [float(v) for v in (await conn.execute(query)).scalars().all() if v]

@@ -1,0 +1,228 @@
+"""The worker: submits queued tasks, polls running operations, stores finished videos.
+
+One loop claims due work from the store and hands each task to its own asyncio task, so polls
+run side by side (bounded), never one after another. Every state change is a compare-and-swap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+from veo_gateway.domain.progress import LatencyModel
+from veo_gateway.errors import UpstreamError
+from veo_gateway.media.inputs import load_request
+from veo_gateway.media.storage import LocalStorage
+from veo_gateway.providers.base import Provider
+from veo_gateway.store.tasks import State, Task, TaskStore
+
+log = logging.getLogger("veo_gateway.worker")
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """The worker's knobs (from Settings)."""
+
+    max_in_flight: int = 20
+    poll_interval: float = 5.0
+    poll_concurrency: int = 16
+    task_timeout: float = 1200.0
+    submit_attempts: int = 5
+    # A lease outlives the longest call it covers, so a live worker never loses its task.
+    submit_lease: float = 180.0
+    poll_lease: float = 600.0
+    idle_wait: float = 5.0
+
+
+class Worker:
+    """Moves tasks from queued to completed or failed."""
+
+    def __init__(
+        self,
+        *,
+        store: TaskStore,
+        provider: Provider,
+        storage: LocalStorage,
+        latency: LatencyModel,
+        config: WorkerConfig,
+    ) -> None:
+        self._store = store
+        self._provider = provider
+        self._storage = storage
+        self._latency = latency
+        self._config = config
+        self._wake = asyncio.Event()
+        self._submitting: set[asyncio.Task[None]] = set()
+        self._polling: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """Look for work now (a task was created, or a job finished)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Loop until cancelled."""
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    await self.step()
+                except Exception:  # a database hiccup must not end the worker
+                    log.exception("worker step failed; retrying")
+                await self._sleep()
+        finally:
+            for job in self._submitting | self._polling:
+                job.cancel()
+            await asyncio.gather(*self._submitting, *self._polling, return_exceptions=True)
+
+    async def _sleep(self) -> None:
+        wait = self._config.idle_wait
+        next_due = await self._store.next_due_at()
+        if next_due is not None:
+            wait = min(wait, max(0.0, next_due - time.time()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.01))
+
+    async def step(self) -> None:
+        """Claim what is due and start a job for each."""
+        free = self._config.max_in_flight - await self._store.count_in_flight()
+        for task in await self._store.claim(
+            State.QUEUED,
+            limit=free,
+            lease_seconds=self._config.submit_lease,
+            new_state=State.SUBMITTING,
+        ):
+            self._spawn(self._submitting, self._submit(task))
+        room = self._config.poll_concurrency - len(self._polling)
+        for task in await self._store.claim(
+            State.IN_PROGRESS, limit=room, lease_seconds=self._config.poll_lease
+        ):
+            self._spawn(self._polling, self._poll(task))
+
+    def _spawn(self, jobs: set[asyncio.Task[None]], coro: object) -> None:
+        job: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        jobs.add(job)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            jobs.discard(finished)
+            if not finished.cancelled() and (exc := finished.exception()):
+                log.error("worker job crashed", exc_info=exc)
+            self.wake()
+
+        job.add_done_callback(done)
+
+    async def drain(self) -> None:
+        """Wait for the jobs started so far (tests, shutdown)."""
+        await asyncio.gather(*self._submitting, *self._polling, return_exceptions=True)
+
+    # -- submission -------------------------------------------------------------------------
+
+    async def _submit(self, task: Task) -> None:
+        try:
+            request = await load_request(self._storage, task.id, task.request)
+        except OSError as exc:
+            await self._fail(task, State.SUBMITTING, f"the task's stored inputs are unreadable: {exc}")
+            return
+        try:
+            operation = await self._provider.submit(task.model, request)
+        except UpstreamError as exc:
+            await self._submit_failed(task, exc)
+            return
+        now = time.time()
+        won = await self._store.transition(
+            task.id,
+            State.SUBMITTING,
+            State.IN_PROGRESS,
+            operation_name=operation,
+            upstream=self._provider.name,
+            submitted_at=now,
+            expected_seconds=self._latency.expected(task.model),
+            due_at=now + self._latency.first_poll_after(task.model),
+            lease_until=0.0,
+        )
+        log.info("task %s submitted as %s (recorded: %s)", task.id, operation, won)
+
+    async def _submit_failed(self, task: Task, exc: UpstreamError) -> None:
+        attempts = task.attempts + 1
+        if exc.retryable and attempts < self._config.submit_attempts:
+            backoff = min(60.0, 2.0**attempts) * random.uniform(0.8, 1.2)
+            await self._store.transition(
+                task.id,
+                State.SUBMITTING,
+                State.QUEUED,
+                attempts=attempts,
+                due_at=time.time() + backoff,
+                lease_until=0.0,
+            )
+            log.warning("task %s: submission failed (%s); retry in %.0f s", task.id, exc, backoff)
+            return
+        await self._fail(task, State.SUBMITTING, exc.message, attempts=attempts)
+
+    # -- polling ----------------------------------------------------------------------------
+
+    async def _poll(self, task: Task) -> None:
+        now = time.time()
+        assert task.operation_name is not None
+        started = task.submitted_at or task.created_at
+        if now - started > self._config.task_timeout:
+            await self._fail(
+                task,
+                State.IN_PROGRESS,
+                f"timed out: no result after {self._config.task_timeout:.0f} s upstream",
+            )
+            return
+        try:
+            status = await self._provider.poll(task.operation_name)
+            if not status.done:
+                await self._reschedule(task)
+            elif status.error is not None or status.video_ref is None:
+                await self._fail(task, State.IN_PROGRESS, status.error or "no video returned")
+            else:
+                await self._finish(task, status.video_ref)
+        except UpstreamError as exc:
+            if not exc.retryable:
+                await self._fail(task, State.IN_PROGRESS, exc.message)
+                return
+            log.warning("task %s: poll or download failed (%s); will retry", task.id, exc)
+            await self._reschedule(task)
+        except OSError:
+            # Local storage trouble (disk full, permissions): keep the task, try again later.
+            log.exception("task %s: storing the video failed; will retry", task.id)
+            await self._reschedule(task)
+
+    async def _reschedule(self, task: Task) -> None:
+        interval = self._config.poll_interval * random.uniform(0.8, 1.2)
+        await self._store.update(
+            task.id, State.IN_PROGRESS, due_at=time.time() + interval, lease_until=0.0
+        )
+
+    async def _finish(self, task: Task, video_ref: str) -> None:
+        async with self._provider.download(video_ref) as chunks:
+            path, size = await self._storage.save_video(task.id, chunks)
+        now = time.time()
+        if await self._store.transition(
+            task.id,
+            State.IN_PROGRESS,
+            State.COMPLETED,
+            completed_at=now,
+            video_path=str(path),
+            video_bytes=size,
+            lease_until=0.0,
+        ):
+            self._latency.observe(task.model, now - (task.submitted_at or now))
+            log.info("task %s completed (%d bytes)", task.id, size)
+
+    async def _fail(self, task: Task, expected: State, reason: str, **fields: object) -> None:
+        if await self._store.transition(
+            task.id,
+            expected,
+            State.FAILED,
+            fail_reason=reason,
+            completed_at=time.time(),
+            lease_until=0.0,
+            **fields,
+        ):
+            log.info("task %s failed: %s", task.id, reason)
