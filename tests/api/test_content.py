@@ -1,0 +1,51 @@
+"""`/content`: Range, HEAD, 416, not ready, unknown id."""
+
+from __future__ import annotations
+
+from tests.conftest import Gateway
+
+FAST = "veo-3.1-fast-generate-preview"
+
+
+def test_content_ranges_and_head(gateway: Gateway) -> None:
+    task_id = gateway.create({"model": FAST, "prompt": "p",
+                              "metadata": {"durationSeconds": 4}}).json()["id"]
+    assert gateway.wait(task_id)["status"] == "completed"
+    url = f"/v1/videos/{task_id}/content"
+    full = gateway.client.get(url, headers=gateway.headers())
+    size = len(full.content)
+    assert full.headers["accept-ranges"] == "bytes"
+    assert full.content[4:8] == b"ftyp"
+
+    part = gateway.client.get(url, headers={**gateway.headers(), "Range": "bytes=100-199"})
+    assert part.status_code == 206
+    assert part.headers["content-range"] == f"bytes 100-199/{size}"
+    assert part.content == full.content[100:200]
+
+    tail = gateway.client.get(url, headers={**gateway.headers(), "Range": "bytes=-50"})
+    assert tail.status_code == 206 and tail.content == full.content[-50:]
+    opened = gateway.client.get(url, headers={**gateway.headers(), "Range": f"bytes={size - 10}-"})
+    assert opened.status_code == 206 and opened.content == full.content[-10:]
+
+    bad = gateway.client.get(url, headers={**gateway.headers(), "Range": f"bytes={size + 5}-"})
+    assert bad.status_code == 416
+    assert bad.headers["content-range"] == f"bytes */{size}"
+
+    head = gateway.client.head(url, headers=gateway.headers())
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) == size
+
+
+def test_content_before_completion_is_a_clear_error(make_gateway) -> None:
+    gateway = make_gateway(emulator_latency="30")
+    task_id = gateway.create({"model": FAST, "prompt": "p"}).json()["id"]
+    response = gateway.client.get(f"/v1/videos/{task_id}/content", headers=gateway.headers())
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["status"] == "FAILED_PRECONDITION" and "not ready" in error["message"]
+
+
+def test_content_of_unknown_id_is_404(gateway: Gateway) -> None:
+    response = gateway.client.get("/v1/videos/video_nope/content", headers=gateway.headers())
+    assert response.status_code == 404
+    assert gateway.get("video_nope").status_code == 404

@@ -1,0 +1,75 @@
+"""SIGKILL the gateway with tasks queued and running: after a restart every task finishes, and
+the emulator (a separate process) has seen each submitted exactly once."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.processes import free_port, start, stop, wait_http
+
+KEY = "restart-key"
+FAST = "veo-3.1-fast-generate-preview"
+
+
+def test_sigkill_loses_nothing_and_submits_nothing_twice(tmp_path: Path) -> None:
+    emulator_port, gateway_port = free_port(), free_port()
+    emulator_url = f"http://127.0.0.1:{emulator_port}"
+    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    emulator = start(["emulator", "--port", str(emulator_port),
+                      "--storage-dir", str(tmp_path / "emu")],
+                     {"VEO_GATEWAY_EMULATOR_LATENCY": "2"}, tmp_path / "emulator.log")
+    env = {
+        "GEMINI_API_KEY": "any-upstream-key",
+        "VEO_GATEWAY_GEMINI_BASE_URL": emulator_url,
+        "VEO_GATEWAY_DATA_DIR": str(tmp_path / "data"),
+        "VEO_GATEWAY_API_KEYS": KEY,
+        "VEO_GATEWAY_MAX_IN_FLIGHT": "2",
+        "VEO_GATEWAY_POLL_INTERVAL": "0.3",
+        "VEO_GATEWAY_PORT": str(gateway_port),
+    }
+    headers = {"Authorization": f"Bearer {KEY}"}
+    gateway = start(["serve"], env, tmp_path / "gateway.log")
+    try:
+        wait_http(f"{emulator_url}/_emulator/stats", emulator, tmp_path / "emulator.log")
+        wait_http(f"{gateway_url}/healthz", gateway, tmp_path / "gateway.log")
+        ids = [
+            httpx.post(f"{gateway_url}/v1/videos", headers=headers, timeout=30,
+                       json={"model": FAST, "prompt": f"task {i}",
+                             "metadata": {"durationSeconds": 4}}).json()["id"]
+            for i in range(6)
+        ]
+        # Wait for the moment two run upstream and four wait: then no submission is under way.
+        deadline = time.monotonic() + 30
+        while True:
+            states = [httpx.get(f"{gateway_url}/v1/videos/{i}", headers=headers).json()["status"]
+                      for i in ids]
+            if states.count("in_progress") == 2 and states.count("") == 4:
+                break
+            assert time.monotonic() < deadline, states
+            time.sleep(0.05)
+        gateway.send_signal(signal.SIGKILL)
+        gateway.wait()
+
+        gateway = start(["serve"], env, tmp_path / "gateway.log")
+        wait_http(f"{gateway_url}/healthz", gateway, tmp_path / "gateway.log")
+        deadline = time.monotonic() + 120
+        while True:
+            bodies = [httpx.get(f"{gateway_url}/v1/videos/{i}", headers=headers).json()
+                      for i in ids]
+            if all(b["status"] == "completed" for b in bodies):
+                break
+            assert not any(b["status"] == "failure" for b in bodies), bodies
+            assert time.monotonic() < deadline, bodies
+            time.sleep(0.2)
+        stats = httpx.get(f"{emulator_url}/_emulator/stats").json()
+        assert stats["submissions"] == 6
+        for task_id in ids:
+            content = httpx.get(f"{gateway_url}/v1/videos/{task_id}/content", headers=headers)
+            assert content.status_code == 200 and content.content[4:8] == b"ftyp"
+    finally:
+        stop(gateway)
+        stop(emulator)
