@@ -1,0 +1,231 @@
+"""The emulator's long-running operations: their latency, their renders and their counters.
+
+An operation is done when its latency has passed *and* its video is rendered. Renders run in
+worker threads, a few at a time, started when the operation is created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+import secrets
+import string
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+
+from veo_gateway.domain.catalog import ModelCapabilities
+from veo_gateway.domain.request import Image, VideoRequest
+from veo_gateway.emulator import protocol
+from veo_gateway.emulator.render import RenderCancelled, RenderSpec, frame_size, render_video
+from veo_gateway.errors import NotFound
+
+logger = logging.getLogger(__name__)
+
+BLOCKED_MARKER = "[emulator:blocked]"
+FAIL_MARKER = "[emulator:fail]"
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+_REQUEST_LOG_SIZE = 1000  # bodies kept for /_emulator/requests; older ones are dropped
+
+
+class Outcome(enum.Enum):
+    """How an operation ends."""
+
+    VIDEO = "video"
+    BLOCKED = "blocked"
+    FAILED = "failed"
+
+
+@dataclass
+class Operation:
+    """One predictLongRunning call and what became of it."""
+
+    id: str
+    model: str
+    ready_at: float  # time.monotonic() after which the operation may report done
+    outcome: Outcome
+    file_ids: tuple[str, ...] = ()
+    render: asyncio.Task[None] | None = None
+    render_error: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The operation's resource name, as clients poll it."""
+        return f"models/{self.model}/operations/{self.id}"
+
+    def is_done(self, now: float) -> bool:
+        """True once the latency has passed and the render (if any) has finished."""
+        return now >= self.ready_at and (self.render is None or self.render.done())
+
+    def to_json(self, host: str, now: float) -> dict[str, Any]:
+        """The operation as Google returns it; video URIs point at `host`, always https."""
+        if not self.is_done(now):
+            return protocol.running(self.name)
+        if self.outcome is Outcome.FAILED:
+            return protocol.finished_with_error(self.name)
+        if self.outcome is Outcome.BLOCKED:
+            return protocol.finished_blocked(self.name)
+        if self.render_error is not None:
+            return protocol.finished_with_error(self.name, self.render_error)
+        return protocol.finished_with_videos(
+            self.name,
+            [
+                f"https://{host}/v1beta/files/{file_id}:download?alt=media"
+                for file_id in self.file_ids
+            ],
+        )
+
+
+@dataclass
+class Counters:
+    """What the emulator has seen, for /_emulator/stats."""
+
+    submissions: int = 0
+    submissions_by_model: Counter[str] = field(default_factory=Counter)
+    polls: int = 0
+    downloads: int = 0
+
+
+class OperationBook:
+    """All operations and rendered files of one emulator app."""
+
+    def __init__(
+        self,
+        *,
+        storage_dir: Path,
+        latency: tuple[float, float],
+        fps: int,
+        max_concurrent_renders: int = 2,
+    ) -> None:
+        self._storage_dir = storage_dir
+        self._latency = latency
+        self._fps = fps
+        self._operations: dict[str, Operation] = {}
+        self._files: dict[str, Path] = {}
+        self._renders = asyncio.Semaphore(max_concurrent_renders)
+        # Set at shutdown: a render in its thread checks it between frames and stops.
+        self._stopping = threading.Event()
+        self._random = random.Random()
+        self.counters = Counters()
+        self.requests: deque[Any] = deque(maxlen=_REQUEST_LOG_SIZE)
+
+    def _new_id(self, taken: dict[str, Any], length: int) -> str:
+        while True:
+            new = "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+            if new not in taken:
+                return new
+
+    def submit(
+        self, request: VideoRequest[Image], row: ModelCapabilities, samples: int = 1
+    ) -> Operation:
+        """Start an operation for a validated request; its render starts now, in a thread."""
+        if FAIL_MARKER in request.prompt:
+            outcome = Outcome.FAILED
+        elif BLOCKED_MARKER in request.prompt:
+            outcome = Outcome.BLOCKED
+        else:
+            outcome = Outcome.VIDEO
+        low, high = self._latency
+        operation = Operation(
+            id=self._new_id(self._operations, 12),
+            model=row.name,
+            ready_at=time.monotonic() + self._random.uniform(low, high),
+            outcome=outcome,
+        )
+        if outcome is Outcome.VIDEO:
+            operation.file_ids = tuple(self._new_id(self._files, 16) for _ in range(samples))
+            path = self._storage_dir / f"{operation.file_ids[0]}.mp4"
+            # Every sample is the same file: clients only tell samples apart by their URIs.
+            for file_id in operation.file_ids:
+                self._files[file_id] = path
+            operation.render = asyncio.create_task(
+                self._render(operation, self._spec(request, row), path),
+                name=f"emulator-render-{operation.id}",
+            )
+        self._operations[operation.id] = operation
+        self.counters.submissions += 1
+        self.counters.submissions_by_model[row.name] += 1
+        return operation
+
+    def _spec(self, request: VideoRequest[Image], row: ModelCapabilities) -> RenderSpec:
+        width, height = frame_size(
+            request.aspect_ratio or row.default_aspect_ratio,
+            request.resolution or row.default_resolution,
+        )
+        return RenderSpec(
+            prompt=request.prompt,
+            width=width,
+            height=height,
+            seconds=request.duration_seconds or row.default_duration,
+            fps=self._fps,
+            audio=row.audio,
+            first_image=None if request.image is None else request.image.data,
+            last_image=None if request.last_frame is None else request.last_frame.data,
+            reference_images=tuple(ref.image.data for ref in request.reference_images),
+            label=row.name,
+        )
+
+    async def _render(self, operation: Operation, spec: RenderSpec, path: Path) -> None:
+        async with self._renders:
+            try:
+                await anyio.to_thread.run_sync(render_video, spec, path, self._stopping)
+            except RenderCancelled:
+                raise
+            # Any render failure (a corrupt image, FFmpeg, the disk) must end the operation
+            # with an error, as Google's would, rather than leave it running forever.
+            except Exception as exc:
+                logger.exception("emulator: render of %s failed", operation.name)
+                operation.render_error = f"Video generation failed: {exc} (emulated)."
+
+    def get(self, model: str, operation_id: str) -> Operation:
+        """The operation `models/{model}/operations/{operation_id}`, or NotFound."""
+        operation = self._operations.get(operation_id)
+        if operation is None or operation.model != model:
+            raise NotFound(f"Operation not found: models/{model}/operations/{operation_id}")
+        return operation
+
+    def file(self, file_id: str) -> Path:
+        """The rendered file behind `file_id`, once it exists, or NotFound."""
+        path = self._files.get(file_id)
+        if path is None or not path.is_file():
+            raise NotFound(f"File {file_id} not found.")
+        return path
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and every operation's state, for tests."""
+        now = time.monotonic()
+        return {
+            "submissions": self.counters.submissions,
+            "submissions_by_model": dict(self.counters.submissions_by_model),
+            "polls": self.counters.polls,
+            "downloads": self.counters.downloads,
+            "operations": {
+                op.id: {"model": op.model, "done": op.is_done(now)}
+                for op in self._operations.values()
+            },
+        }
+
+    async def aclose(self) -> None:
+        """Stop renders in progress, wait for their threads, and delete the rendered files.
+
+        Renders are not cancelled from here: a cancelled task would stop waiting while its
+        thread still writes. The event makes each render stop at its next frame instead (and
+        those still queued stop before their first), so this returns within a frame or two.
+        """
+        self._stopping.set()
+        tasks = [
+            op.render
+            for op in self._operations.values()
+            if op.render is not None and not op.render.done()
+        ]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # Files are only reachable through this app's memory: once it stops, they are litter.
+        for path in set(self._files.values()):
+            path.unlink(missing_ok=True)
