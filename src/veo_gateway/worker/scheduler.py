@@ -140,7 +140,7 @@ class Worker:
             upstream=self._provider.name,
             submitted_at=now,
             expected_seconds=self._latency.expected(task.model),
-            due_at=now + self._latency.first_poll_after(task.model),
+            due_at=now + min(self._latency.first_poll_after(task.model), self._config.task_timeout),
             lease_until=0.0,
         )
         log.info("task %s submitted as %s (recorded: %s)", task.id, operation, won)
@@ -194,9 +194,12 @@ class Worker:
             await self._reschedule(task)
 
     async def _reschedule(self, task: Task) -> None:
+        now = time.time()
         interval = self._config.poll_interval * random.uniform(0.8, 1.2)
+        # Never sleep past the task's deadline: the poll after it is the one that fails it.
+        deadline = (task.submitted_at or task.created_at) + self._config.task_timeout
         await self._store.update(
-            task.id, State.IN_PROGRESS, due_at=time.time() + interval, lease_until=0.0
+            task.id, State.IN_PROGRESS, due_at=min(now + interval, deadline), lease_until=0.0
         )
 
     async def _finish(self, task: Task, video_ref: str) -> None:
