@@ -107,15 +107,25 @@ def wrk(url: str, seconds: int, headers: dict[str, str] | None = None) -> dict[s
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": rps, "p50": latency("50"), "p99": latency("99"),
-            "errors": float(non2xx.group(1)) if non2xx else 0.0}
+    return {
+        "rps": rps,
+        "p50": latency("50"),
+        "p99": latency("99"),
+        "errors": float(non2xx.group(1)) if non2xx else 0.0,
+    }
 
 
 def download(url: str, headers: dict[str, str], rate: float | None = None) -> dict[str, float]:
     """GET url with curl (so the client is never the bottleneck); `rate` makes it a slow reader
     for five seconds. Returns time to first byte (ms), seconds and bytes."""
-    args = ["curl", "-s", "-o", "/dev/null", "-w", "%{time_starttransfer} %{time_total} "
-            "%{size_download}"]
+    args = [
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{time_starttransfer} %{time_total} %{size_download}",
+    ]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
     if rate:
@@ -124,8 +134,9 @@ def download(url: str, headers: dict[str, str], rate: float | None = None) -> di
     return {"ttfb_ms": float(out[0]) * 1000, "seconds": float(out[1]), "bytes": float(out[2])}
 
 
-def parallel_downloads(url: str, headers: dict[str, str], pid: int, n: int = 20
-                       ) -> dict[str, float]:
+def parallel_downloads(
+    url: str, headers: dict[str, str], pid: int, n: int = 20
+) -> dict[str, float]:
     results: list[dict[str, float]] = []
     lock = threading.Lock()
 
@@ -143,11 +154,14 @@ def parallel_downloads(url: str, headers: dict[str, str], pid: int, n: int = 20
             thread.join()
         elapsed = time.perf_counter() - started
     total = sum(r["bytes"] for r in results)
-    return {"rss_growth_mib": rss.growth_mib, "ttfb_ms": max(r["ttfb_ms"] for r in results),
-            "mib_per_s": total / elapsed / (1024 * 1024)}
+    return {
+        "rss_growth_mib": rss.growth_mib,
+        "ttfb_ms": max(r["ttfb_ms"] for r in results),
+        "mib_per_s": total / elapsed / (1024 * 1024),
+    }
 
 
-BASELINE_APP = '''
+BASELINE_APP = """
 from starlette.applications import Starlette
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Route
@@ -159,30 +173,47 @@ async def status(request):
 async def video(request):
     return FileResponse(os.environ["BENCH_VIDEO"], media_type="video/mp4")
 app = Starlette(routes=[Route("/status", status), Route("/video", video)])
-'''
+"""
 
 
 def start_baseline(port: int, video: Path, workdir: Path) -> subprocess.Popen[bytes]:
     (workdir / "bench_baseline.py").write_text(BASELINE_APP)
     return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bench_baseline:app", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"],
-        cwd=workdir, env={**os.environ, "BENCH_VIDEO": str(video)},
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench_baseline:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=workdir,
+        env={**os.environ, "BENCH_VIDEO": str(video)},
     )
 
 
 def start_gateway(port: int, data: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "VEO_GATEWAY_DATA_DIR": str(data), "VEO_GATEWAY_API_KEYS": KEY,
-           "VEO_GATEWAY_PORT": str(port), "VEO_GATEWAY_EMULATOR_LATENCY": "0.5",
-           "VEO_GATEWAY_POLL_INTERVAL": "0.5", "VEO_GATEWAY_LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "VEO_GATEWAY_DATA_DIR": str(data),
+        "VEO_GATEWAY_API_KEYS": KEY,
+        "VEO_GATEWAY_PORT": str(port),
+        "VEO_GATEWAY_EMULATOR_LATENCY": "0.5",
+        "VEO_GATEWAY_POLL_INTERVAL": "0.5",
+        "VEO_GATEWAY_LOG_LEVEL": "warning",
+    }
     env.pop("GEMINI_API_KEY", None)
     return subprocess.Popen([sys.executable, "-m", "veo_gateway", "serve"], env=env)
 
 
 def create_task(base: str, body: dict[str, object]) -> tuple[str, float]:
     started = time.perf_counter()
-    response = httpx.post(f"{base}/v1/videos", json=body, timeout=60,
-                          headers={"Authorization": f"Bearer {KEY}"})
+    response = httpx.post(
+        f"{base}/v1/videos", json=body, timeout=60, headers={"Authorization": f"Bearer {KEY}"}
+    )
     elapsed = (time.perf_counter() - started) * 1000
     response.raise_for_status()
     return response.json()["id"], elapsed
@@ -192,7 +223,9 @@ def wait_done(base: str, task_id: str) -> None:
     headers = {"Authorization": f"Bearer {KEY}"}
     for _ in range(600):
         if httpx.get(f"{base}/v1/videos/{task_id}", headers=headers).json()["status"] in (
-            "completed", "failure"):
+            "completed",
+            "failure",
+        ):
             return
         time.sleep(0.1)
     raise RuntimeError(f"task {task_id} did not finish")
@@ -218,8 +251,10 @@ def machine() -> str:
             cpu = line.split(":", 1)[1].strip()
             break
     mem = int(Path("/proc/meminfo").read_text().split()[1]) // (1024 * 1024)
-    return (f"{cpu}, {os.cpu_count()} cores, {mem} GiB RAM, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {mem} GiB RAM, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
 
 
 def main() -> None:
@@ -243,13 +278,15 @@ def main() -> None:
     try:
         wait_up(f"{bare}/status")
         wait_up(f"{base}/healthz")
-        task_id, _ = create_task(base, {"model": FAST, "prompt": "bench",
-                                        "metadata": {"durationSeconds": 4}})
+        task_id, _ = create_task(
+            base, {"model": FAST, "prompt": "bench", "metadata": {"durationSeconds": 4}}
+        )
         wait_done(base, task_id)
         # Serve a 200 MB file as this task's video (the emulator renders a few MB at most).
         db = sqlite3.connect(work / "data" / "veo-gateway.db")
-        stored = Path(db.execute("select video_path from tasks where id = ?",
-                                 (task_id,)).fetchone()[0])
+        stored = Path(
+            db.execute("select video_path from tasks where id = ?", (task_id,)).fetchone()[0]
+        )
         db.close()
         shutil.copyfile(video, stored)
 
@@ -258,12 +295,25 @@ def main() -> None:
         gw_polls = wrk(f"{base}/v1/videos/{task_id}", args.seconds, auth)
         emulator_after = _emulator_calls(gateway.pid)
 
-        creates = [create_task(base, {"model": FAST, "prompt": f"c{i}",
-                                      "metadata": {"durationSeconds": 4}})[1] for i in range(30)]
+        creates = [
+            create_task(
+                base, {"model": FAST, "prompt": f"c{i}", "metadata": {"durationSeconds": 4}}
+            )[1]
+            for i in range(30)
+        ]
         image = five_mb_png()
-        image_creates = [create_task(base, {"model": FAST, "prompt": f"i{i}", "images": [image],
-                                            "metadata": {"durationSeconds": 4}})[1]
-                         for i in range(10)]
+        image_creates = [
+            create_task(
+                base,
+                {
+                    "model": FAST,
+                    "prompt": f"i{i}",
+                    "images": [image],
+                    "metadata": {"durationSeconds": 4},
+                },
+            )[1]
+            for i in range(10)
+        ]
 
         content = f"{base}/v1/videos/{task_id}/content"
         slow_gw = _slow(content, auth, gateway.pid)
@@ -353,8 +403,9 @@ def _slow(url: str, headers: dict[str, str], pid: int) -> dict[str, float]:
     return {"rss_growth_mib": rss.growth_mib}
 
 
-def _polls_during_downloads(base: str, task_id: str, content: str, headers: dict[str, str],
-                            seconds: int) -> dict[str, float]:
+def _polls_during_downloads(
+    base: str, task_id: str, content: str, headers: dict[str, str], seconds: int
+) -> dict[str, float]:
     stop = threading.Event()
 
     def keep_downloading() -> None:

@@ -21,25 +21,35 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "shared" / "spec" / "example_cli
 KEY = "example-key"
 
 # scenario -> (width, height, seconds)
-EXPECTED = {"1": (1280, 720, 8), "2": (1280, 720, 8), "3": (1280, 720, 8),
-            "4": (1280, 720, 6), "5": (720, 1280, 4), "6": (1280, 720, 8)}
+EXPECTED = {
+    "1": (1280, 720, 8),
+    "2": (1280, 720, 8),
+    "3": (1280, 720, 8),
+    "4": (1280, 720, 6),
+    "5": (720, 1280, 4),
+    "6": (1280, 720, 8),
+}
 
 
 @pytest.mark.skipif(not EXAMPLE.exists(), reason=f"the spec's example client is not at {EXAMPLE}")
 def test_all_six_scenarios_of_the_example_client(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {"VEO_GATEWAY_DATA_DIR": str(tmp_path / "data"), "VEO_GATEWAY_API_KEYS": KEY,
-           "VEO_GATEWAY_PORT": str(port), "VEO_GATEWAY_EMULATOR_LATENCY": "1",
-           "VEO_GATEWAY_POLL_INTERVAL": "0.5",
-           # The test's image server is on loopback, which the gateway refuses by default.
-           "VEO_GATEWAY_ALLOW_PRIVATE_IMAGE_URLS": "true"}
+    env = {
+        "VEO_GATEWAY_DATA_DIR": str(tmp_path / "data"),
+        "VEO_GATEWAY_API_KEYS": KEY,
+        "VEO_GATEWAY_PORT": str(port),
+        "VEO_GATEWAY_EMULATOR_LATENCY": "1",
+        "VEO_GATEWAY_POLL_INTERVAL": "0.5",
+        # The test's image server is on loopback, which the gateway refuses by default.
+        "VEO_GATEWAY_ALLOW_PRIVATE_IMAGE_URLS": "true",
+    }
     log = tmp_path / "serve.log"
     server = start(["serve"], env, log)
-    routes = {"/image1.jpg": send_bytes(make_image("JPEG", (1280, 720), (220, 60, 60)),
-                                        "image/jpeg"),
-              "/image2.jpg": send_bytes(make_image("JPEG", (1280, 720), (60, 60, 220)),
-                                        "image/jpeg")}
+    routes = {
+        "/image1.jpg": send_bytes(make_image("JPEG", (1280, 720), (220, 60, 60)), "image/jpeg"),
+        "/image2.jpg": send_bytes(make_image("JPEG", (1280, 720), (60, 60, 220)), "image/jpeg"),
+    }
     try:
         with serve_files(routes) as images:
             wait_http(f"{base}/healthz", server, log)
@@ -52,9 +62,13 @@ def test_all_six_scenarios_of_the_example_client(tmp_path: Path) -> None:
             for scenario in EXPECTED:
                 workdir = tmp_path / f"scenario-{scenario}"
                 workdir.mkdir()
-                runs[scenario] = subprocess.Popen(  # noqa: S603
-                    [sys.executable, "-c", source, scenario], cwd=workdir,
-                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                runs[scenario] = subprocess.Popen(
+                    [sys.executable, "-c", source, scenario],
+                    cwd=workdir,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
             for scenario, process in runs.items():
                 output, _ = process.communicate(timeout=240)
                 assert process.returncode == 0, output

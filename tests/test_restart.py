@@ -19,9 +19,11 @@ def test_sigkill_loses_nothing_and_submits_nothing_twice(tmp_path: Path) -> None
     emulator_port, gateway_port = free_port(), free_port()
     emulator_url = f"http://127.0.0.1:{emulator_port}"
     gateway_url = f"http://127.0.0.1:{gateway_port}"
-    emulator = start(["emulator", "--port", str(emulator_port),
-                      "--storage-dir", str(tmp_path / "emu")],
-                     {"VEO_GATEWAY_EMULATOR_LATENCY": "2"}, tmp_path / "emulator.log")
+    emulator = start(
+        ["emulator", "--port", str(emulator_port), "--storage-dir", str(tmp_path / "emu")],
+        {"VEO_GATEWAY_EMULATOR_LATENCY": "2"},
+        tmp_path / "emulator.log",
+    )
     env = {
         "GEMINI_API_KEY": "any-upstream-key",
         "VEO_GATEWAY_GEMINI_BASE_URL": emulator_url,
@@ -37,16 +39,21 @@ def test_sigkill_loses_nothing_and_submits_nothing_twice(tmp_path: Path) -> None
         wait_http(f"{emulator_url}/_emulator/stats", emulator, tmp_path / "emulator.log")
         wait_http(f"{gateway_url}/healthz", gateway, tmp_path / "gateway.log")
         ids = [
-            httpx.post(f"{gateway_url}/v1/videos", headers=headers, timeout=30,
-                       json={"model": FAST, "prompt": f"task {i}",
-                             "metadata": {"durationSeconds": 4}}).json()["id"]
+            httpx.post(
+                f"{gateway_url}/v1/videos",
+                headers=headers,
+                timeout=30,
+                json={"model": FAST, "prompt": f"task {i}", "metadata": {"durationSeconds": 4}},
+            ).json()["id"]
             for i in range(6)
         ]
         # Wait for the moment two run upstream and four wait: then no submission is under way.
         deadline = time.monotonic() + 30
         while True:
-            states = [httpx.get(f"{gateway_url}/v1/videos/{i}", headers=headers).json()["status"]
-                      for i in ids]
+            states = [
+                httpx.get(f"{gateway_url}/v1/videos/{i}", headers=headers).json()["status"]
+                for i in ids
+            ]
             if states.count("in_progress") == 2 and states.count("") == 4:
                 break
             assert time.monotonic() < deadline, states
@@ -58,8 +65,9 @@ def test_sigkill_loses_nothing_and_submits_nothing_twice(tmp_path: Path) -> None
         wait_http(f"{gateway_url}/healthz", gateway, tmp_path / "gateway.log")
         deadline = time.monotonic() + 120
         while True:
-            bodies = [httpx.get(f"{gateway_url}/v1/videos/{i}", headers=headers).json()
-                      for i in ids]
+            bodies = [
+                httpx.get(f"{gateway_url}/v1/videos/{i}", headers=headers).json() for i in ids
+            ]
             if all(b["status"] == "completed" for b in bodies):
                 break
             assert not any(b["status"] == "failure" for b in bodies), bodies

@@ -1,4 +1,4 @@
-"""`create_app(settings)`: the gateway's ASGI app. Everything with a lifetime is built in the lifespan."""
+"""`create_app(settings)`: the ASGI app; all that has a lifetime is made in its lifespan."""
 
 from __future__ import annotations
 
@@ -124,7 +124,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             )
             await emulator.start()
             provider = GeminiProvider(
-                api_key=emulator_key, base_url=emulator.url, client=upstream_client,
+                api_key=emulator_key,
+                base_url=emulator.url,
+                client=upstream_client,
                 name="emulator",
             )
             low, high = settings.latency_range
@@ -148,8 +150,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.worker_enabled:
             lock = _take_worker_lock(settings.data_dir)
             if lock is None:
-                log.warning("another process runs the worker for %s; not starting one",
-                            settings.data_dir)
+                log.warning(
+                    "another process runs the worker for %s; not starting one", settings.data_dir
+                )
             else:
                 requeued = await tasks.recover()
                 if requeued:

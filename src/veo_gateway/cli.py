@@ -47,8 +47,10 @@ def serve(
     else:
         typer.echo(f"upstream: Gemini API at {settings.gemini_base_url}")
     typer.echo("API keys: `veo-gateway keys create --name NAME`, or VEO_GATEWAY_API_KEYS=k1,k2")
-    typer.echo(f"try: curl -H 'Authorization: Bearer KEY' {url}/v1/videos -d "
-               "'{\"model\":\"veo-3.1-fast-generate-preview\",\"prompt\":\"a cat\"}'")
+    typer.echo(
+        f"try: curl -H 'Authorization: Bearer KEY' {url}/v1/videos -d "
+        '\'{"model":"veo-3.1-fast-generate-preview","prompt":"a cat"}\''
+    )
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -79,12 +81,21 @@ def emulator(
     )
     bind_host = host or settings.emulator_host
     bind_port = port or settings.emulator_port
-    typer.echo(f"Veo emulator listening on http://{bind_host}:{bind_port} "
-               f"(latency {settings.emulator_latency} s)")
-    typer.echo(f"point the gateway at it: VEO_GATEWAY_GEMINI_BASE_URL=http://{bind_host}:"
-               f"{bind_port} GEMINI_API_KEY=any-key veo-gateway serve")
-    uvicorn.run(create_emulator_app(config), host=bind_host, port=bind_port,
-                log_level=settings.log_level, access_log=False)
+    typer.echo(
+        f"Veo emulator listening on http://{bind_host}:{bind_port} "
+        f"(latency {settings.emulator_latency} s)"
+    )
+    typer.echo(
+        f"point the gateway at it: VEO_GATEWAY_GEMINI_BASE_URL=http://{bind_host}:"
+        f"{bind_port} GEMINI_API_KEY=any-key veo-gateway serve"
+    )
+    uvicorn.run(
+        create_emulator_app(config),
+        host=bind_host,
+        port=bind_port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
 
 
 async def _with_keys(action: str, value: str) -> None:

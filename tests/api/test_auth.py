@@ -17,8 +17,9 @@ def test_health_needs_no_key(gateway: Gateway) -> None:
 
 def test_missing_and_wrong_keys_get_401(gateway: Gateway) -> None:
     for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}):
-        response = gateway.client.post("/v1/videos", json={"model": FAST, "prompt": "p"},
-                                       headers=headers)
+        response = gateway.client.post(
+            "/v1/videos", json={"model": FAST, "prompt": "p"}, headers=headers
+        )
         assert response.status_code == 401
         assert response.json()["error"]["status"] == "UNAUTHENTICATED"
         assert gateway.client.get("/v1/videos/x", headers=headers).status_code == 401
@@ -33,14 +34,23 @@ def test_a_task_is_visible_only_to_its_key(gateway: Gateway) -> None:
     content = gateway.client.get(f"/v1/videos/{task_id}/content", headers=gateway.headers(KEY_B))
     assert content.status_code == 404
     gateway.wait(task_id)
-    assert gateway.client.get(f"/v1/videos/{task_id}/content",
-                              headers=gateway.headers(KEY_B)).status_code == 404
+    assert (
+        gateway.client.get(
+            f"/v1/videos/{task_id}/content", headers=gateway.headers(KEY_B)
+        ).status_code
+        == 404
+    )
 
 
 def test_keys_create_prints_a_key_that_works(make_gateway, tmp_path) -> None:
     env = {**os.environ, "VEO_GATEWAY_DATA_DIR": str(tmp_path / "data")}
-    result = subprocess.run([sys.executable, "-m", "veo_gateway", "keys", "create", "--name", "ci"],
-                            capture_output=True, text=True, env=env, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "veo_gateway", "keys", "create", "--name", "ci"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     secret = result.stdout.strip().splitlines()[-1]
     assert secret.startswith("vgw_")
     db = (tmp_path / "data" / "veo-gateway.db").read_bytes()
@@ -48,6 +58,11 @@ def test_keys_create_prints_a_key_that_works(make_gateway, tmp_path) -> None:
     gateway = make_gateway()
     response = gateway.create({"model": FAST, "prompt": "p"}, key=secret)
     assert response.status_code == 200
-    listed = subprocess.run([sys.executable, "-m", "veo_gateway", "keys", "list"],
-                            capture_output=True, text=True, env=env, check=True).stdout
+    listed = subprocess.run(
+        [sys.executable, "-m", "veo_gateway", "keys", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
     assert "ci" in listed and secret not in listed

@@ -8,8 +8,9 @@ FAST = "veo-3.1-fast-generate-preview"
 
 
 def test_content_ranges_and_head(gateway: Gateway) -> None:
-    task_id = gateway.create({"model": FAST, "prompt": "p",
-                              "metadata": {"durationSeconds": 4}}).json()["id"]
+    task_id = gateway.create(
+        {"model": FAST, "prompt": "p", "metadata": {"durationSeconds": 4}}
+    ).json()["id"]
     assert gateway.wait(task_id)["status"] == "completed"
     url = f"/v1/videos/{task_id}/content"
     full = gateway.client.get(url, headers=gateway.headers())

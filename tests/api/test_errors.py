@@ -19,27 +19,43 @@ def error_of(response) -> dict:
 
 def test_spec_errors_through_http(gateway: Gateway) -> None:
     img = b64(make_image())
-    response = gateway.create({"model": FAST, "prompt": "p", "images": [img, img],
-                               "metadata": {"durationSeconds": 6}})
+    response = gateway.create(
+        {"model": FAST, "prompt": "p", "images": [img, img], "metadata": {"durationSeconds": 6}}
+    )
     assert response.status_code == 400
     error = error_of(response)
     assert error["message"] == "Your use case is currently not supported."
     assert error["status"] == "INVALID_ARGUMENT" and error["param"] == "metadata.durationSeconds"
 
-    response = gateway.create({"model": FAST, "prompt": "p", "metadata": {
-        "referenceImages": [{"image": {"bytesBase64Encoded": img}, "referenceType": "asset"}]}})
+    response = gateway.create(
+        {
+            "model": FAST,
+            "prompt": "p",
+            "metadata": {
+                "referenceImages": [
+                    {"image": {"bytesBase64Encoded": img}, "referenceType": "asset"}
+                ]
+            },
+        }
+    )
     assert error_of(response)["message"] == "`referenceImages` isn't supported by this model."
 
 
 @pytest.mark.parametrize(
     ("raw", "content_type"),
-    [(b"{not json", "application/json"), (b"", "application/json"),
-     (b"\xff\xfe", "application/json"), (b"[1,2]", "application/json"),
-     (b"null", "application/json"), (b'"text"', "text/plain")],
+    [
+        (b"{not json", "application/json"),
+        (b"", "application/json"),
+        (b"\xff\xfe", "application/json"),
+        (b"[1,2]", "application/json"),
+        (b"null", "application/json"),
+        (b'"text"', "text/plain"),
+    ],
 )
 def test_malformed_bodies_get_400(gateway: Gateway, raw: bytes, content_type: str) -> None:
-    response = gateway.client.post("/v1/videos", content=raw, headers={
-        **gateway.headers(), "Content-Type": content_type})
+    response = gateway.client.post(
+        "/v1/videos", content=raw, headers={**gateway.headers(), "Content-Type": content_type}
+    )
     assert response.status_code == 400
     assert error_of(response)["status"] == "INVALID_ARGUMENT"
 
@@ -48,15 +64,22 @@ def test_invalid_base64_and_image_type(gateway: Gateway) -> None:
     response = gateway.create({"model": FAST, "prompt": "p", "images": ["not base64!!"]})
     error = error_of(response)
     assert error["message"].startswith("invalid base64") and error["param"] == "images[0]"
-    response = gateway.create({"model": FAST, "prompt": "p",
-                               "images": [b64(b"GIF89a" + b"\x00" * 50)]})
+    response = gateway.create(
+        {"model": FAST, "prompt": "p", "images": [b64(b"GIF89a" + b"\x00" * 50)]}
+    )
     assert response.status_code == 400 and error_of(response)["param"] == "images[0]"
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:9/x.png", "http://localhost:9/x.png", "http://[::1]:9/x.png",
-    "http://2130706433:9/x.png", "http://[::ffff:127.0.0.1]:9/x.png",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/x.png",
+        "http://localhost:9/x.png",
+        "http://[::1]:9/x.png",
+        "http://2130706433:9/x.png",
+        "http://[::ffff:127.0.0.1]:9/x.png",
+    ],
+)
 def test_loopback_image_urls_are_refused(gateway: Gateway, url: str) -> None:
     response = gateway.create({"model": FAST, "prompt": "p", "images": [url]})
     error = error_of(response)
@@ -65,9 +88,20 @@ def test_loopback_image_urls_are_refused(gateway: Gateway, url: str) -> None:
 
 
 def test_reference_image_url_refused_names_its_field(gateway: Gateway) -> None:
-    response = gateway.create({"model": "veo-3.1-generate-preview", "prompt": "p", "metadata": {
-        "referenceImages": [{"image": {"bytesBase64Encoded": "http://127.0.0.1:9/a.png"},
-                             "referenceType": "asset"}]}})
+    response = gateway.create(
+        {
+            "model": "veo-3.1-generate-preview",
+            "prompt": "p",
+            "metadata": {
+                "referenceImages": [
+                    {
+                        "image": {"bytesBase64Encoded": "http://127.0.0.1:9/a.png"},
+                        "referenceType": "asset",
+                    }
+                ]
+            },
+        }
+    )
     error = error_of(response)
     assert error["param"] == "metadata.referenceImages[0].image.bytesBase64Encoded"
 
@@ -84,8 +118,11 @@ def test_body_over_the_cap_gets_413(make_gateway) -> None:
             yield b"x" * 500
         yield b'"}'
 
-    response = gateway.client.post("/v1/videos", content=chunks(), headers={
-        **gateway.headers(), "Content-Type": "application/json"})
+    response = gateway.client.post(
+        "/v1/videos",
+        content=chunks(),
+        headers={**gateway.headers(), "Content-Type": "application/json"},
+    )
     assert response.status_code == 413
 
 

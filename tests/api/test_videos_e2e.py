@@ -26,8 +26,13 @@ def _download(gateway: Gateway, task_id: str, tmp_path: Path) -> Path:
 
 
 def test_text_to_video_reply_shape_and_video(gateway: Gateway, tmp_path: Path) -> None:
-    response = gateway.create({"model": FAST, "prompt": "一只可爱的橘猫在花园里追逐蝴蝶",
-                               "metadata": {"durationSeconds": 4, "aspectRatio": "9:16"}})
+    response = gateway.create(
+        {
+            "model": FAST,
+            "prompt": "一只可爱的橘猫在花园里追逐蝴蝶",
+            "metadata": {"durationSeconds": 4, "aspectRatio": "9:16"},
+        }
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["id"] == body["task_id"] and body["id"].startswith("video_")
@@ -51,8 +56,14 @@ def test_image_to_video_from_base64_data_uri_and_url(make_gateway, tmp_path: Pat
     with serve_files({"/cat.jpg": send_bytes(jpeg, "image/jpeg")}) as images:
         gateway = make_gateway(allow_private_image_urls=True)
         ids = [
-            gateway.create({"model": FAST, "prompt": "p", "images": [value],
-                            "metadata": {"durationSeconds": 4}}).json()["id"]
+            gateway.create(
+                {
+                    "model": FAST,
+                    "prompt": "p",
+                    "images": [value],
+                    "metadata": {"durationSeconds": 4},
+                }
+            ).json()["id"]
             for value in (b64(png), data_uri(png), f"{images}/cat.jpg")
         ]
         for task_id in ids:
@@ -64,8 +75,14 @@ def test_image_to_video_from_base64_data_uri_and_url(make_gateway, tmp_path: Pat
 
 def test_interpolation_two_frames(gateway: Gateway, tmp_path: Path) -> None:
     first, last = make_image(color=(255, 0, 0)), make_image(color=(0, 0, 255))
-    body = gateway.create({"model": FAST, "prompt": "smooth", "images": [b64(first), b64(last)],
-                           "metadata": {"durationSeconds": 8}}).json()
+    body = gateway.create(
+        {
+            "model": FAST,
+            "prompt": "smooth",
+            "images": [b64(first), b64(last)],
+            "metadata": {"durationSeconds": 8},
+        }
+    ).json()
     final = gateway.wait(body["id"])
     assert final["status"] == "completed", final
     info = probe_video(_download(gateway, body["id"], tmp_path))
@@ -73,11 +90,17 @@ def test_interpolation_two_frames(gateway: Gateway, tmp_path: Path) -> None:
 
 
 def test_reference_images_on_the_standard_model(gateway: Gateway, tmp_path: Path) -> None:
-    refs = [{"image": {"bytesBase64Encoded": data_uri(make_image(color=c))},
-             "referenceType": "asset"} for c in ((255, 0, 0), (0, 255, 0))]
-    body = gateway.create({"model": STANDARD, "prompt": "a cat",
-                           "metadata": {"aspectRatio": "16:9", "durationSeconds": 8,
-                                        "referenceImages": refs}}).json()
+    refs = [
+        {"image": {"bytesBase64Encoded": data_uri(make_image(color=c))}, "referenceType": "asset"}
+        for c in ((255, 0, 0), (0, 255, 0))
+    ]
+    body = gateway.create(
+        {
+            "model": STANDARD,
+            "prompt": "a cat",
+            "metadata": {"aspectRatio": "16:9", "durationSeconds": 8, "referenceImages": refs},
+        }
+    ).json()
     final = gateway.wait(body["id"])
     assert final["status"] == "completed", final
     info = probe_video(_download(gateway, body["id"], tmp_path))
@@ -85,8 +108,9 @@ def test_reference_images_on_the_standard_model(gateway: Gateway, tmp_path: Path
 
 
 def test_1080p(gateway: Gateway, tmp_path: Path) -> None:
-    body = gateway.create({"model": FAST, "prompt": "wide",
-                           "metadata": {"resolution": "1080p", "durationSeconds": 8}}).json()
+    body = gateway.create(
+        {"model": FAST, "prompt": "wide", "metadata": {"resolution": "1080p", "durationSeconds": 8}}
+    ).json()
     assert gateway.wait(body["id"])["status"] == "completed"
     info = probe_video(_download(gateway, body["id"], tmp_path))
     assert (info.width, info.height) == (1920, 1080)
@@ -101,16 +125,16 @@ def test_upstream_failure_and_safety_block_reach_fail_reason(gateway: Gateway) -
     final = gateway.wait(blocked["id"])
     assert final["status"] == "failure"
     assert "safety" in final["fail_reason"] and "flagged" in final["fail_reason"]
-    content = gateway.client.get(f"/v1/videos/{blocked['id']}/content",
-                                 headers=gateway.headers())
+    content = gateway.client.get(f"/v1/videos/{blocked['id']}/content", headers=gateway.headers())
     assert content.status_code == 400
     assert content.json()["error"]["status"] == "FAILED_PRECONDITION"
 
 
 def test_progress_moves_and_never_goes_backwards(make_gateway) -> None:
     gateway = make_gateway(emulator_latency="3", poll_interval=0.5)
-    task_id = gateway.create({"model": FAST, "prompt": "slow",
-                              "metadata": {"durationSeconds": 4}}).json()["id"]
+    task_id = gateway.create(
+        {"model": FAST, "prompt": "slow", "metadata": {"durationSeconds": 4}}
+    ).json()["id"]
     seen = []
     while True:
         body = gateway.get(task_id).json()

@@ -6,8 +6,9 @@ from veo_gateway.domain.progress import LatencyModel, estimate_progress
 
 
 @given(st.floats(0.1, 1000), st.lists(st.floats(0, 5000), min_size=2, max_size=30))
-def test_progress_never_goes_backwards_and_stays_below_100(expected: float,
-                                                            times: list[float]) -> None:
+def test_progress_never_goes_backwards_and_stays_below_100(
+    expected: float, times: list[float]
+) -> None:
     values = [estimate_progress(t, expected) for t in sorted(times)]
     assert values == sorted(values)
     assert all(1 <= v <= 99 for v in values)

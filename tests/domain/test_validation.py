@@ -45,8 +45,10 @@ def refused(body: dict[str, Any]) -> InvalidArgument:
         {"prompt": "a cat", "metadata": {"aspectRatio": "9:16", "durationSeconds": 4}},
         {"prompt": "a cat", "metadata": {"resolution": "1080p", "durationSeconds": 8}},
         {"prompt": "a cat", "metadata": {"resolution": "4k"}},
-        {"prompt": "a cat", "metadata": {"personGeneration": "allow_adult",
-                                         "negativePrompt": "blur"}},
+        {
+            "prompt": "a cat",
+            "metadata": {"personGeneration": "allow_adult", "negativePrompt": "blur"},
+        },
         {"prompt": "a cat", "metadata": {"seed": 7, "enhancePrompt": True}},
     ],
 )
@@ -55,25 +57,46 @@ def test_the_spec_scenarios_pass(model: str, body: dict[str, Any]) -> None:
 
 
 def test_reference_images_pass_on_the_standard_model() -> None:
-    check({"model": STANDARD, "prompt": "a cat", "metadata": {
-        "aspectRatio": "16:9", "durationSeconds": 8, "referenceImages": [ref(), ref(), ref()]}})
-    check({"model": STANDARD, "prompt": "a cat", "metadata": {
-        "referenceImages": [ref(kind="ASSET")]}})
+    check(
+        {
+            "model": STANDARD,
+            "prompt": "a cat",
+            "metadata": {
+                "aspectRatio": "16:9",
+                "durationSeconds": 8,
+                "referenceImages": [ref(), ref(), ref()],
+            },
+        }
+    )
+    check(
+        {"model": STANDARD, "prompt": "a cat", "metadata": {"referenceImages": [ref(kind="ASSET")]}}
+    )
 
 
 @pytest.mark.parametrize("seconds", [4, 6])
 @pytest.mark.parametrize("model", [STANDARD, FAST])
 def test_interpolation_needs_8_seconds(model: str, seconds: int) -> None:
-    error = refused({"model": model, "prompt": "p", "images": [IMG, IMG],
-                     "metadata": {"durationSeconds": seconds}})
+    error = refused(
+        {
+            "model": model,
+            "prompt": "p",
+            "images": [IMG, IMG],
+            "metadata": {"durationSeconds": seconds},
+        }
+    )
     assert error.message == "Your use case is currently not supported."
     assert error.param == "metadata.durationSeconds"
 
 
 @pytest.mark.parametrize("seconds", [4, 6])
 def test_reference_images_need_8_seconds(seconds: int) -> None:
-    error = refused({"model": STANDARD, "prompt": "p", "metadata": {
-        "durationSeconds": seconds, "referenceImages": [ref()]}})
+    error = refused(
+        {
+            "model": STANDARD,
+            "prompt": "p",
+            "metadata": {"durationSeconds": seconds, "referenceImages": [ref()]},
+        }
+    )
     assert error.message == "Your use case is currently not supported."
 
 
@@ -85,34 +108,50 @@ def test_reference_images_refused_on_the_fast_model() -> None:
 
 @pytest.mark.parametrize("images", [[IMG], [IMG, IMG]])
 def test_reference_images_never_with_images(images: list[str]) -> None:
-    error = refused({"model": STANDARD, "prompt": "p", "images": images,
-                     "metadata": {"durationSeconds": 8, "referenceImages": [ref()]}})
+    error = refused(
+        {
+            "model": STANDARD,
+            "prompt": "p",
+            "images": images,
+            "metadata": {"durationSeconds": 8, "referenceImages": [ref()]},
+        }
+    )
     assert error.message == "`referenceImages` isn't supported by this model."
 
 
 def test_at_most_three_reference_images() -> None:
-    error = refused({"model": STANDARD, "prompt": "p",
-                     "metadata": {"referenceImages": [ref()] * 4}})
+    error = refused(
+        {"model": STANDARD, "prompt": "p", "metadata": {"referenceImages": [ref()] * 4}}
+    )
     assert error.message == "too many reference images"
 
 
 def test_reference_images_only_16_9() -> None:
-    error = refused({"model": STANDARD, "prompt": "p",
-                     "metadata": {"aspectRatio": "9:16", "referenceImages": [ref()]}})
+    error = refused(
+        {
+            "model": STANDARD,
+            "prompt": "p",
+            "metadata": {"aspectRatio": "9:16", "referenceImages": [ref()]},
+        }
+    )
     assert error.param == "metadata.aspectRatio"
     assert "16:9" in error.message
 
 
 def test_reference_type_must_be_asset() -> None:
-    error = refused({"model": STANDARD, "prompt": "p",
-                     "metadata": {"referenceImages": [ref(), ref(kind="style")]}})
+    error = refused(
+        {
+            "model": STANDARD,
+            "prompt": "p",
+            "metadata": {"referenceImages": [ref(), ref(kind="style")]},
+        }
+    )
     assert error.param == "metadata.referenceImages[1].referenceType"
     assert "asset" in error.message
 
 
 def test_allow_all_is_refused_with_the_spec_message() -> None:
-    error = refused({"model": FAST, "prompt": "p",
-                     "metadata": {"personGeneration": "allow_all"}})
+    error = refused({"model": FAST, "prompt": "p", "metadata": {"personGeneration": "allow_all"}})
     assert error.message == "allow_all for personGeneration is currently not supported"
     assert error.param == "metadata.personGeneration"
 
@@ -131,8 +170,12 @@ def test_durations_are_4_6_8(seconds: int) -> None:
 
 def test_veo2_takes_5_to_8_seconds() -> None:
     check({"model": "veo-2.0-generate-001", "prompt": "p", "metadata": {"durationSeconds": 5}})
-    assert "5, 6, 7, 8" in refused({"model": "veo-2.0-generate-001", "prompt": "p",
-                                    "metadata": {"durationSeconds": 4}}).message
+    assert (
+        "5, 6, 7, 8"
+        in refused(
+            {"model": "veo-2.0-generate-001", "prompt": "p", "metadata": {"durationSeconds": 4}}
+        ).message
+    )
 
 
 @pytest.mark.parametrize("ratio", ["1:1", "4:3", "21:9", "16/9"])
@@ -150,15 +193,21 @@ def test_unknown_resolution() -> None:
 @pytest.mark.parametrize("resolution", ["1080p", "4k"])
 @pytest.mark.parametrize("seconds", [4, 6])
 def test_high_resolutions_need_8_seconds(resolution: str, seconds: int) -> None:
-    error = refused({"model": STANDARD, "prompt": "p",
-                     "metadata": {"resolution": resolution, "durationSeconds": seconds}})
+    error = refused(
+        {
+            "model": STANDARD,
+            "prompt": "p",
+            "metadata": {"resolution": resolution, "durationSeconds": seconds},
+        }
+    )
     assert error.param == "metadata.resolution"
     assert "needs durationSeconds 8" in error.message
 
 
 def test_lite_has_no_4k() -> None:
-    error = refused({"model": "veo-3.1-lite-generate-preview", "prompt": "p",
-                     "metadata": {"resolution": "4k"}})
+    error = refused(
+        {"model": "veo-3.1-lite-generate-preview", "prompt": "p", "metadata": {"resolution": "4k"}}
+    )
     assert "720p, 1080p" in error.message
 
 
@@ -202,19 +251,31 @@ def test_unknown_model_lists_the_known_ones() -> None:
         ({"model": FAST, "prompt": "p", "images": [3]}, "images[0]"),
         ({"model": FAST, "prompt": "p", "images": [""]}, "images[0]"),
         ({"model": FAST, "prompt": "p", "metadata": []}, "metadata"),
-        ({"model": FAST, "prompt": "p", "metadata": {"durationSeconds": "8"}},
-         "metadata.durationSeconds"),
-        ({"model": FAST, "prompt": "p", "metadata": {"durationSeconds": True}},
-         "metadata.durationSeconds"),
-        ({"model": FAST, "prompt": "p", "metadata": {"durationSeconds": 6.5}},
-         "metadata.durationSeconds"),
+        (
+            {"model": FAST, "prompt": "p", "metadata": {"durationSeconds": "8"}},
+            "metadata.durationSeconds",
+        ),
+        (
+            {"model": FAST, "prompt": "p", "metadata": {"durationSeconds": True}},
+            "metadata.durationSeconds",
+        ),
+        (
+            {"model": FAST, "prompt": "p", "metadata": {"durationSeconds": 6.5}},
+            "metadata.durationSeconds",
+        ),
         ({"model": FAST, "prompt": "p", "metadata": {"aspectRatio": 16}}, "metadata.aspectRatio"),
-        ({"model": FAST, "prompt": "p", "metadata": {"referenceImages": {}}},
-         "metadata.referenceImages"),
-        ({"model": STANDARD, "prompt": "p", "metadata": {"referenceImages": ["x"]}},
-         "metadata.referenceImages[0]"),
-        ({"model": STANDARD, "prompt": "p", "metadata": {"referenceImages": [{"image": {}}]}},
-         "metadata.referenceImages[0].image.bytesBase64Encoded"),
+        (
+            {"model": FAST, "prompt": "p", "metadata": {"referenceImages": {}}},
+            "metadata.referenceImages",
+        ),
+        (
+            {"model": STANDARD, "prompt": "p", "metadata": {"referenceImages": ["x"]}},
+            "metadata.referenceImages[0]",
+        ),
+        (
+            {"model": STANDARD, "prompt": "p", "metadata": {"referenceImages": [{"image": {}}]}},
+            "metadata.referenceImages[0].image.bytesBase64Encoded",
+        ),
         ({"model": FAST, "prompt": "p", "size": "1280x720"}, "size"),
     ],
 )
@@ -225,7 +286,8 @@ def test_wrong_shapes_name_their_field(body: Any, param: str) -> None:
 
 
 def test_unknown_metadata_keys_pass_through() -> None:
-    request = parse_spec_request({"model": FAST, "prompt": "p",
-                                  "metadata": {"seed": 3, "durationSeconds": 8}})
+    request = parse_spec_request(
+        {"model": FAST, "prompt": "p", "metadata": {"seed": 3, "durationSeconds": 8}}
+    )
     assert request.extra_parameters == {"seed": 3}
     assert request.duration_seconds == 8

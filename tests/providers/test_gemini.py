@@ -19,8 +19,9 @@ FAST = "veo-3.1-fast-generate-preview"
 
 @pytest.fixture
 def emulator_url(tmp_path: Path):
-    config = EmulatorConfig(latency=(0.0, 0.0), api_keys=frozenset({"good"}),
-                            storage_dir=tmp_path / "emu")
+    config = EmulatorConfig(
+        latency=(0.0, 0.0), api_keys=frozenset({"good"}), storage_dir=tmp_path / "emu"
+    )
     with serve_app(create_emulator_app(config)) as url:
         yield url
 
@@ -28,8 +29,9 @@ def emulator_url(tmp_path: Path):
 async def test_submit_poll_download_round_trip(emulator_url: str, tmp_path: Path) -> None:
     async with httpx.AsyncClient(timeout=30) as client:
         provider = GeminiProvider(api_key="good", base_url=emulator_url, client=client)
-        name = await provider.submit(FAST, VideoRequest(model=FAST, prompt="a fox",
-                                                        duration_seconds=4))
+        name = await provider.submit(
+            FAST, VideoRequest(model=FAST, prompt="a fox", duration_seconds=4)
+        )
         assert name.startswith(f"models/{FAST}/operations/")
         for _ in range(300):
             status = await provider.poll(name)
@@ -58,8 +60,12 @@ async def test_upstream_errors_pass_through(emulator_url: str) -> None:
         assert info.value.code == 404
         image = Image(data=b"\x89PNG...", mime_type="image/png", field="images[0]")
         with pytest.raises(UpstreamError) as info:
-            await provider.submit(FAST, VideoRequest(model=FAST, prompt="x", image=image,
-                                                     last_frame=image, duration_seconds=6))
+            await provider.submit(
+                FAST,
+                VideoRequest(
+                    model=FAST, prompt="x", image=image, last_frame=image, duration_seconds=6
+                ),
+            )
         assert info.value.code == 400
 
 
@@ -75,12 +81,30 @@ def test_operation_outcomes() -> None:
     assert not parse_operation({"name": "x"}).done
     failed = parse_operation({"done": True, "error": {"code": 13, "message": "boom"}})
     assert failed.error and "boom" in failed.error
-    blocked = parse_operation({"done": True, "response": {"generateVideoResponse": {
-        "raiMediaFilteredCount": 1, "raiMediaFilteredReasons": ["has a celebrity"]}}})
+    blocked = parse_operation(
+        {
+            "done": True,
+            "response": {
+                "generateVideoResponse": {
+                    "raiMediaFilteredCount": 1,
+                    "raiMediaFilteredReasons": ["has a celebrity"],
+                }
+            },
+        }
+    )
     assert blocked.error and "safety" in blocked.error and "has a celebrity" in blocked.error
-    video = parse_operation({"done": True, "response": {"generateVideoResponse": {
-        "generatedSamples": [{"video": {"uri": "https://h/v1beta/files/abc:download?alt=media"}}]
-    }}})
+    video = parse_operation(
+        {
+            "done": True,
+            "response": {
+                "generateVideoResponse": {
+                    "generatedSamples": [
+                        {"video": {"uri": "https://h/v1beta/files/abc:download?alt=media"}}
+                    ]
+                }
+            },
+        }
+    )
     assert video.video_ref and video.error is None
     empty = parse_operation({"done": True, "response": {}})
     assert empty.error
@@ -88,9 +112,12 @@ def test_operation_outcomes() -> None:
 
 def test_file_url_uses_our_base_not_the_uri_host() -> None:
     provider = GeminiProvider(api_key="k", base_url="http://127.0.0.1:5/", client=None)  # type: ignore[arg-type]
-    assert provider.file_url(
-        "https://generativelanguage.googleapis.com/v1beta/files/a1b2:download?alt=media"
-    ) == "http://127.0.0.1:5/v1beta/files/a1b2:download?alt=media"
+    assert (
+        provider.file_url(
+            "https://generativelanguage.googleapis.com/v1beta/files/a1b2:download?alt=media"
+        )
+        == "http://127.0.0.1:5/v1beta/files/a1b2:download?alt=media"
+    )
     for bad in ("http://evil/v1beta/files/a1:download", "https://x/other/path", "ftp://x"):
         with pytest.raises(UpstreamError):
             provider.file_url(bad)

@@ -15,7 +15,7 @@ from tests.support.servers import free_port
 
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     handle = log.open("ab")
-    return subprocess.Popen(  # noqa: S603
+    return subprocess.Popen(
         [sys.executable, "-m", "veo_gateway", *args],
         env={**os.environ, **env},
         stdout=handle,

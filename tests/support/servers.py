@@ -45,12 +45,13 @@ def serve_app(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def serve_files(routes: dict[str, Callable[[http.server.BaseHTTPRequestHandler], None]]
-                ) -> Iterator[str]:
+def serve_files(
+    routes: dict[str, Callable[[http.server.BaseHTTPRequestHandler], None]],
+) -> Iterator[str]:
     """A tiny HTTP server on 127.0.0.1 whose paths are answered by the given functions."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+        def do_GET(self) -> None:
             handler = routes.get(self.path)
             if handler is None:
                 self.send_error(404)
@@ -70,7 +71,10 @@ def serve_files(routes: dict[str, Callable[[http.server.BaseHTTPRequestHandler],
         server.server_close()
 
 
-def send_bytes(data: bytes, content_type: str) -> Callable[[http.server.BaseHTTPRequestHandler], None]:
+Handler = Callable[[http.server.BaseHTTPRequestHandler], None]
+
+
+def send_bytes(data: bytes, content_type: str) -> Handler:
     def handler(request: http.server.BaseHTTPRequestHandler) -> None:
         request.send_response(200)
         request.send_header("Content-Type", content_type)

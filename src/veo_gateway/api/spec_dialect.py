@@ -37,9 +37,7 @@ def _string(value: Any, param: str, *, required: bool = False) -> str | None:
     if value is None and not required:
         return None
     if not isinstance(value, str):
-        raise InvalidArgument(
-            f"{param} must be a string, got {_type_name(value)}", param=param
-        )
+        raise InvalidArgument(f"{param} must be a string, got {_type_name(value)}", param=param)
     return value
 
 
@@ -75,9 +73,7 @@ def _reference(value: Any, index: int) -> ReferenceImage[ImageSource]:
             f"{param}.image.bytesBase64Encoded is required",
             param=f"{param}.image.bytesBase64Encoded",
         )
-    source = _image_source(
-        image["bytesBase64Encoded"], f"{param}.image.bytesBase64Encoded", mime
-    )
+    source = _image_source(image["bytesBase64Encoded"], f"{param}.image.bytesBase64Encoded", mime)
     ref_type = _string(value.get("referenceType", "asset"), f"{param}.referenceType")
     return ReferenceImage(image=source, reference_type=ref_type or "asset")
 
@@ -106,9 +102,7 @@ def parse_spec_request(body: Any) -> VideoRequest[ImageSource]:
     images = body.get("images")
     images = [] if images is None else images
     if not isinstance(images, list):
-        raise InvalidArgument(
-            f"images must be an array, got {_type_name(images)}", param="images"
-        )
+        raise InvalidArgument(f"images must be an array, got {_type_name(images)}", param="images")
     if len(images) > 2:
         raise InvalidArgument(
             f"at most 2 images are accepted (first and last frame), got {len(images)}",
@@ -138,9 +132,7 @@ def parse_spec_request(body: Any) -> VideoRequest[ImageSource]:
         aspect_ratio=_string(metadata.get("aspectRatio"), "metadata.aspectRatio"),
         duration_seconds=_integer(metadata.get("durationSeconds"), "metadata.durationSeconds"),
         negative_prompt=_string(metadata.get("negativePrompt"), "metadata.negativePrompt"),
-        person_generation=_string(
-            metadata.get("personGeneration"), "metadata.personGeneration"
-        ),
+        person_generation=_string(metadata.get("personGeneration"), "metadata.personGeneration"),
         resolution=_string(metadata.get("resolution"), "metadata.resolution"),
         extra_parameters={k: v for k, v in metadata.items() if k not in _KNOWN_METADATA},
     )

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse
 
@@ -76,9 +77,7 @@ async def get_video(task_id: str, services: ServicesDep, owner: OwnerDep) -> JSO
 
 
 @router.api_route("/v1/videos/{task_id}/content", methods=["GET", "HEAD"])
-async def get_video_content(
-    task_id: str, services: ServicesDep, owner: OwnerDep
-) -> FileResponse:
+async def get_video_content(task_id: str, services: ServicesDep, owner: OwnerDep) -> FileResponse:
     """The MP4 from our storage, with Range, HEAD and ETag support."""
     task = await _owned_task(services, task_id, owner)
     if task.state is State.FAILED:
@@ -94,7 +93,7 @@ async def get_video_content(
             param="id",
         )
     path = Path(task.video_path)
-    if not path.is_file():
+    if not await anyio.Path(path).is_file():
         raise NotFound(f"the video of {task_id} is no longer stored", param="id")
     return FileResponse(
         path,

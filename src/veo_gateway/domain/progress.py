@@ -18,9 +18,9 @@ def estimate_progress(elapsed: float, expected: float) -> int:
         return 99
     fraction = max(elapsed, 0.0) / expected
     if fraction <= 1.0:
-        value = 1 + 89 * fraction
-    else:
-        value = 90 + 9 * (1 - math.exp(-(fraction - 1)))
+        return max(1, int(1 + 89 * fraction))
+    # Past the expected time: approach 99 without reaching it.
+    value = 90 + 9 * (1 - math.exp(-(fraction - 1)))
     return max(1, min(99, int(value)))
 
 

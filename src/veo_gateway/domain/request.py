@@ -7,7 +7,7 @@ yet fetched or decoded) before resolution, `Image` (checked bytes and sniffed ty
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 
@@ -32,27 +32,27 @@ class Image:
         return f"Image({self.mime_type}, {len(self.data)} bytes, field={self.field!r})"
 
 
-I = TypeVar("I", ImageSource, Image)
-J = TypeVar("J", ImageSource, Image)
+ImageT = TypeVar("ImageT", ImageSource, Image)
+OtherT = TypeVar("OtherT", ImageSource, Image)
 
 
 @dataclass(frozen=True)
-class ReferenceImage(Generic[I]):
+class ReferenceImage(Generic[ImageT]):
     """A reference image ("asset") that guides the video without being a frame of it."""
 
-    image: I
+    image: ImageT
     reference_type: str = "asset"
 
 
 @dataclass(frozen=True)
-class VideoRequest(Generic[I]):
+class VideoRequest(Generic[ImageT]):
     """What the client asked for, in Google's terms, whatever dialect it spoke."""
 
     model: str
     prompt: str
-    image: I | None = None
-    last_frame: I | None = None
-    reference_images: tuple[ReferenceImage[I], ...] = ()
+    image: ImageT | None = None
+    last_frame: ImageT | None = None
+    reference_images: tuple[ReferenceImage[ImageT], ...] = ()
     aspect_ratio: str | None = None
     duration_seconds: int | None = None
     negative_prompt: str | None = None
@@ -72,21 +72,26 @@ class VideoRequest(Generic[I]):
             return "image"
         return "text"
 
-    def images(self) -> list[I]:
+    def images(self) -> list[ImageT]:
         """Every image of the request, frames first, then references."""
         found = [img for img in (self.image, self.last_frame) if img is not None]
         return found + [ref.image for ref in self.reference_images]
 
-    def map_images(self, convert: Callable[[I], J]) -> VideoRequest[J]:
+    def map_images(self, convert: Callable[[ImageT], OtherT]) -> VideoRequest[OtherT]:
         """The same request with each image converted (e.g. resolved into bytes)."""
-        return VideoRequest(  # type: ignore[return-value]
-            **{
-                **self.__dict__,
-                "image": None if self.image is None else convert(self.image),
-                "last_frame": None if self.last_frame is None else convert(self.last_frame),
-                "reference_images": tuple(
-                    replace(ref, image=convert(ref.image))  # type: ignore[arg-type]
-                    for ref in self.reference_images
-                ),
-            }
+        return VideoRequest(
+            model=self.model,
+            prompt=self.prompt,
+            image=None if self.image is None else convert(self.image),
+            last_frame=None if self.last_frame is None else convert(self.last_frame),
+            reference_images=tuple(
+                ReferenceImage(image=convert(ref.image), reference_type=ref.reference_type)
+                for ref in self.reference_images
+            ),
+            aspect_ratio=self.aspect_ratio,
+            duration_seconds=self.duration_seconds,
+            negative_prompt=self.negative_prompt,
+            person_generation=self.person_generation,
+            resolution=self.resolution,
+            extra_parameters=self.extra_parameters,
         )

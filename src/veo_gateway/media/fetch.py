@@ -141,8 +141,7 @@ class SafeFetcher:
         target = httpx.URL(url).copy_with(host=str(address))
         headers = {"Host": parts.netloc.rpartition("@")[2]}
         extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-        request = self._client.build_request("GET", target, headers=headers,
-                                             extensions=extensions)
+        request = self._client.build_request("GET", target, headers=headers, extensions=extensions)
         try:
             return await self._client.send(request, stream=True)
         except httpx.HTTPError as exc:
@@ -155,7 +154,7 @@ class SafeFetcher:
             )
         except (socket.gaierror, UnicodeError) as exc:
             raise FetchRefused(f"host {host!r} could not be resolved") from exc
-        addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
         if not addresses:
             raise FetchRefused(f"host {host!r} has no address")
         # Every answer must pass: a name with one public and one internal address is refused.
@@ -180,4 +179,3 @@ class SafeFetcher:
         except httpx.HTTPError as exc:
             raise FetchRefused(f"the download broke off: {type(exc).__name__}") from exc
         return b"".join(chunks)
-

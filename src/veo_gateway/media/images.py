@@ -61,7 +61,7 @@ def decode_inline(value: str, field: str) -> bytes:
             raise InvalidArgument(
                 f"invalid base64: {field}: the data URI is not base64-encoded", param=field
             )
-        return _b64(value[match.end():], field)
+        return _b64(value[match.end() :], field)
     return _b64(value, field)
 
 
@@ -96,8 +96,13 @@ def check_image(data: bytes, field: str, limits: ImageLimits) -> str:
                 image.load()
     except InvalidArgument:
         raise
-    except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError,
-            PILImage.DecompressionBombWarning) as exc:
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        PILImage.DecompressionBombError,
+        PILImage.DecompressionBombWarning,
+    ) as exc:
         raise InvalidArgument(
             f"{field}: the image could not be decoded ({exc})", param=field
         ) from exc

@@ -108,8 +108,9 @@ class GeminiProvider:
         """
         match = _FILE_ID.search(urlsplit(video_uri).path)
         if not video_uri.startswith("https://") or match is None:
-            raise UpstreamError(f"the upstream returned a video URI the gateway cannot use: "
-                                f"{video_uri[:200]!r}")
+            raise UpstreamError(
+                f"the upstream returned a video URI the gateway cannot use: {video_uri[:200]!r}"
+            )
         return f"{self._base}/v1beta/files/{match.group(1)}:download?alt=media"
 
     @asynccontextmanager

@@ -58,7 +58,7 @@ class Task:
     @classmethod
     def from_row(cls, row: sa.RowMapping) -> Task:
         """Build a Task from a database row."""
-        values = dict(row)
+        values: dict[str, Any] = dict(row)
         values["state"] = State(values["state"])
         return cls(**values)
 
@@ -89,7 +89,7 @@ class TaskStore:
         }
         async with self._engine.begin() as conn:
             await conn.execute(tasks.insert().values(**values))
-        return Task(**{**values, "state": State.QUEUED})
+        return Task(**{**values, "state": State.QUEUED})  # type: ignore[arg-type]
 
     async def get(self, task_id: str, owner: str | None = None) -> Task | None:
         """The task, or None; with `owner`, only when that owner created it."""

@@ -11,7 +11,9 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from veo_gateway.domain.progress import LatencyModel
 from veo_gateway.errors import UpstreamError
@@ -102,8 +104,8 @@ class Worker:
         ):
             self._spawn(self._polling, self._poll(task))
 
-    def _spawn(self, jobs: set[asyncio.Task[None]], coro: object) -> None:
-        job: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, jobs: set[asyncio.Task[None]], coro: Coroutine[Any, Any, None]) -> None:
+        job = asyncio.create_task(coro)
         jobs.add(job)
 
         def done(finished: asyncio.Task[None]) -> None:
@@ -124,7 +126,8 @@ class Worker:
         try:
             request = await load_request(self._storage, task.id, task.request)
         except OSError as exc:
-            await self._fail(task, State.SUBMITTING, f"the task's stored inputs are unreadable: {exc}")
+            reason = f"the task's stored inputs are unreadable: {exc}"
+            await self._fail(task, State.SUBMITTING, reason)
             return
         try:
             operation = await self._provider.submit(task.model, request)
