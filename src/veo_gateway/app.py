@@ -22,6 +22,7 @@ from veo_gateway.api import health, videos
 from veo_gateway.api.auth import Authenticator
 from veo_gateway.api.deps import Services
 from veo_gateway.api.limits import BodySizeLimit
+from veo_gateway.api.status import StatusRoute
 from veo_gateway.domain.catalog import Catalog
 from veo_gateway.domain.progress import LatencyModel
 from veo_gateway.emulator.app import EmulatorConfig, create_emulator_app
@@ -203,6 +204,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await emulator.stop()
         await upstream_client.aclose()
         await fetcher.aclose()
+        tasks.close()
         await engine.dispose()
         if lock is not None:
             lock.close()
@@ -222,4 +224,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(videos.router)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    # Added last, so it runs first: polls skip the body cap (GETs have none) and the routing.
+    app.add_middleware(StatusRoute)
     return app

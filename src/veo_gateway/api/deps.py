@@ -34,10 +34,15 @@ class Services:
     upstream: str
 
 
-def get_services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
     """The app's services (set by the lifespan)."""
     services: Services = request.app.state.services
     return services
+
+
+async def get_services(request: Request) -> Services:
+    """The services as a dependency (async: FastAPI runs sync dependencies in a thread pool)."""
+    return services_of(request)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

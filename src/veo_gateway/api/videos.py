@@ -13,13 +13,14 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse
 
-from veo_gateway.api.deps import OwnerDep, Services, ServicesDep
+from veo_gateway.api.deps import OwnerDep, ServicesDep
 from veo_gateway.api.spec_dialect import parse_spec_request, render_spec_video, task_progress
+from veo_gateway.api.status import owned_task
 from veo_gateway.domain.validation import validate_request
 from veo_gateway.errors import FailedPrecondition, InvalidArgument, NotFound
 from veo_gateway.media.images import resolve_images
 from veo_gateway.media.inputs import save_request
-from veo_gateway.store.tasks import State, Task
+from veo_gateway.store.tasks import State
 
 router = APIRouter()
 log = logging.getLogger("veo_gateway.api")
@@ -62,24 +63,10 @@ async def create_video(request: Request, services: ServicesDep, owner: OwnerDep)
     return JSONResponse(render_spec_video(task, time.time()))
 
 
-async def _owned_task(services: Services, task_id: str, owner: str) -> Task:
-    task = await services.tasks.get(task_id, owner)
-    if task is None:
-        raise NotFound(f"no video task with id {task_id!r}", param="id")
-    return task
-
-
-@router.get("/v1/videos/{task_id}")
-async def get_video(task_id: str, services: ServicesDep, owner: OwnerDep) -> JSONResponse:
-    """The task's status: one database read, never an upstream call."""
-    task = await _owned_task(services, task_id, owner)
-    return JSONResponse(render_spec_video(task, time.time()))
-
-
 @router.api_route("/v1/videos/{task_id}/content", methods=["GET", "HEAD"])
 async def get_video_content(task_id: str, services: ServicesDep, owner: OwnerDep) -> FileResponse:
     """The MP4 from our storage, with Range, HEAD and ETag support."""
-    task = await _owned_task(services, task_id, owner)
+    task = await owned_task(services.tasks, task_id, owner)
     if task.state is State.FAILED:
         raise FailedPrecondition(
             f"video {task_id} failed, there is no content: {task.fail_reason}", param="id"

@@ -1,9 +1,12 @@
 """Downloading untrusted image URLs without letting them reach inside the network (SSRF).
 
-The host is resolved once, every address it resolves to is checked, and the connection goes to
-the checked address (the original name kept for the Host header and TLS), so a DNS answer that
-changes between check and connect cannot slip through. Redirects are followed by hand, each hop
-checked the same way. The body is streamed and cut off at the size cap; one deadline covers it all.
+Each hop is handled the same way: parse the URL (http or https only, no credentials), resolve the
+host once with the system resolver, refuse the URL if ANY answer is a forbidden address, then
+connect to one of those checked addresses, sending the original name in the Host header and as
+the TLS server name (SNI and certificate check). No second lookup happens between the check and
+the connection, so a DNS answer that changes in between (rebinding) cannot slip through.
+Redirects are followed by hand, each new URL checked from the start. The body is streamed and cut
+off at the size cap, and one deadline covers the whole download, redirects included.
 """
 
 from __future__ import annotations
@@ -13,67 +16,112 @@ import ipaddress
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-_METADATA = {
-    ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack
-    ipaddress.ip_address("fd00:ec2::254"),  # AWS over IPv6
-    ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
-}
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+# Decides whether one resolved address may be contacted: None allows it, a string says why not.
+AddressPolicy = Callable[[IPAddress], str | None]
+
+_METADATA = frozenset(
+    ipaddress.ip_address(text)
+    for text in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean, ...
+        "fd00:ec2::254",  # AWS over IPv6
+        "100.100.100.200",  # Alibaba Cloud
+    )
+)
+# CGNAT (100.64/10) is not "private" to Python's ipaddress, but it is just as internal.
+_PRIVATE = tuple(
+    ipaddress.ip_network(text)
+    for text in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+)
+# IPv6 addresses that are only a wrapper around an IPv4 address (the last 32 bits) which is the
+# host really reached: NAT64 (RFC 6052) and SIIT's IPv4-translated form (RFC 2765).
+_IPV4_WRAPPERS = tuple(ipaddress.ip_network(text) for text in ("64:ff9b::/96", "::ffff:0:0:0/96"))
+_MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class FetchLimits:
     """Bounds on one image download."""
 
-    timeout: float = 15.0
+    timeout: float = 15.0  # the whole download, redirects included
     max_bytes: int = 20 * 1024 * 1024
     max_redirects: int = 3
     allow_private: bool = False
 
 
 class FetchRefused(Exception):
-    """Why a URL was refused or could not be downloaded, in words for the client."""
+    """Why a URL was refused or could not be downloaded, in words meant for the client."""
 
 
-def forbidden_reason(ip: IPAddress) -> str | None:
-    """None when `ip` is a public address; otherwise why it is refused."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if embedded is None and int(ip) >> 32 == 0 and int(ip) > 1:
-            embedded = ipaddress.IPv4Address(int(ip))  # IPv4-compatible ::a.b.c.d
-        if embedded is not None:
-            return forbidden_reason(embedded)
-    if ip in _METADATA:
-        return "cloud metadata"
-    checks = (
-        ("unspecified", ip.is_unspecified),
-        ("loopback", ip.is_loopback),
-        ("link-local", ip.is_link_local),
-        ("multicast", ip.is_multicast),
-        ("private", ip.is_private or (isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT)),
-        ("reserved", ip.is_reserved),
-        ("not globally routable", not ip.is_global),
-    )
-    for reason, hit in checks:
-        if hit:
-            return reason
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    # IPv4-compatible (::a.b.c.d, deprecated but still routed by some stacks), NAT64, SIIT.
+    if int(ip) >> 32 == 0 or any(ip in net for net in _IPV4_WRAPPERS):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return None
 
 
-AddressPolicy = Callable[[IPAddress], str | None]
+def forbidden_reason(ip: IPAddress) -> str | None:
+    """None when `ip` is a public address; otherwise why it is refused ("loopback", ...)."""
+    if ip in _METADATA:
+        return "cloud metadata"
+    if isinstance(ip, ipaddress.IPv6Address):
+        # `::` and `::1` first: they would otherwise read as IPv4-compatible 0.0.0.0 / 0.0.0.1.
+        if ip.is_unspecified:
+            return "unspecified"
+        if ip.is_loopback:
+            return "loopback"
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            return forbidden_reason(embedded)
+        # 6to4 and Teredo tunnel to an IPv4 host: refuse when that host is internal, and judge
+        # the IPv6 address itself too (Teredo, for one, is not globally routable).
+        tunnelled = ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if tunnelled is not None and (reason := forbidden_reason(tunnelled)):
+            return reason
+    if ip.is_unspecified:
+        return "unspecified"
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_link_local:
+        return "link-local"
+    if ip.is_multicast:
+        return "multicast"
+    if any(ip in net for net in _PRIVATE):
+        return "private"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:
+        return "site-local"
+    if ip.is_reserved:
+        return "reserved"
+    if not ip.is_global:  # documentation, benchmarking, 0.0.0.0/8, Teredo, ...
+        return "not globally routable"
+    return None
+
+
+def _metadata_reason(ip: IPAddress) -> str | None:
+    # `allow_private` opens the internal network to image URLs, but never the metadata service:
+    # it hands out credentials and is no place an image could come from.
+    if isinstance(ip, ipaddress.IPv6Address) and (embedded := _embedded_ipv4(ip)) is not None:
+        ip = embedded
+    return "cloud metadata" if ip in _METADATA else None
+
+
+def _size(n: int) -> str:
+    return f"{n // _MIB} MB" if n >= _MIB and n % _MIB == 0 else f"{n:,} bytes"
 
 
 class SafeFetcher:
-    """Fetches http(s) URLs under FetchLimits, refusing forbidden addresses at every hop.
+    """Downloads http(s) URLs under FetchLimits, refusing forbidden addresses at every hop.
 
-    `address_policy` is the check applied to each resolved address (default: forbidden_reason,
-    or nothing when `allow_private`); tests pass their own to allow one loopback server.
+    `address_policy` judges each resolved address (None allows it). By default it is
+    `forbidden_reason`, or, with `allow_private`, a policy refusing only cloud metadata. It is a
+    seam for tests, which allow one loopback address as a stand-in for a public host.
+    `transport` is passed to httpx (tests use it to guard that only loopback is reached).
     """
 
     def __init__(
@@ -85,39 +133,52 @@ class SafeFetcher:
     ) -> None:
         self._limits = limits
         if address_policy is None:
-            address_policy = (lambda _ip: None) if limits.allow_private else forbidden_reason
+            address_policy = _metadata_reason if limits.allow_private else forbidden_reason
         self._policy = address_policy
         self._client = httpx.AsyncClient(
             transport=transport,
             follow_redirects=False,
-            timeout=httpx.Timeout(limits.timeout),
-            headers={"User-Agent": "veo-gateway image fetcher"},
+            # The deadline in fetch() bounds the whole download; a short connect timeout lets a
+            # dead address give way to the host's next one within it.
+            timeout=httpx.Timeout(limits.timeout, connect=min(limits.timeout, 5.0)),
+            # httpx pools by (scheme, IP, port) without looking at the TLS server name, so a kept
+            # connection could carry a request for another name. Images are one-off downloads:
+            # keep no connection.
+            limits=httpx.Limits(max_keepalive_connections=0),
+            headers={
+                "User-Agent": "veo-gateway-image-fetcher",
+                "Accept": "image/png, image/jpeg, image/webp, */*;q=0.1",
+                # Images are compressed already; identity also keeps gzip bombs out.
+                "Accept-Encoding": "identity",
+                "Connection": "close",
+            },
+            # Never a proxy from the environment: it would resolve the name again itself.
             trust_env=False,
         )
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the underlying HTTP client."""
         await self._client.aclose()
 
     async def fetch(self, url: str) -> bytes:
-        """The body of `url`, or FetchRefused saying why not."""
+        """The body of `url`; raises FetchRefused saying why it was refused or failed."""
         try:
             async with asyncio.timeout(self._limits.timeout):
                 return await self._follow(url)
-        except TimeoutError:
+        except (TimeoutError, httpx.TimeoutException):
             raise FetchRefused(f"timed out after {self._limits.timeout:g} s") from None
 
     async def _follow(self, url: str) -> bytes:
-        for _ in range(self._limits.max_redirects + 1):
+        for _hop in range(self._limits.max_redirects + 1):
             response = await self._open(url)
             try:
-                if response.is_redirect:
-                    location = response.headers.get("location")
-                    if not location:
-                        raise FetchRefused(f"HTTP {response.status_code} without a Location")
-                    url = urljoin(url, location)
+                if response.is_redirect:  # a 3xx with a Location header
+                    try:
+                        url = str(httpx.URL(url).join(response.headers["location"]))
+                    except httpx.InvalidURL as exc:
+                        raise FetchRefused(f"bad redirect location: {exc}") from None
                     continue
-                if response.status_code != 200:
+                if not response.is_success:
                     raise FetchRefused(f"HTTP {response.status_code}")
                 return await self._read(response)
             finally:
@@ -125,57 +186,77 @@ class SafeFetcher:
         raise FetchRefused(f"too many redirects (more than {self._limits.max_redirects})")
 
     async def _open(self, url: str) -> httpx.Response:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise FetchRefused(f"scheme {parts.scheme!r} is not allowed: use http or https")
-        if parts.username is not None or parts.password is not None:
-            raise FetchRefused("URLs with credentials are not allowed")
-        host = parts.hostname
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL as exc:
+            raise FetchRefused(f"invalid URL: {exc}") from None
+        if parsed.scheme not in ("http", "https"):
+            raise FetchRefused(f"scheme {parsed.scheme!r} is not allowed: use http or https")
+        if parsed.userinfo:
+            raise FetchRefused("URLs with a user name or password are not allowed")
+        host = parsed.raw_host.decode("ascii")  # IDNA-encoded, IPv6 without brackets
         if not host:
             raise FetchRefused("the URL has no host")
-        try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError as exc:
-            raise FetchRefused(f"bad port: {exc}") from None
-        address = await self._resolve(host, port)
-        target = httpx.URL(url).copy_with(host=str(address))
-        headers = {"Host": parts.netloc.rpartition("@")[2]}
-        extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-        request = self._client.build_request("GET", target, headers=headers, extensions=extensions)
-        try:
-            return await self._client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise FetchRefused(f"could not connect: {type(exc).__name__}") from exc
+        addresses = await self._resolve(
+            host, parsed.port or (443 if parsed.scheme == "https" else 80)
+        )
+        headers = {"Host": parsed.netloc.decode("ascii")}
+        extensions = {"sni_hostname": host} if parsed.scheme == "https" else {}
+        failure: httpx.TransportError | None = None
+        # Like a browser, try the host's addresses in turn; every one of them passed the check.
+        for address in addresses:
+            request = self._client.build_request(
+                "GET", parsed.copy_with(host=str(address)), headers=headers, extensions=extensions
+            )
+            try:
+                return await self._client.send(request, stream=True)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                failure = exc
+            except httpx.TimeoutException:
+                raise
+            except httpx.TransportError as exc:
+                raise FetchRefused(f"request failed: {exc or type(exc).__name__}") from exc
+        raise FetchRefused(f"could not connect to {host}: {failure or 'no address'}")
 
-    async def _resolve(self, host: str, port: int) -> IPAddress:
+    async def _resolve(self, host: str, port: int) -> list[IPAddress]:
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_STREAM
             )
-        except (socket.gaierror, UnicodeError) as exc:
+        except (OSError, UnicodeError) as exc:  # socket.gaierror is an OSError
             raise FetchRefused(f"host {host!r} could not be resolved") from exc
-        addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
-        if not addresses:
-            raise FetchRefused(f"host {host!r} has no address")
-        # Every answer must pass: a name with one public and one internal address is refused.
+        addresses: list[IPAddress] = []
+        for info in infos:
+            address = ipaddress.ip_address(str(info[4][0]).partition("%")[0])
+            # The same host either way, and reachable without an IPv6 stack.
+            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+                address = address.ipv4_mapped
+            if address not in addresses:
+                addresses.append(address)
+        # Every answer must pass: a name with one public and one internal address is refused,
+        # whichever of them the connection would have used.
         for address in addresses:
             if reason := self._policy(address):
                 raise FetchRefused(f"address {address} is {reason}")
-        return addresses[0]
+        if not addresses:
+            raise FetchRefused(f"host {host!r} has no address")
+        return addresses
 
     async def _read(self, response: httpx.Response) -> bytes:
         limit = self._limits.max_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise FetchRefused(f"larger than {limit // (1024 * 1024)} MB")
+            raise FetchRefused(f"larger than {_size(limit)}")
         chunks: list[bytes] = []
         size = 0
         try:
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > limit:
-                    raise FetchRefused(f"larger than {limit // (1024 * 1024)} MB")
+                    raise FetchRefused(f"larger than {_size(limit)}")
                 chunks.append(chunk)
+        except httpx.TimeoutException:
+            raise
         except httpx.HTTPError as exc:
-            raise FetchRefused(f"the download broke off: {type(exc).__name__}") from exc
+            raise FetchRefused(f"the download broke off: {exc or type(exc).__name__}") from exc
         return b"".join(chunks)
