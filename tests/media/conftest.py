@@ -70,8 +70,12 @@ class Server:
     hits: list[str] = field(default_factory=list)
 
 
-def _send(handler: http.server.BaseHTTPRequestHandler, status: int, body: bytes = b"",
-          headers: dict[str, str] | None = None) -> None:
+def _send(
+    handler: http.server.BaseHTTPRequestHandler,
+    status: int,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+) -> None:
     handler.send_response(status)
     headers = {"Content-Length": str(len(body)), **(headers or {})}
     for name, value in headers.items():
@@ -85,12 +89,18 @@ def _answer(handler: http.server.BaseHTTPRequestHandler) -> None:
     path, query = parts.path, parse_qs(parts.query)
     name, _, arg = path.strip("/").partition("/")
     if name in ("img.png", "img.jpg", "img.webp"):
-        body, mime = {"img.png": (PNG, "image/png"), "img.jpg": (JPEG, "image/jpeg"),
-                      "img.webp": (WEBP, "image/webp")}[name]
+        body, mime = {
+            "img.png": (PNG, "image/png"),
+            "img.jpg": (JPEG, "image/jpeg"),
+            "img.webp": (WEBP, "image/webp"),
+        }[name]
         _send(handler, 200, body, {"Content-Type": mime})
     elif name == "redirect":  # /redirect/N: N redirects, then the PNG
         hops = int(arg)
-        _send(handler, 302, headers={"Location": f"/redirect/{hops - 1}" if hops else "/img.png"})
+        if hops:
+            _send(handler, 302, headers={"Location": f"/redirect/{hops - 1}"})
+        else:
+            _send(handler, 200, PNG, {"Content-Type": "image/png"})
     elif name == "to":  # /to?u=URL: one redirect to any URL
         _send(handler, 302, headers={"Location": query["u"][0]})
     elif name == "no-location":
@@ -122,7 +132,10 @@ def _answer(handler: http.server.BaseHTTPRequestHandler) -> None:
     elif name == "slow-hop":  # /slow-hop/N: a pause, then a redirect (N times), then the PNG
         time.sleep(0.3)
         hops = int(arg)
-        _send(handler, 302, headers={"Location": f"/slow-hop/{hops - 1}" if hops else "/img.png"})
+        if hops:
+            _send(handler, 302, headers={"Location": f"/slow-hop/{hops - 1}"})
+        else:
+            _send(handler, 200, PNG, {"Content-Type": "image/png"})
     else:
         _send(handler, 404, b"not found")
 
@@ -130,7 +143,7 @@ def _answer(handler: http.server.BaseHTTPRequestHandler) -> None:
 class _Handler(http.server.BaseHTTPRequestHandler):
     hits: list[str]
 
-    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+    def do_GET(self) -> None:
         self.hits.append(self.path)
         # The fetcher hangs up on purpose (size cap, timeout): not an error here.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
@@ -141,8 +154,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serve(host: str = "127.0.0.1", tls: ssl.SSLContext | None = None,
-          port: int = 0) -> Iterator[Server]:
+def serve(
+    host: str = "127.0.0.1", tls: ssl.SSLContext | None = None, port: int = 0
+) -> Iterator[Server]:
     """Serve the routes above on `host` (a loopback address) in a thread."""
     hits: list[str] = []
     handler = type("Handler", (_Handler,), {"hits": hits})
@@ -152,7 +166,7 @@ def serve(host: str = "127.0.0.1", tls: ssl.SSLContext | None = None,
     httpd = server_class((host, port), handler)
     if tls is not None:
         httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     bound = httpd.server_address[1]
     scheme = "https" if tls else "http"
@@ -208,10 +222,15 @@ async def make_fetcher() -> AsyncIterator[MakeFetcher]:
     """Build SafeFetchers that can only reach loopback; all closed after the test."""
     made: list[SafeFetcher] = []
 
-    def make(limits: FetchLimits | None = None, *, policy: AddressPolicy | None = None,
-             transport: httpx.AsyncBaseTransport | None = None) -> SafeFetcher:
-        fetcher = SafeFetcher(limits or FetchLimits(), transport=transport or LoopbackOnly(),
-                              address_policy=policy)
+    def make(
+        limits: FetchLimits | None = None,
+        *,
+        policy: AddressPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> SafeFetcher:
+        fetcher = SafeFetcher(
+            limits or FetchLimits(), transport=transport or LoopbackOnly(), address_policy=policy
+        )
         made.append(fetcher)
         return fetcher
 
@@ -247,8 +266,13 @@ async def fake_dns(monkeypatch: pytest.MonkeyPatch) -> FakeDNS:
         if not answer:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         return [
-            (socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM, 6, "",
-             (ip, port))
+            (
+                socket.AF_INET6 if ":" in ip else socket.AF_INET,
+                socket.SOCK_STREAM,
+                6,
+                "",
+                (ip, port),
+            )
             for ip in answer
         ]
 
@@ -292,8 +316,11 @@ def make_certificate(tmp_path: Path, *names: str) -> Certificate:
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     (tmp_path / "cert.pem").write_bytes(cert_pem)
     (tmp_path / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                          serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
     )
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")

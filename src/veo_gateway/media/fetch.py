@@ -172,7 +172,7 @@ class SafeFetcher:
         for _hop in range(self._limits.max_redirects + 1):
             response = await self._open(url)
             try:
-                if response.is_redirect:  # a 3xx with a Location header
+                if response.has_redirect_location:  # 301, 302, 303, 307, 308 with a Location
                     try:
                         url = str(httpx.URL(url).join(response.headers["location"]))
                     except httpx.InvalidURL as exc:

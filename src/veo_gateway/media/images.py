@@ -196,7 +196,7 @@ async def resolve_images(
 ) -> VideoRequest[Image]:
     """The request with every image downloaded or decoded, concurrently, and checked.
 
-    When one image fails the others are cancelled and its InvalidArgument is raised.
+    The first image to fail cancels the others, and its InvalidArgument is raised.
     """
     sources = request.images()
     try:
@@ -206,10 +206,8 @@ async def resolve_images(
         failures = [exc for exc in errors.exceptions if isinstance(exc, GatewayError)]
         if len(failures) < len(errors.exceptions):
             raise  # a bug, not a bad image: keep everything
-        # Usually one image failed and cancelled the rest; if several did, the first in request
-        # order is reported, so the answer does not depend on which download finished first.
-        order = {source.field: i for i, source in enumerate(sources)}
-        chosen = min(failures, key=lambda exc: order.get(exc.param or "", len(order)))
+        # The first image to fail cancels the others, so there is almost always just one.
+        chosen = failures[0]
         raise chosen from chosen.__cause__
     # Matched by identity, not by field name, so the mapping holds whatever the fields say.
     by_source = {id(source): task.result() for source, task in zip(sources, tasks, strict=True)}

@@ -6,16 +6,18 @@ first wins, so a charge, a webhook or a completion happens once even with severa
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from veo_gateway.store.tables import tasks
 
@@ -79,12 +81,27 @@ class TaskStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._reader: sqlite3.Connection | None = None
+        # SQLite has one writer at a time, and a blocked writer waits in its busy handler, which
+        # sleeps in steps of up to 100 ms. Queueing this process's writers here instead turns
+        # those sleeps into an ordered, immediate hand-over.
+        self._write_lock: asyncio.Lock | None = None
         url = engine.url
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             self._reader = sqlite3.connect(url.database, check_same_thread=False)
             self._reader.row_factory = sqlite3.Row
             self._reader.execute("PRAGMA query_only=1")
             self._reader.execute("PRAGMA busy_timeout=1000")
+            self._write_lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction (queued behind this process's other writers on SQLite)."""
+        if self._write_lock is None:
+            async with self._engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self._engine.begin() as conn:
+            yield conn
 
     def close(self) -> None:
         """Close the direct reader (the engine is disposed by its owner)."""
@@ -110,7 +127,7 @@ class TaskStore:
             "lease_until": 0.0,
             "attempts": 0,
         }
-        async with self._engine.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(tasks.insert().values(**values))
         return Task(**{**values, "state": State.QUEUED})  # type: ignore[arg-type]
 
@@ -178,7 +195,7 @@ class TaskStore:
             .limit(limit)
         )
         claimed: list[Task] = []
-        async with self._engine.begin() as conn:
+        async with self._write() as conn:
             ids = (await conn.execute(candidates)).scalars().all()
             for task_id in ids:
                 values: dict[str, Any] = {"lease_until": now + lease_seconds, "updated_at": now}
@@ -207,7 +224,7 @@ class TaskStore:
     async def transition(self, task_id: str, expected: State, new: State, **fields: Any) -> bool:
         """Compare-and-swap `expected` -> `new`, setting `fields`; True when this call won."""
         values = {**fields, "state": new.value, "updated_at": time.time()}
-        async with self._engine.begin() as conn:
+        async with self._write() as conn:
             result = await conn.execute(
                 tasks.update()
                 .where(tasks.c.id == task_id, tasks.c.state == expected.value)
@@ -218,7 +235,7 @@ class TaskStore:
     async def update(self, task_id: str, expected: State, **fields: Any) -> bool:
         """Set `fields` only while the task is still in `expected`; True when it was."""
         values = {**fields, "updated_at": time.time()}
-        async with self._engine.begin() as conn:
+        async with self._write() as conn:
             result = await conn.execute(
                 tasks.update()
                 .where(tasks.c.id == task_id, tasks.c.state == expected.value)
@@ -233,7 +250,7 @@ class TaskStore:
         offers no idempotency key, so it is submitted again (see docs/architecture.md).
         """
         now = time.time()
-        async with self._engine.begin() as conn:
+        async with self._write() as conn:
             requeued = await conn.execute(
                 tasks.update()
                 .where(tasks.c.state == State.SUBMITTING.value)
