@@ -156,3 +156,50 @@ def test_timeout_fails_the_task(make_gateway, timeout: float) -> None:
     task_id = gateway.create({"model": FAST, "prompt": "never"}).json()["id"]
     final = gateway.wait(task_id, timeout=30)
     assert final["status"] == "failure" and "timed out" in final["fail_reason"]
+
+
+def test_many_tasks_run_upstream_at_once(make_gateway) -> None:
+    # Ten tasks, one second each upstream: all ten must be in flight together, which a serial
+    # worker (submit, wait, poll, next) could never show.
+    gateway = make_gateway(emulator_latency="1.5", poll_interval=0.3)
+    ids = [
+        gateway.create(
+            {"model": FAST, "prompt": f"parallel {i}", "metadata": {"durationSeconds": 4}}
+        ).json()["id"]
+        for i in range(10)
+    ]
+    most_at_once = 0
+    while True:
+        states = [gateway.get(task_id).json()["status"] for task_id in ids]
+        most_at_once = max(most_at_once, states.count("in_progress"))
+        if all(state in ("completed", "failure") for state in states):
+            break
+    assert most_at_once == 10
+    assert states == ["completed"] * 10
+
+
+def test_max_in_flight_holds_the_rest_queued(make_gateway) -> None:
+    gateway = make_gateway(emulator_latency="1", poll_interval=0.2, max_in_flight=2)
+    ids = [
+        gateway.create(
+            {"model": FAST, "prompt": f"queued {i}", "metadata": {"durationSeconds": 4}}
+        ).json()["id"]
+        for i in range(5)
+    ]
+    most_at_once = 0
+    while True:
+        states = [gateway.get(task_id).json()["status"] for task_id in ids]
+        most_at_once = max(most_at_once, states.count("in_progress"))
+        if all(state == "completed" for state in states):
+            break
+    assert most_at_once == 2
+
+
+def test_an_upstream_refusal_fails_the_task_with_googles_message(gateway: Gateway) -> None:
+    # Unknown metadata goes to Google untouched; the emulator refuses this one as Google would.
+    task_id = gateway.create({"model": FAST, "prompt": "p", "metadata": {"sampleCount": 9}}).json()[
+        "id"
+    ]
+    final = gateway.wait(task_id)
+    assert final["status"] == "failure"
+    assert "sampleCount" in final["fail_reason"]
