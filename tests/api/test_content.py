@@ -31,6 +31,14 @@ def test_content_ranges_and_head(gateway: Gateway) -> None:
     bad = gateway.client.get(url, headers={**gateway.headers(), "Range": f"bytes={size + 5}-"})
     assert bad.status_code == 416
     assert bad.headers["content-range"] == f"bytes */{size}"
+    assert bad.json()["error"]["status"] == "OUT_OF_RANGE"
+    for malformed in ("bytes=abc", "pages=1-2", "bytes=5-1", "bytes=-"):
+        response = gateway.client.get(url, headers={**gateway.headers(), "Range": malformed})
+        assert response.status_code == 400, malformed
+        assert response.json()["error"]["param"] == "Range"
+    several = gateway.client.get(url, headers={**gateway.headers(), "Range": "bytes=0-9,20-29"})
+    assert several.status_code == 206
+    assert several.headers["content-type"].startswith("multipart/byteranges")
 
     head = gateway.client.head(url, headers=gateway.headers())
     assert head.status_code == 200 and head.content == b""

@@ -153,6 +153,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _Server6(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 @contextlib.contextmanager
 def serve(
     host: str = "127.0.0.1", tls: ssl.SSLContext | None = None, port: int = 0
@@ -160,9 +164,7 @@ def serve(
     """Serve the routes above on `host` (a loopback address) in a thread."""
     hits: list[str] = []
     handler = type("Handler", (_Handler,), {"hits": hits})
-    server_class = http.server.ThreadingHTTPServer
-    if ":" in host:
-        server_class = type("Server6", (server_class,), {"address_family": socket.AF_INET6})
+    server_class = _Server6 if ":" in host else http.server.ThreadingHTTPServer
     httpd = server_class((host, port), handler)
     if tls is not None:
         httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)

@@ -349,7 +349,7 @@ async def test_every_image_lands_in_its_slot(make_fetcher: MakeFetcher, server: 
 
 async def test_text_only_request_unchanged(make_fetcher: MakeFetcher) -> None:
     resolved = await resolve_images(request_of(), make_fetcher(), LIMITS)
-    assert resolved == request_of()
+    assert (resolved.mode, resolved.images(), resolved.prompt) == ("text", [], "a fox")
 
 
 async def test_images_are_resolved_concurrently(make_fetcher: MakeFetcher, server: Server) -> None:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse
 
 from veo_gateway.api.deps import OwnerDep, ServicesDep
+from veo_gateway.api.ranges import check_range
 from veo_gateway.api.spec_dialect import parse_spec_request, render_spec_video, task_progress
 from veo_gateway.api.status import owned_task
 from veo_gateway.domain.validation import validate_request
@@ -64,7 +65,9 @@ async def create_video(request: Request, services: ServicesDep, owner: OwnerDep)
 
 
 @router.api_route("/v1/videos/{task_id}/content", methods=["GET", "HEAD"])
-async def get_video_content(task_id: str, services: ServicesDep, owner: OwnerDep) -> FileResponse:
+async def get_video_content(
+    task_id: str, request: Request, services: ServicesDep, owner: OwnerDep
+) -> FileResponse:
     """The MP4 from our storage, with Range, HEAD and ETag support."""
     task = await owned_task(services.tasks, task_id, owner)
     if task.state is State.FAILED:
@@ -80,10 +83,14 @@ async def get_video_content(task_id: str, services: ServicesDep, owner: OwnerDep
             param="id",
         )
     path = Path(task.video_path)
-    if not await anyio.Path(path).is_file():
-        raise NotFound(f"the video of {task_id} is no longer stored", param="id")
+    try:
+        stat_result = await anyio.Path(path).stat()
+    except FileNotFoundError:
+        raise NotFound(f"the video of {task_id} is no longer stored", param="id") from None
+    check_range(request.headers.get("range"), stat_result.st_size)
     return FileResponse(
         path,
+        stat_result=stat_result,
         media_type="video/mp4",
         filename=f"{task_id}.mp4",
         content_disposition_type="inline",
