@@ -59,7 +59,8 @@ class Settings(BaseSettings):
     )
     allow_private_image_urls: bool = Field(
         False,
-        description="Allow image URLs that resolve to private, loopback or link-local addresses.",
+        description="Allow image URLs that resolve to private, loopback or link-local "
+        "addresses (cloud metadata addresses stay refused).",
     )
     max_body_bytes: int = Field(
         64 * 1024 * 1024, description="Largest request body accepted (bytes); larger gets 413."
