@@ -158,41 +158,33 @@ def test_timeout_fails_the_task(make_gateway, timeout: float) -> None:
     assert final["status"] == "failure" and "timed out" in final["fail_reason"]
 
 
-def test_many_tasks_run_upstream_at_once(make_gateway) -> None:
-    # Ten tasks, one second each upstream: all ten must be in flight together, which a serial
-    # worker (submit, wait, poll, next) could never show.
-    gateway = make_gateway(emulator_latency="1.5", poll_interval=0.3)
+def _most_in_progress_at_once(gateway: Gateway, count: int, **metadata: object) -> int:
+    """Create `count` tasks, watch them to the end; how many were in progress together."""
     ids = [
         gateway.create(
-            {"model": FAST, "prompt": f"parallel {i}", "metadata": {"durationSeconds": 4}}
+            {"model": FAST, "prompt": f"task {i}", "metadata": {"durationSeconds": 4, **metadata}}
         ).json()["id"]
-        for i in range(10)
+        for i in range(count)
     ]
-    most_at_once = 0
+    most = 0
     while True:
         states = [gateway.get(task_id).json()["status"] for task_id in ids]
-        most_at_once = max(most_at_once, states.count("in_progress"))
+        most = max(most, states.count("in_progress"))
         if all(state in ("completed", "failure") for state in states):
-            break
-    assert most_at_once == 10
-    assert states == ["completed"] * 10
+            assert states == ["completed"] * count
+            return most
+
+
+def test_many_tasks_run_upstream_at_once(make_gateway) -> None:
+    # Ten tasks of 1.5 s each upstream: all ten must be in flight together, which a serial
+    # worker (submit, wait, poll, next) could never show.
+    gateway = make_gateway(emulator_latency="1.5", poll_interval=0.3)
+    assert _most_in_progress_at_once(gateway, 10) == 10
 
 
 def test_max_in_flight_holds_the_rest_queued(make_gateway) -> None:
     gateway = make_gateway(emulator_latency="1", poll_interval=0.2, max_in_flight=2)
-    ids = [
-        gateway.create(
-            {"model": FAST, "prompt": f"queued {i}", "metadata": {"durationSeconds": 4}}
-        ).json()["id"]
-        for i in range(5)
-    ]
-    most_at_once = 0
-    while True:
-        states = [gateway.get(task_id).json()["status"] for task_id in ids]
-        most_at_once = max(most_at_once, states.count("in_progress"))
-        if all(state == "completed" for state in states):
-            break
-    assert most_at_once == 2
+    assert _most_in_progress_at_once(gateway, 5) == 2
 
 
 def test_an_upstream_refusal_fails_the_task_with_googles_message(gateway: Gateway) -> None:

@@ -223,14 +223,7 @@ class TaskStore:
 
     async def transition(self, task_id: str, expected: State, new: State, **fields: Any) -> bool:
         """Compare-and-swap `expected` -> `new`, setting `fields`; True when this call won."""
-        values = {**fields, "state": new.value, "updated_at": time.time()}
-        async with self._write() as conn:
-            result = await conn.execute(
-                tasks.update()
-                .where(tasks.c.id == task_id, tasks.c.state == expected.value)
-                .values(**values)
-            )
-        return bool(result.rowcount == 1)
+        return await self.update(task_id, expected, **fields, state=new.value)
 
     async def update(self, task_id: str, expected: State, **fields: Any) -> bool:
         """Set `fields` only while the task is still in `expected`; True when it was."""
