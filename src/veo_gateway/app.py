@@ -7,7 +7,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO
@@ -18,24 +17,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from veo_gateway.api import health, videos
+from veo_gateway.api import health, models, videos
 from veo_gateway.api.auth import Authenticator
 from veo_gateway.api.deps import Services
 from veo_gateway.api.limits import BodySizeLimit
 from veo_gateway.api.status import StatusRoute
-from veo_gateway.domain.catalog import Catalog
-from veo_gateway.domain.progress import LatencyModel
-from veo_gateway.emulator.app import EmulatorConfig, create_emulator_app
 from veo_gateway.errors import GatewayError, InvalidArgument, MethodNotAllowed, NotFound
 from veo_gateway.media.fetch import FetchLimits, SafeFetcher
 from veo_gateway.media.images import ImageLimits
 from veo_gateway.media.storage import LocalStorage
-from veo_gateway.providers.gemini import GeminiProvider
-from veo_gateway.servers import BackgroundServer
 from veo_gateway.settings import Settings
 from veo_gateway.store.database import create_engine, migrate
 from veo_gateway.store.keys import KeyStore
 from veo_gateway.store.tasks import TaskStore
+from veo_gateway.upstreams import open_upstreams
 from veo_gateway.worker.scheduler import Worker, WorkerConfig
 
 log = logging.getLogger("veo_gateway")
@@ -92,7 +87,6 @@ def _take_worker_lock(data_dir: Path) -> IO[str] | None:
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    catalog = Catalog()
     engine = create_engine(settings.resolved_database_url)
     await migrate(engine)
     tasks, keys = TaskStore(engine), KeyStore(engine)
@@ -108,40 +102,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     timeout = httpx.Timeout(settings.upstream_timeout, connect=10.0)
     upstream_client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-    emulator: BackgroundServer | None = None
     worker_task: asyncio.Task[None] | None = None
     lock: IO[str] | None = None
+    stack = contextlib.AsyncExitStack()
     try:
-        if settings.uses_emulator:
-            emulator_key = secrets.token_urlsafe(24)
-            emulator = BackgroundServer(
-                create_emulator_app(
-                    EmulatorConfig(
-                        latency=settings.latency_range,
-                        api_keys=frozenset({emulator_key}),
-                        storage_dir=settings.data_dir / "emulator",
-                    )
-                )
-            )
-            await emulator.start()
-            provider = GeminiProvider(
-                api_key=emulator_key,
-                base_url=emulator.url,
-                client=upstream_client,
-                name="emulator",
-            )
-            low, high = settings.latency_range
-            latency = LatencyModel(catalog, override=(low, (low + high) / 2))
-            upstream = f"built-in emulator at {emulator.url} (no GEMINI_API_KEY set)"
-        else:
-            assert settings.gemini_api_key is not None
-            provider = GeminiProvider(
-                api_key=settings.gemini_api_key,
-                base_url=settings.gemini_base_url,
-                client=upstream_client,
-            )
-            latency = LatencyModel(catalog)
-            upstream = f"Gemini API at {settings.gemini_base_url}"
+        upstreams = await stack.enter_async_context(open_upstreams(settings, upstream_client))
+        catalog, latency, upstream = upstreams.catalog, upstreams.latency, upstreams.description
         log.info("upstream: %s", upstream)
         for model in catalog:
             for seconds in await tasks.recent_latencies(model):
@@ -158,13 +124,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 requeued = await tasks.recover()
                 if requeued:
                     log.warning("requeued %d interrupted submission(s)", requeued)
+                upstreams.pool.restore_in_flight(await tasks.in_flight_by_upstream())
                 worker = Worker(
                     store=tasks,
-                    provider=provider,
+                    pool=upstreams.pool,
                     storage=storage,
                     latency=latency,
                     config=WorkerConfig(
-                        max_in_flight=settings.max_in_flight,
                         poll_interval=settings.poll_interval,
                         poll_concurrency=settings.poll_concurrency,
                         task_timeout=settings.task_timeout,
@@ -200,8 +166,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             worker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker_task
-        if emulator is not None:
-            await emulator.stop()
+        await stack.aclose()
         await upstream_client.aclose()
         await fetcher.aclose()
         tasks.close()
@@ -223,6 +188,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(videos.router)
+    app.include_router(models.router)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     # Added last, so it runs first: polls skip the body cap (GETs have none) and the routing.
     app.add_middleware(StatusRoute)

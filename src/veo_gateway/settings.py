@@ -50,8 +50,16 @@ class Settings(BaseSettings):
     gemini_api_key: str | None = Field(
         None,
         validation_alias=AliasChoices("GEMINI_API_KEY", "VEO_GATEWAY_GEMINI_API_KEY"),
-        description="Gemini API key. When set, tasks go to the Gemini API; unset, to the "
-        "built-in emulator.",
+        description="Gemini API key(s), comma-separated. When set, tasks go to the Gemini API; "
+        "unset (and no config file), to the built-in emulator.",
+    )
+    config: Path | None = Field(
+        None,
+        description="Path of the operator config file (TOML): upstreams, routes, model "
+        "capabilities. Unset: the environment alone describes one upstream.",
+    )
+    upstream_rpm: int = Field(
+        10, description="Without a config file: submissions per minute per Gemini API key."
     )
     gemini_base_url: str = Field(
         "https://generativelanguage.googleapis.com",
@@ -141,4 +149,4 @@ class Settings(BaseSettings):
     @property
     def uses_emulator(self) -> bool:
         """True when no upstream credential is set and the built-in emulator serves tasks."""
-        return not self.gemini_api_key
+        return not self.gemini_api_key and self.config is None

@@ -16,6 +16,8 @@ class OperationStatus:
 
     done: bool
     video_ref: str | None = None
+    # Some upstreams (Vertex without storageUri) return the video inline instead of a ref.
+    video: bytes | None = None
     error: str | None = None
 
 

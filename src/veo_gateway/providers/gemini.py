@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
 from veo_gateway.domain.request import Image, VideoRequest
-from veo_gateway.errors import UpstreamError, UpstreamUnavailable
+from veo_gateway.errors import UpstreamError
 from veo_gateway.providers.base import OperationStatus
+from veo_gateway.providers.http import call_json, stream_download
 from veo_gateway.providers.payload import build_body
 
 _FILE_ID = re.compile(r"files/([a-z0-9]+)")
-_MAX_REDIRECTS = 5
-
-
-def upstream_error(response: httpx.Response) -> UpstreamError:
-    """Google's error envelope as an UpstreamError (or a plain one when the body is not JSON)."""
-    try:
-        error = response.json().get("error", {})
-        message = str(error.get("message") or response.reason_phrase)
-        status = str(error.get("status") or "UNKNOWN")
-    except (ValueError, AttributeError):
-        message, status = f"upstream answered HTTP {response.status_code}", "UNKNOWN"
-    return UpstreamError(message, code=response.status_code, status=status)
 
 
 def parse_operation(operation: dict[str, Any]) -> OperationStatus:
@@ -74,19 +62,7 @@ class GeminiProvider:
         return {"x-goog-api-key": self._key}
 
     async def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            response = await self._client.request(method, url, headers=self._headers, **kwargs)
-        except httpx.HTTPError as exc:
-            raise UpstreamUnavailable(f"the upstream could not be reached: {exc!r}") from exc
-        if response.status_code >= 400:
-            raise upstream_error(response)
-        try:
-            body = response.json()
-        except json.JSONDecodeError as exc:
-            raise UpstreamError("the upstream answered something that is not JSON") from exc
-        if not isinstance(body, dict):
-            raise UpstreamError("the upstream answered an unexpected JSON value")
-        return body
+        return await call_json(self._client, method, url, self._headers, **kwargs)
 
     async def submit(self, model: str, request: VideoRequest[Image]) -> str:
         """POST models/{model}:predictLongRunning; returns the operation name."""
@@ -113,36 +89,6 @@ class GeminiProvider:
             )
         return f"{self._base}/v1beta/files/{match.group(1)}:download?alt=media"
 
-    @asynccontextmanager
-    async def download(self, video_ref: str) -> AsyncIterator[AsyncIterator[bytes]]:
-        """Stream the video. Redirects are followed by hand so the key goes only to our base."""
-        url = self.file_url(video_ref)
-        origin = urlsplit(self._base).netloc
-        for _ in range(_MAX_REDIRECTS + 1):
-            headers = self._headers if urlsplit(url).netloc == origin else {}
-            request = self._client.build_request("GET", url, headers=headers)
-            try:
-                response = await self._client.send(request, stream=True)
-            except httpx.HTTPError as exc:
-                raise UpstreamUnavailable(f"the video download failed: {exc!r}") from exc
-            if response.is_redirect and "location" in response.headers:
-                await response.aclose()
-                url = urljoin(url, response.headers["location"])
-                continue
-            try:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise upstream_error(response)
-                yield _chunks(response)
-            finally:
-                await response.aclose()
-            return
-        raise UpstreamError("the video download redirected too many times")
-
-
-async def _chunks(response: httpx.Response) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in response.aiter_bytes(1024 * 1024):
-            yield chunk
-    except httpx.HTTPError as exc:
-        raise UpstreamUnavailable(f"the video download broke off: {exc!r}") from exc
+    def download(self, video_ref: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """Stream the video, by file id from our base URL, redirects followed by hand."""
+        return stream_download(self._client, self.file_url(video_ref), self._headers)

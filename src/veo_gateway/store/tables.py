@@ -19,6 +19,7 @@ tasks = sa.Table(
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("request", sa.JSON, nullable=False),
     sa.Column("upstream", sa.String(128)),
+    sa.Column("upstream_model", sa.String(128)),
     sa.Column("operation_name", sa.String(512)),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("created_at", sa.Float, nullable=False),

@@ -50,6 +50,7 @@ class Task:
     created_at: float
     updated_at: float
     upstream: str | None = None
+    upstream_model: str | None = None
     operation_name: str | None = None
     attempts: int = 0
     submitted_at: float | None = None
@@ -220,6 +221,85 @@ class TaskStore:
                 if row is not None:
                     claimed.append(Task.from_row(row))
         return claimed
+
+    async def due_queued(self, limit: int) -> list[Task]:
+        """Queued tasks due for submission: oldest first, taking turns between owners.
+
+        Each owner's tasks are ranked by age, and the first of every owner comes before the
+        second of any, so one client's burst cannot starve the others.
+        """
+        if limit <= 0:
+            return []
+        now = time.time()
+        rank = (
+            sa.func.row_number()
+            .over(partition_by=tasks.c.owner, order_by=(tasks.c.created_at, tasks.c.id))
+            .label("rank")
+        )
+        ranked = (
+            sa.select(tasks.c.id, tasks.c.created_at, rank)
+            .where(
+                tasks.c.state == State.QUEUED.value,
+                tasks.c.due_at <= now,
+                tasks.c.lease_until <= now,
+            )
+            .subquery()
+        )
+        query = (
+            tasks.select()
+            .join(ranked, ranked.c.id == tasks.c.id)
+            .order_by(ranked.c.rank, ranked.c.created_at, ranked.c.id)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [Task.from_row(row) for row in rows]
+
+    async def claim_task(
+        self, task_id: str, expected: State, new: State, *, lease_seconds: float, **fields: Any
+    ) -> Task | None:
+        """Compare-and-swap one task into `new` under a lease; the updated task, or None."""
+        now = time.time()
+        values = {
+            **fields,
+            "state": new.value,
+            "lease_until": now + lease_seconds,
+            "updated_at": now,
+        }
+        async with self._write() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        tasks.update()
+                        .where(
+                            tasks.c.id == task_id,
+                            tasks.c.state == expected.value,
+                            tasks.c.lease_until <= now,
+                        )
+                        .values(**values)
+                        .returning(*tasks.c)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return Task.from_row(row) if row else None
+
+    async def in_flight_by_upstream(self) -> dict[str, int]:
+        """Running operations per credential (to restore the pool after a restart)."""
+        query = (
+            sa.select(tasks.c.upstream, sa.func.count())
+            .where(tasks.c.state == State.IN_PROGRESS.value, tasks.c.upstream.is_not(None))
+            .group_by(tasks.c.upstream)
+        )
+        async with self._engine.connect() as conn:
+            return {str(k): int(v) for k, v in (await conn.execute(query)).all()}
+
+    async def delete(self, task_id: str) -> bool:
+        """Remove a task row (a create the upstream refused at once leaves nothing behind)."""
+        async with self._write() as conn:
+            result = await conn.execute(tasks.delete().where(tasks.c.id == task_id))
+        return bool(result.rowcount == 1)
 
     async def transition(self, task_id: str, expected: State, new: State, **fields: Any) -> bool:
         """Compare-and-swap `expected` -> `new`, setting `fields`; True when this call won."""

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,8 @@ from veo_gateway.domain.progress import LatencyModel
 from veo_gateway.errors import UpstreamError
 from veo_gateway.media.inputs import load_request
 from veo_gateway.media.storage import LocalStorage
-from veo_gateway.providers.base import Provider
+from veo_gateway.providers.base import OperationStatus, Provider
+from veo_gateway.providers.pool import CredentialPool, Lease, NoRoute
 from veo_gateway.store.tasks import State, Task, TaskStore
 
 log = logging.getLogger("veo_gateway.worker")
@@ -29,13 +30,14 @@ log = logging.getLogger("veo_gateway.worker")
 class WorkerConfig:
     """The worker's knobs (from Settings)."""
 
-    max_in_flight: int = 20
     poll_interval: float = 5.0
     poll_concurrency: int = 16
     task_timeout: float = 1200.0
     submit_attempts: int = 5
     # A lease outlives the longest call it covers, so a live worker never loses its task.
     submit_lease: float = 180.0
+    # Queued tasks looked at per round (each is then matched with a free credential).
+    submit_batch: int = 50
     poll_lease: float = 600.0
     idle_wait: float = 5.0
 
@@ -47,19 +49,19 @@ class Worker:
         self,
         *,
         store: TaskStore,
-        provider: Provider,
+        pool: CredentialPool,
         storage: LocalStorage,
         latency: LatencyModel,
         config: WorkerConfig,
     ) -> None:
         self._store = store
-        self._provider = provider
+        self._pool = pool
         self._storage = storage
         self._latency = latency
         self._config = config
         self._wake = asyncio.Event()
-        self._submitting: set[asyncio.Task[None]] = set()
-        self._polling: set[asyncio.Task[None]] = set()
+        self._submitting: set[asyncio.Task[Any]] = set()
+        self._polling: set[asyncio.Task[Any]] = set()
 
     def wake(self) -> None:
         """Look for work now (a task was created, or a job finished)."""
@@ -81,34 +83,47 @@ class Worker:
             await asyncio.gather(*self._submitting, *self._polling, return_exceptions=True)
 
     async def _sleep(self) -> None:
-        wait = self._config.idle_wait
+        now = time.time()
+        wake_at = now + self._config.idle_wait
         next_due = await self._store.next_due_at()
         if next_due is not None:
-            wait = min(wait, max(0.0, next_due - time.time()))
+            wake_at = min(wake_at, max(next_due, self._pool.next_free_at(now)))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.01))
+            await asyncio.wait_for(self._wake.wait(), timeout=max(wake_at - now, 0.01))
 
     async def step(self) -> None:
-        """Claim what is due and start a job for each."""
-        free = self._config.max_in_flight - await self._store.count_in_flight()
-        for task in await self._store.claim(
-            State.QUEUED,
-            limit=free,
-            lease_seconds=self._config.submit_lease,
-            new_state=State.SUBMITTING,
-        ):
-            self._spawn(self._submitting, self._submit(task))
+        """Match due queued tasks with free credentials, and start polls that are due."""
+        for task in await self._store.due_queued(self._config.submit_batch):
+            try:
+                lease = self._pool.acquire(task.model)
+            except NoRoute as exc:
+                await self._fail(task, State.QUEUED, str(exc))
+                continue
+            if lease is None:
+                continue  # every credential for this model is busy; it waits its turn
+            claimed = await self._store.claim_task(
+                task.id,
+                State.QUEUED,
+                State.SUBMITTING,
+                lease_seconds=self._config.submit_lease,
+                upstream=lease.credential.id,
+                upstream_model=lease.upstream_model,
+            )
+            if claimed is None:
+                self._pool.release(lease.credential.id)
+                continue
+            self._spawn(self._submitting, self.submit(claimed, lease))
         room = self._config.poll_concurrency - len(self._polling)
         for task in await self._store.claim(
             State.IN_PROGRESS, limit=room, lease_seconds=self._config.poll_lease
         ):
             self._spawn(self._polling, self._poll(task))
 
-    def _spawn(self, jobs: set[asyncio.Task[None]], coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, jobs: set[asyncio.Task[Any]], coro: Coroutine[Any, Any, Any]) -> None:
         job = asyncio.create_task(coro)
         jobs.add(job)
 
-        def done(finished: asyncio.Task[None]) -> None:
+        def done(finished: asyncio.Task[Any]) -> None:
             jobs.discard(finished)
             if not finished.cancelled() and (exc := finished.exception()):
                 log.error("worker job crashed", exc_info=exc)
@@ -116,59 +131,91 @@ class Worker:
 
         job.add_done_callback(done)
 
-    async def drain(self) -> None:
-        """Wait for the jobs started so far (tests, shutdown)."""
-        await asyncio.gather(*self._submitting, *self._polling, return_exceptions=True)
-
     # -- submission -------------------------------------------------------------------------
 
-    async def _submit(self, task: Task) -> None:
+    async def submit(self, task: Task, lease: Lease) -> UpstreamError | None:
+        """Submit a claimed task with its leased credential; the refusal, if final."""
         try:
             request = await load_request(self._storage, task.id, task.request)
         except OSError as exc:
-            reason = f"the task's stored inputs are unreadable: {exc}"
-            await self._fail(task, State.SUBMITTING, reason)
-            return
+            self._pool.release(lease.credential.id)
+            await self._fail(
+                task, State.SUBMITTING, f"the task's stored inputs are unreadable: {exc}"
+            )
+            return None
         try:
-            operation = await self._provider.submit(task.model, request)
+            operation = await lease.credential.provider.submit(lease.upstream_model, request)
         except UpstreamError as exc:
-            await self._submit_failed(task, exc)
-            return
+            self._pool.release(lease.credential.id)
+            return await self._submit_failed(task, lease, exc)
         now = time.time()
         won = await self._store.transition(
             task.id,
             State.SUBMITTING,
             State.IN_PROGRESS,
             operation_name=operation,
-            upstream=self._provider.name,
             submitted_at=now,
             expected_seconds=self._latency.expected(task.model),
             due_at=now + min(self._latency.first_poll_after(task.model), self._config.task_timeout),
             lease_until=0.0,
         )
-        log.info("task %s submitted as %s (recorded: %s)", task.id, operation, won)
+        log.info(
+            "task %s submitted via %s as %s (recorded: %s)",
+            task.id,
+            lease.credential.id,
+            operation,
+            won,
+        )
+        return None
 
-    async def _submit_failed(self, task: Task, exc: UpstreamError) -> None:
+    async def _submit_failed(
+        self, task: Task, lease: Lease, exc: UpstreamError
+    ) -> UpstreamError | None:
+        credential = lease.credential.id
+        if exc.code == 429 or exc.google_status == "RESOURCE_EXHAUSTED":
+            # The credential is out of quota, not the task at fault: another one may take it.
+            self._pool.cool_down(credential)
+            await self._requeue(task, attempts=task.attempts, delay=0.0)
+            return None
+        if exc.code in (401, 403):
+            self._pool.disable(credential, f"HTTP {exc.code}: {exc.message}")
+            await self._requeue(task, attempts=task.attempts, delay=0.0)
+            return None
         attempts = task.attempts + 1
         if exc.retryable and attempts < self._config.submit_attempts:
-            backoff = min(60.0, 2.0**attempts) * random.uniform(0.8, 1.2)
-            await self._store.transition(
-                task.id,
-                State.SUBMITTING,
-                State.QUEUED,
-                attempts=attempts,
-                due_at=time.time() + backoff,
-                lease_until=0.0,
-            )
-            log.warning("task %s: submission failed (%s); retry in %.0f s", task.id, exc, backoff)
-            return
+            delay = min(60.0, 2.0**attempts) * random.uniform(0.8, 1.2)
+            await self._requeue(task, attempts=attempts, delay=delay)
+            log.warning("task %s: submission failed (%s); retry in %.0f s", task.id, exc, delay)
+            return None
         await self._fail(task, State.SUBMITTING, exc.message, attempts=attempts)
+        return exc
+
+    async def _requeue(self, task: Task, *, attempts: int, delay: float) -> None:
+        await self._store.transition(
+            task.id,
+            State.SUBMITTING,
+            State.QUEUED,
+            attempts=attempts,
+            due_at=time.time() + delay,
+            lease_until=0.0,
+            upstream=None,
+            upstream_model=None,
+        )
 
     # -- polling ----------------------------------------------------------------------------
 
     async def _poll(self, task: Task) -> None:
         now = time.time()
         assert task.operation_name is not None
+        credential = self._pool.get(task.upstream)
+        if credential is None:
+            await self._fail(
+                task,
+                State.IN_PROGRESS,
+                f"the credential {task.upstream!r} that submitted this "
+                "task is no longer configured",
+            )
+            return
         started = task.submitted_at or task.created_at
         if now - started > self._config.task_timeout:
             await self._fail(
@@ -178,13 +225,13 @@ class Worker:
             )
             return
         try:
-            status = await self._provider.poll(task.operation_name)
+            status = await credential.provider.poll(task.operation_name)
             if not status.done:
                 await self._reschedule(task)
-            elif status.error is not None or status.video_ref is None:
+            elif status.error is not None or (status.video_ref is None and status.video is None):
                 await self._fail(task, State.IN_PROGRESS, status.error or "no video returned")
             else:
-                await self._finish(task, status.video_ref)
+                await self._finish(task, credential.provider, status)
         except UpstreamError as exc:
             if not exc.retryable:
                 await self._fail(task, State.IN_PROGRESS, exc.message)
@@ -205,9 +252,13 @@ class Worker:
             task.id, State.IN_PROGRESS, due_at=min(now + interval, deadline), lease_until=0.0
         )
 
-    async def _finish(self, task: Task, video_ref: str) -> None:
-        async with self._provider.download(video_ref) as chunks:
-            path, size = await self._storage.save_video(task.id, chunks)
+    async def _finish(self, task: Task, provider: Provider, status: OperationStatus) -> None:
+        if status.video is not None:
+            path, size = await self._storage.save_video(task.id, _once(status.video))
+        else:
+            assert status.video_ref is not None
+            async with provider.download(status.video_ref) as chunks:
+                path, size = await self._storage.save_video(task.id, chunks)
         now = time.time()
         if await self._store.transition(
             task.id,
@@ -218,6 +269,7 @@ class Worker:
             video_bytes=size,
             lease_until=0.0,
         ):
+            self._pool.release(task.upstream)
             self._latency.observe(task.model, now - (task.submitted_at or now))
             log.info("task %s completed (%d bytes)", task.id, size)
 
@@ -231,4 +283,10 @@ class Worker:
             lease_until=0.0,
             **fields,
         ):
+            if expected is State.IN_PROGRESS:
+                self._pool.release(task.upstream)
             log.info("task %s failed: %s", task.id, reason)
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data

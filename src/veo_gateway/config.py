@@ -1,0 +1,192 @@
+"""The operator's config file (TOML, path in `VEO_GATEWAY_CONFIG`): upstreams, routes, models.
+
+```toml
+[[upstreams]]
+name = "gemini"                 # referred to by routes
+kind = "gemini"                 # or "vertex"
+api_keys = ["AIza...", "AIza..."]   # gemini: each key is one credential of the pool
+rpm = 10                        # submissions per minute, per credential
+max_in_flight = 10              # operations running at once, per credential
+
+[[upstreams]]
+name = "vertex"
+kind = "vertex"
+project = "my-project"
+location = "us-central1"
+service_account_file = "/etc/veo/sa.json"   # omitted: Application Default Credentials
+storage_uri = "gs://my-bucket/veo/"         # optional: results written to GCS
+
+[[routes]]
+model = "veo-3.1-generate-preview"          # the public name clients send
+targets = [
+  { upstream = "vertex", model = "veo-3.1-generate-001" },   # tried first
+  { upstream = "gemini" },                                  # same model id upstream
+]
+
+[models."veo-3.1-generate-preview"]         # capability overrides of the built-in row
+typical_latency = 80
+```
+
+Without a file, the environment describes the simple case: `GEMINI_API_KEY` (one key, or several
+separated by commas) serves every built-in model, and with no key the built-in emulator does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from veo_gateway.domain.catalog import BUILTIN_MODELS, ModelCapabilities
+
+# Google's published defaults: Veo 3.1 GA on Vertex takes 50 requests a minute per project,
+# preview models 10; Gemini API keys are held to about the same on paid tiers.
+DEFAULT_RPM = 10
+DEFAULT_MAX_IN_FLIGHT = 10
+
+
+class ConfigError(ValueError):
+    """The config file is unreadable or says something impossible."""
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    """One upstream account: a Gemini API key set or a Vertex AI project."""
+
+    name: str
+    kind: str  # "gemini" | "vertex"
+    api_keys: tuple[str, ...] = ()
+    base_url: str | None = None
+    project: str | None = None
+    location: str = "us-central1"
+    service_account_file: Path | None = None
+    access_token: str | None = None  # a token managed outside the gateway (or an emulator's)
+    storage_uri: str | None = None
+    rpm: int = DEFAULT_RPM
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a public model is served: an upstream, and the model id it knows it by."""
+
+    upstream: str
+    model: str
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Upstreams, routes (public model -> targets in order) and the capability rows."""
+
+    upstreams: tuple[UpstreamConfig, ...]
+    routes: dict[str, tuple[Target, ...]]
+    models: tuple[ModelCapabilities, ...] = field(default=BUILTIN_MODELS)
+
+
+def default_config(
+    gemini_keys: list[str],
+    *,
+    base_url: str | None = None,
+    name: str = "gemini",
+    rpm: int = DEFAULT_RPM,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+) -> GatewayConfig:
+    """The environment-only config: one Gemini upstream serving every built-in model."""
+    upstream = UpstreamConfig(
+        name=name,
+        kind="gemini",
+        api_keys=tuple(gemini_keys),
+        base_url=base_url,
+        rpm=rpm,
+        max_in_flight=max_in_flight,
+    )
+    routes: dict[str, tuple[Target, ...]] = {
+        row.name: (Target(name, row.name),) for row in BUILTIN_MODELS
+    }
+    return GatewayConfig(upstreams=(upstream,), routes=routes)
+
+
+def _require(table: dict[str, Any], key: str, where: str) -> Any:
+    if key not in table:
+        raise ConfigError(f"{where}: '{key}' is required")
+    return table[key]
+
+
+def _upstream(table: dict[str, Any], index: int) -> UpstreamConfig:
+    where = f"upstreams[{index}]"
+    kind = _require(table, "kind", where)
+    if kind not in ("gemini", "vertex"):
+        raise ConfigError(f"{where}: kind must be 'gemini' or 'vertex', not {kind!r}")
+    known = {f.name for f in dataclasses.fields(UpstreamConfig)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    values = dict(table)
+    values["api_keys"] = tuple(values.get("api_keys", ()))
+    if "service_account_file" in values:
+        values["service_account_file"] = Path(values["service_account_file"])
+    upstream = UpstreamConfig(**values)
+    if kind == "gemini" and not upstream.api_keys:
+        raise ConfigError(f"{where}: a gemini upstream needs api_keys")
+    if kind == "vertex" and not upstream.project:
+        raise ConfigError(f"{where}: a vertex upstream needs project")
+    if upstream.rpm < 1 or upstream.max_in_flight < 1:
+        raise ConfigError(f"{where}: rpm and max_in_flight must be at least 1")
+    return upstream
+
+
+def _models(overrides: dict[str, Any]) -> tuple[ModelCapabilities, ...]:
+    rows = {row.name: row for row in BUILTIN_MODELS}
+    fields = {f.name: f for f in dataclasses.fields(ModelCapabilities)}
+    for name, table in overrides.items():
+        base = rows.get(name, ModelCapabilities(name=name))
+        changes: dict[str, Any] = {}
+        for key, value in table.items():
+            if key not in fields or key == "name":
+                raise ConfigError(f"models.{name}: unknown capability {key!r}")
+            current = getattr(base, key)
+            if isinstance(current, tuple):
+                value = tuple(value)
+            elif isinstance(current, frozenset):
+                value = frozenset(value)
+            changes[key] = value
+        rows[name] = dataclasses.replace(base, **changes)
+    return tuple(rows.values())
+
+
+def load_config(path: Path) -> GatewayConfig:
+    """Read and check a config file."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    upstreams = tuple(_upstream(t, i) for i, t in enumerate(data.get("upstreams", [])))
+    if not upstreams:
+        raise ConfigError("the config declares no [[upstreams]]")
+    names = [u.name for u in upstreams]
+    if len(set(names)) != len(names):
+        raise ConfigError("upstream names must be unique")
+    models = _models(data.get("models", {}))
+    routes: dict[str, tuple[Target, ...]] = {}
+    for index, table in enumerate(data.get("routes", [])):
+        where = f"routes[{index}]"
+        public = _require(table, "model", where)
+        targets = []
+        for target in _require(table, "targets", where):
+            upstream = _require(target, "upstream", where)
+            if upstream not in names:
+                raise ConfigError(f"{where}: no upstream named {upstream!r}")
+            targets.append(Target(upstream, target.get("model", public)))
+        if not targets:
+            raise ConfigError(f"{where}: targets must not be empty")
+        routes[public] = tuple(targets)
+    if not routes:
+        # No routes: every model is served by every upstream, in the order declared.
+        routes = {row.name: tuple(Target(u.name, row.name) for u in upstreams) for row in models}
+    missing = sorted(set(routes) - {row.name for row in models})
+    if missing:
+        raise ConfigError(f"routes name models with no capability row: {', '.join(missing)}")
+    served = tuple(row for row in models if row.name in routes)
+    return GatewayConfig(upstreams=upstreams, routes=routes, models=served)

@@ -1,0 +1,187 @@
+"""The Vertex AI adapter: predictLongRunning, fetchPredictOperation, inline or GCS results."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import datetime
+import re
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import httpx
+
+from veo_gateway.config import UpstreamConfig
+from veo_gateway.domain.request import Image, VideoRequest
+from veo_gateway.errors import UpstreamError
+from veo_gateway.providers.base import OperationStatus
+from veo_gateway.providers.http import call_json, stream_download
+from veo_gateway.providers.payload import build_body
+
+SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+GCS_BASE_URL = "https://storage.googleapis.com"
+_OPERATION_MODEL = re.compile(r"/models/([^/]+)/operations/")
+_GCS_URI = re.compile(r"gs://([^/]+)/(.+)")
+# Refresh a token this long before it expires, so no call goes out with a dying one.
+_REFRESH_MARGIN = datetime.timedelta(minutes=5)
+
+
+class TokenSource(Protocol):
+    """Where OAuth access tokens for Vertex come from."""
+
+    async def token(self) -> str:
+        """A valid access token."""
+        ...
+
+
+class StaticToken:
+    """A token handed over by the operator (`access_token` in the config)."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    async def token(self) -> str:
+        return self._value
+
+
+class GoogleAuthTokens:
+    """Tokens from google-auth (a service-account file, or Application Default Credentials),
+    cached and refreshed shortly before they expire. Refreshing blocks, so it runs in a thread."""
+
+    def __init__(self, service_account_file: Path | None) -> None:
+        self._file = service_account_file
+        self._credentials: Any = None
+        self._lock = asyncio.Lock()
+
+    def _load_and_refresh(self) -> str:
+        import google.auth
+        import google.auth.transport.requests
+        from google.oauth2 import service_account
+
+        if self._credentials is None:
+            if self._file is not None:
+                self._credentials = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
+                    str(self._file), scopes=SCOPES
+                )
+            else:
+                self._credentials, _ = google.auth.default(scopes=SCOPES)
+        expiry = self._credentials.expiry
+        now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+        if not self._credentials.valid or (expiry is not None and expiry - now < _REFRESH_MARGIN):
+            self._credentials.refresh(google.auth.transport.requests.Request())
+        return str(self._credentials.token)
+
+    async def token(self) -> str:
+        async with self._lock:
+            try:
+                return await asyncio.to_thread(self._load_and_refresh)
+            except Exception as exc:  # google-auth raises many kinds; all mean "no token"
+                raise UpstreamError(
+                    f"no Vertex AI access token: {exc}",
+                    code=401,
+                    status="UNAUTHENTICATED",
+                    retryable=False,
+                ) from exc
+
+
+def token_source_for(upstream: UpstreamConfig) -> TokenSource:
+    """The token source an upstream's config asks for."""
+    if upstream.access_token:
+        return StaticToken(upstream.access_token)
+    return GoogleAuthTokens(upstream.service_account_file)
+
+
+def parse_vertex_operation(operation: dict[str, Any]) -> OperationStatus:
+    """Read a Vertex operation: running, failed, safety-blocked, inline bytes or a GCS URI."""
+    if not operation.get("done"):
+        return OperationStatus(done=False)
+    if error := operation.get("error"):
+        message = error.get("message") or "the operation failed"
+        return OperationStatus(done=True, error=f"{message} (upstream code {error.get('code')})")
+    result = operation.get("response") or {}
+    for video in result.get("videos") or []:
+        if uri := video.get("gcsUri"):
+            return OperationStatus(done=True, video_ref=str(uri))
+        if encoded := video.get("bytesBase64Encoded"):
+            try:
+                return OperationStatus(done=True, video=base64.b64decode(encoded))
+            except (binascii.Error, ValueError):
+                return OperationStatus(done=True, error="the upstream sent undecodable video bytes")
+    filtered = result.get("raiMediaFilteredCount") or 0
+    if filtered:
+        reasons = "; ".join(result.get("raiMediaFilteredReasons") or []) or "no reason given"
+        return OperationStatus(
+            done=True,
+            error=f"blocked by Google's safety filters ({filtered} video(s) filtered): {reasons}",
+        )
+    return OperationStatus(done=True, error="the upstream finished without returning a video")
+
+
+class VertexProvider:
+    """Talks to `{location}-aiplatform.googleapis.com` (or a configured base URL)."""
+
+    def __init__(
+        self,
+        *,
+        project: str,
+        location: str,
+        tokens: TokenSource,
+        client: httpx.AsyncClient,
+        base_url: str | None = None,
+        storage_uri: str | None = None,
+        name: str = "vertex",
+    ) -> None:
+        self.name = name
+        base = (base_url or f"https://{location}-aiplatform.googleapis.com").rstrip("/")
+        self._models = f"{base}/v1/projects/{project}/locations/{location}/publishers/google/models"
+        self._storage_base = (base_url or GCS_BASE_URL).rstrip("/")
+        self._storage_uri = storage_uri
+        self._tokens = tokens
+        self._client = client
+
+    async def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {await self._tokens.token()}"}
+
+    async def submit(self, model: str, request: VideoRequest[Image]) -> str:
+        """POST models/{model}:predictLongRunning; returns the operation name."""
+        body = build_body(request)
+        if self._storage_uri:
+            body["parameters"].setdefault("storageUri", self._storage_uri)
+        url = f"{self._models}/{model}:predictLongRunning"
+        reply = await call_json(self._client, "POST", url, await self._headers(), json=body)
+        name = reply.get("name")
+        if not isinstance(name, str) or not name:
+            raise UpstreamError("the upstream accepted the job but returned no operation name")
+        return name
+
+    async def poll(self, operation_name: str) -> OperationStatus:
+        """POST models/{model}:fetchPredictOperation with the operation's name."""
+        match = _OPERATION_MODEL.search(operation_name)
+        if match is None:
+            raise UpstreamError(f"not a Vertex operation name: {operation_name!r}", retryable=False)
+        url = f"{self._models}/{match.group(1)}:fetchPredictOperation"
+        reply = await call_json(
+            self._client, "POST", url, await self._headers(), json={"operationName": operation_name}
+        )
+        return parse_vertex_operation(reply)
+
+    def download(self, video_ref: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """Stream a `gs://bucket/object` result through the GCS JSON API."""
+        return self._download(self.gcs_url(video_ref))
+
+    @asynccontextmanager
+    async def _download(self, url: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        async with stream_download(self._client, url, await self._headers()) as chunks:
+            yield chunks
+
+    def gcs_url(self, video_ref: str) -> str:
+        """The JSON API media URL of a `gs://` URI."""
+        match = _GCS_URI.fullmatch(video_ref)
+        if match is None:
+            raise UpstreamError(f"not a gs:// URI: {video_ref[:200]!r}", retryable=False)
+        bucket, obj = match.groups()
+        return f"{self._storage_base}/storage/v1/b/{bucket}/o/{quote(obj, safe='')}?alt=media"

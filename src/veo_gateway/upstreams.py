@@ -1,0 +1,91 @@
+"""Choosing the upstreams at start-up: the config file, the environment, or the emulator."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+
+from veo_gateway.config import GatewayConfig, default_config, load_config
+from veo_gateway.domain.catalog import Catalog
+from veo_gateway.domain.progress import LatencyModel
+from veo_gateway.emulator.app import EmulatorConfig, create_emulator_app
+from veo_gateway.providers.pool import CredentialPool
+from veo_gateway.providers.registry import build_pool
+from veo_gateway.servers import BackgroundServer
+from veo_gateway.settings import Settings
+
+log = logging.getLogger("veo_gateway")
+
+# The emulator has no quota of its own unless told to: don't make demos wait on one.
+EMULATOR_RPM = 600
+
+
+@dataclass
+class Upstreams:
+    """What the gateway submits to: the config, its pool, catalog and latency model."""
+
+    config: GatewayConfig
+    pool: CredentialPool
+    catalog: Catalog
+    latency: LatencyModel
+    description: str
+
+
+@contextlib.asynccontextmanager
+async def open_upstreams(settings: Settings, client: httpx.AsyncClient) -> AsyncIterator[Upstreams]:
+    """The upstreams for these settings; with no credentials, the emulator, served in-process
+    on a loopback port of its own and reached through the real Gemini adapter."""
+    emulator: BackgroundServer | None = None
+    try:
+        override: tuple[float, float] | None = None
+        if settings.config is not None:
+            config = load_config(settings.config)
+            names = ", ".join(f"{u.name} ({u.kind})" for u in config.upstreams)
+            description = f"{names} from {settings.config}"
+        elif settings.gemini_api_key:
+            keys = [k.strip() for k in settings.gemini_api_key.split(",") if k.strip()]
+            config = default_config(
+                keys,
+                base_url=settings.gemini_base_url,
+                rpm=settings.upstream_rpm,
+                max_in_flight=settings.max_in_flight,
+            )
+            description = f"Gemini API at {settings.gemini_base_url} ({len(keys)} key(s))"
+        else:
+            key = secrets.token_urlsafe(24)
+            emulator = BackgroundServer(
+                create_emulator_app(
+                    EmulatorConfig(
+                        latency=settings.latency_range,
+                        api_keys=frozenset({key}),
+                        storage_dir=settings.data_dir / "emulator",
+                    )
+                )
+            )
+            await emulator.start()
+            config = default_config(
+                [key],
+                base_url=emulator.url,
+                name="emulator",
+                rpm=EMULATOR_RPM,
+                max_in_flight=settings.max_in_flight,
+            )
+            low, high = settings.latency_range
+            override = (low, (low + high) / 2)
+            description = f"built-in emulator at {emulator.url} (no GEMINI_API_KEY set)"
+        catalog = Catalog(config.models)
+        yield Upstreams(
+            config=config,
+            pool=build_pool(config, client, max_in_flight=settings.max_in_flight),
+            catalog=catalog,
+            latency=LatencyModel(catalog, override=override),
+            description=description,
+        )
+    finally:
+        if emulator is not None:
+            await emulator.stop()
