@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from veo_gateway.config import Target
+from veo_gateway.errors import UpstreamError
 from veo_gateway.providers.base import Provider
 
 log = logging.getLogger("veo_gateway.pool")
@@ -58,6 +59,18 @@ class Lease:
 
     credential: Credential
     upstream_model: str
+
+
+def rejects_credential(error: UpstreamError) -> bool:
+    """True when the upstream refused the credential itself rather than the request.
+
+    401 and 403 say so; the Gemini API answers an unknown key with a 400 whose message says it.
+    """
+    return (
+        error.code in (401, 403)
+        or error.google_status in ("UNAUTHENTICATED", "PERMISSION_DENIED")
+        or "API key not valid" in error.message
+    )
 
 
 class NoRoute(Exception):

@@ -20,7 +20,7 @@ from veo_gateway.errors import UpstreamError
 from veo_gateway.media.inputs import load_request
 from veo_gateway.media.storage import LocalStorage
 from veo_gateway.providers.base import OperationStatus, Provider
-from veo_gateway.providers.pool import CredentialPool, Lease, NoRoute
+from veo_gateway.providers.pool import CredentialPool, Lease, NoRoute, rejects_credential
 from veo_gateway.store.tasks import State, Task, TaskStore
 
 log = logging.getLogger("veo_gateway.worker")
@@ -177,7 +177,7 @@ class Worker:
             self._pool.cool_down(credential)
             await self._requeue(task, attempts=task.attempts, delay=0.0)
             return None
-        if exc.code in (401, 403):
+        if rejects_credential(exc):
             self._pool.disable(credential, f"HTTP {exc.code}: {exc.message}")
             await self._requeue(task, attempts=task.attempts, delay=0.0)
             return None

@@ -1,0 +1,117 @@
+"""Routes, the credential pool and /v1/models through the real app and emulator."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Gateway
+from tests.support.servers import serve_app
+from veo_gateway.config import UpstreamConfig
+from veo_gateway.emulator.app import EmulatorConfig, create_emulator_app
+from veo_gateway.providers.registry import credential_id
+
+FAST = "veo-3.1-fast-generate-preview"
+
+
+@pytest.fixture
+def emulator(tmp_path: Path):
+    config = EmulatorConfig(
+        latency=(0.3, 0.3), api_keys=frozenset({"good-key"}), storage_dir=tmp_path / "emulator"
+    )
+    with serve_app(create_emulator_app(config)) as url:
+        yield url
+
+
+def test_models_lists_capabilities(gateway: Gateway) -> None:
+    assert gateway.client.get("/v1/models").status_code == 401
+    body = gateway.client.get("/v1/models", headers=gateway.headers()).json()
+    assert body["object"] == "list"
+    models = {m["id"]: m["capabilities"] for m in body["data"]}
+    assert len(models) == 8
+    standard = models["veo-3.1-generate-preview"]
+    assert standard["modes"] == ["text", "image", "interpolation", "reference"]
+    assert standard["durations"] == [4, 6, 8] and standard["max_reference_images"] == 3
+    assert standard["resolutions_need_long_duration"] == ["1080p", "4k"]
+    assert models[FAST]["max_reference_images"] == 0
+    assert models["veo-2.0-generate-001"]["audio"] is False
+
+
+def test_config_routes_and_overrides(make_gateway, emulator: str, tmp_path: Path) -> None:
+    config = tmp_path / "veo.toml"
+    config.write_text(f"""
+[[upstreams]]
+name = "emu"
+kind = "gemini"
+api_keys = ["good-key"]
+base_url = "{emulator}"
+
+[[routes]]
+model = "{FAST}"
+targets = [{{ upstream = "emu" }}]
+
+[models."{FAST}"]
+durations = [8]
+""")
+    gateway = make_gateway(config=config)
+    models = gateway.client.get("/v1/models", headers=gateway.headers()).json()["data"]
+    assert [m["id"] for m in models] == [FAST]
+    assert models[0]["capabilities"]["durations"] == [8]
+    refused = gateway.create({"model": FAST, "prompt": "p", "metadata": {"durationSeconds": 4}})
+    assert refused.status_code == 400 and "8" in refused.json()["error"]["message"]
+    unknown = gateway.create({"model": "veo-3.1-generate-preview", "prompt": "p"})
+    assert unknown.status_code == 400 and FAST in unknown.json()["error"]["message"]
+    task_id = gateway.create({"model": FAST, "prompt": "routed"}).json()["id"]
+    assert gateway.wait(task_id)["status"] == "completed"
+
+
+def test_a_rejected_key_is_taken_out_and_tasks_use_the_other(
+    make_gateway, emulator: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "veo.toml"
+    config.write_text(f"""
+[[upstreams]]
+name = "emu"
+kind = "gemini"
+api_keys = ["revoked-key", "good-key"]
+base_url = "{emulator}"
+""")
+    gateway = make_gateway(config=config)
+    ids = [
+        gateway.create(
+            {"model": FAST, "prompt": f"t{i}", "metadata": {"durationSeconds": 4}}
+        ).json()["id"]
+        for i in range(4)
+    ]
+    for task_id in ids:
+        assert gateway.wait(task_id)["status"] == "completed"
+    # Every task is pinned to the key that worked; the refused key submitted nothing.
+    upstream = UpstreamConfig(name="emu", kind="gemini")
+    good = credential_id(upstream, "good-key")
+    db = sqlite3.connect(tmp_path / "data" / "veo-gateway.db")
+    pinned = {row[0] for row in db.execute("select upstream from tasks")}
+    db.close()
+    assert pinned == {good}
+    stats = httpx.get(f"{emulator}/_emulator/stats").json()
+    assert stats["submissions"] == 4
+
+
+def test_no_usable_credential_fails_tasks_with_the_reason(
+    make_gateway, emulator: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "veo.toml"
+    config.write_text(f"""
+[[upstreams]]
+name = "emu"
+kind = "gemini"
+api_keys = ["revoked-key"]
+base_url = "{emulator}"
+""")
+    gateway = make_gateway(config=config)
+    task_id = gateway.create({"model": FAST, "prompt": "p"}).json()["id"]
+    final = gateway.wait(task_id)
+    assert final["status"] == "failure"
+    assert "API key not valid" in final["fail_reason"]

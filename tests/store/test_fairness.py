@@ -1,0 +1,41 @@
+"""Queued tasks come out oldest first, taking turns between owners (real SQLite file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from veo_gateway.store.database import create_engine, migrate
+from veo_gateway.store.tasks import State, TaskStore
+
+
+async def test_one_owners_burst_does_not_starve_the_others(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+    await migrate(engine)
+    store = TaskStore(engine)
+    try:
+        for i in range(5):
+            await store.create(
+                task_id=f"a{i}", owner="alice", dialect="spec", model="m", request={}
+            )
+        for i in range(2):
+            await store.create(task_id=f"b{i}", owner="bob", dialect="spec", model="m", request={})
+        await store.create(task_id="c0", owner="carol", dialect="spec", model="m", request={})
+        order = [task.id for task in await store.due_queued(limit=10)]
+        assert order == ["a0", "b0", "c0", "a1", "b1", "a2", "a3", "a4"]
+        assert [t.id for t in await store.due_queued(limit=3)] == ["a0", "b0", "c0"]
+
+        claimed = await store.claim_task(
+            "a0", State.QUEUED, State.SUBMITTING, lease_seconds=60, upstream="gemini#1"
+        )
+        assert claimed is not None and claimed.upstream == "gemini#1"
+        # Taken once only: a second claim of the same task loses.
+        assert (
+            await store.claim_task("a0", State.QUEUED, State.SUBMITTING, lease_seconds=60) is None
+        )
+        assert "a0" not in [t.id for t in await store.due_queued(limit=10)]
+        assert await store.transition("a0", State.SUBMITTING, State.IN_PROGRESS)
+        assert await store.in_flight_by_upstream() == {"gemini#1": 1}
+        assert await store.delete("b1") and await store.get("b1") is None
+    finally:
+        store.close()
+        await engine.dispose()

@@ -1,0 +1,113 @@
+"""The operator config file: what it accepts, and what it refuses with a clear message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from veo_gateway.config import ConfigError, Target, load_config
+
+EXAMPLE = """
+[[upstreams]]
+name = "gemini"
+kind = "gemini"
+api_keys = ["k1", "k2"]
+rpm = 5
+
+[[upstreams]]
+name = "vertex"
+kind = "vertex"
+project = "p"
+location = "europe-west4"
+storage_uri = "gs://b/veo/"
+max_in_flight = 3
+
+[[routes]]
+model = "veo-3.1-generate-preview"
+targets = [{ upstream = "vertex", model = "veo-3.1-generate-001" }, { upstream = "gemini" }]
+
+[[routes]]
+model = "veo-3.1-fast-generate-preview"
+targets = [{ upstream = "gemini" }]
+
+[models."veo-3.1-generate-preview"]
+typical_latency = 80
+durations = [8]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "veo.toml"
+    path.write_text(text)
+    return path
+
+
+def test_the_documented_example_loads(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, EXAMPLE))
+    gemini, vertex = config.upstreams
+    assert gemini.api_keys == ("k1", "k2") and gemini.rpm == 5
+    assert vertex.location == "europe-west4" and vertex.max_in_flight == 3
+    assert config.routes["veo-3.1-generate-preview"] == (
+        Target("vertex", "veo-3.1-generate-001"),
+        Target("gemini", "veo-3.1-generate-preview"),
+    )
+    # Only routed models are served; overrides change the built-in row.
+    served = {row.name: row for row in config.models}
+    assert set(served) == {"veo-3.1-generate-preview", "veo-3.1-fast-generate-preview"}
+    assert served["veo-3.1-generate-preview"].durations == (8,)
+    assert served["veo-3.1-generate-preview"].typical_latency == 80
+
+
+def test_without_routes_every_model_goes_to_every_upstream(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, '[[upstreams]]\nname = "g"\nkind = "gemini"\napi_keys = ["k"]\n')
+    )
+    assert config.routes["veo-2.0-generate-001"] == (Target("g", "veo-2.0-generate-001"),)
+    assert len(config.models) == 8
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("", "no [[upstreams]]"),
+        ("[[upstreams]]\nname='a'\nkind='openai'\n", "kind must be"),
+        ("[[upstreams]]\nname='a'\nkind='gemini'\n", "needs api_keys"),
+        ("[[upstreams]]\nname='a'\nkind='vertex'\n", "needs project"),
+        ("[[upstreams]]\nname='a'\nkind='gemini'\napi_keys=['k']\ncolour='red'\n", "colour"),
+        ("[[upstreams]]\nname='a'\nkind='gemini'\napi_keys=['k']\nrpm=0\n", "at least 1"),
+        (
+            "[[upstreams]]\nname='a'\nkind='gemini'\napi_keys=['k']\n[[routes]]\nmodel='m'\n"
+            "targets=[{upstream='b'}]\n",
+            "no upstream named 'b'",
+        ),
+        (
+            "[[upstreams]]\nname='a'\nkind='gemini'\napi_keys=['k']\n"
+            "[models.veo-2.0-generate-001]\nwings=2\n",
+            "unknown capability",
+        ),
+        (
+            "[[upstreams]]\nname='a'\nkind='gemini'\napi_keys=['k']\n[[routes]]\nmodel='veo-x'\n"
+            "targets=[{upstream='a'}]\n",
+            "no capability row",
+        ),
+        ("not toml [", "cannot read"),
+    ],
+)
+def test_mistakes_are_refused_clearly(tmp_path: Path, text: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=words.replace("[", r"\[")):
+        load_config(write(tmp_path, text))
+
+
+def test_a_new_model_can_be_declared(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            "[[upstreams]]\nname='a'\nkind='gemini'\napi_keys=['k']\n"
+            "[models.veo-4-preview]\ndurations=[4, 8]\n"
+            "[[routes]]\nmodel='veo-4-preview'\n"
+            "targets=[{upstream='a'}]\n",
+        )
+    )
+    assert [row.name for row in config.models] == ["veo-4-preview"]
+    assert config.models[0].durations == (4, 8)
