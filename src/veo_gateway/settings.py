@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     task_timeout: float = Field(
         1200.0, description="Seconds after submission before a task is failed as timed out."
     )
+    inline_submit_timeout: float = Field(
+        10.0,
+        description="Seconds a create waits for its own upstream submission when a credential "
+        "is free, so a refusal by Google reaches the client directly.",
+    )
     submit_attempts: int = Field(
         5, description="Submissions tried (on 429, 5xx and network errors) before a task fails."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -187,11 +188,27 @@ def test_max_in_flight_holds_the_rest_queued(make_gateway) -> None:
     assert _most_in_progress_at_once(gateway, 5) == 2
 
 
-def test_an_upstream_refusal_fails_the_task_with_googles_message(gateway: Gateway) -> None:
-    # Unknown metadata goes to Google untouched; the emulator refuses this one as Google would.
-    task_id = gateway.create({"model": FAST, "prompt": "p", "metadata": {"sampleCount": 9}}).json()[
-        "id"
-    ]
-    final = gateway.wait(task_id)
+def test_an_upstream_refusal_at_create_reaches_the_client(gateway: Gateway, tmp_path) -> None:
+    # Unknown metadata goes to Google untouched; the emulator refuses this one as Google would,
+    # while the POST waits for its inline submission: Google's answer, and nothing kept.
+    response = gateway.create({"model": FAST, "prompt": "p", "metadata": {"sampleCount": 9}})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["status"] == "INVALID_ARGUMENT" and "sampleCount" in error["message"]
+    db = sqlite3.connect(gateway.settings.data_dir / "veo-gateway.db")
+    assert db.execute("select count(*) from tasks").fetchone()[0] == 0
+    db.close()
+    assert not any((gateway.settings.data_dir / "inputs").iterdir())
+
+
+def test_a_later_upstream_refusal_fails_the_task_with_googles_message(make_gateway) -> None:
+    # One slot, taken by a slow task: the second create cannot be submitted inline, so Google's
+    # refusal comes later and lands in fail_reason.
+    gateway = make_gateway(emulator_latency="2", max_in_flight=1)
+    slow = gateway.create({"model": FAST, "prompt": "slow", "metadata": {"durationSeconds": 4}})
+    refused = gateway.create({"model": FAST, "prompt": "p", "metadata": {"sampleCount": 9}})
+    assert refused.status_code == 200
+    final = gateway.wait(refused.json()["id"])
     assert final["status"] == "failure"
     assert "sampleCount" in final["fail_reason"]
+    assert gateway.wait(slow.json()["id"])["status"] == "completed"

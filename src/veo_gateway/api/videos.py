@@ -59,8 +59,17 @@ async def create_video(request: Request, services: ServicesDep, owner: OwnerDep)
         await services.storage.delete_inputs(task_id)
         raise
     if services.worker is not None:
+        timeout = services.settings.inline_submit_timeout
+        refusal = await services.worker.submit_now(task, timeout)
+        if refusal is not None:
+            # Google refused the request itself: the client gets its answer, nothing is kept.
+            await services.tasks.delete(task.id)
+            await services.storage.delete_inputs(task.id)
+            raise refusal
         services.worker.wake()
     log.info("task %s created (model %s, mode %s)", task.id, task.model, parsed.mode)
+    # The reply is the spec's "accepted" object (status "", progress 0), even when the task was
+    # already handed to Google inline; the next GET shows it in progress.
     return JSONResponse(render_spec_video(task, time.time()))
 
 

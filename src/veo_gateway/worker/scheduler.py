@@ -119,7 +119,38 @@ class Worker:
         ):
             self._spawn(self._polling, self._poll(task))
 
-    def _spawn(self, jobs: set[asyncio.Task[Any]], coro: Coroutine[Any, Any, Any]) -> None:
+    async def submit_now(self, task: Task, wait_seconds: float) -> UpstreamError | None:
+        """Submit a just-created task at once when a credential is free (the POST waits up to
+        `wait_seconds`); returns the upstream's refusal when it refused the request for good."""
+        try:
+            lease = self._pool.acquire(task.model)
+        except NoRoute:
+            return None  # the worker fails it with the reason
+        if lease is None:
+            return None
+        claimed = await self._store.claim_task(
+            task.id,
+            State.QUEUED,
+            State.SUBMITTING,
+            lease_seconds=self._config.submit_lease,
+            upstream=lease.credential.id,
+            upstream_model=lease.upstream_model,
+        )
+        if claimed is None:
+            self._pool.release(lease.credential.id)
+            return None
+        job = self._spawn(self._submitting, self.submit(claimed, lease))
+        # Not cancelled on timeout: a submission cut off mid-call could start a job twice.
+        done, _ = await asyncio.wait({job}, timeout=wait_seconds)
+        if job in done and not job.cancelled() and job.exception() is None:
+            refusal: UpstreamError | None = job.result()
+            if refusal is not None and 400 <= refusal.code < 500:
+                return refusal
+        return None
+
+    def _spawn(
+        self, jobs: set[asyncio.Task[Any]], coro: Coroutine[Any, Any, Any]
+    ) -> asyncio.Task[Any]:
         job = asyncio.create_task(coro)
         jobs.add(job)
 
@@ -130,6 +161,7 @@ class Worker:
             self.wake()
 
         job.add_done_callback(done)
+        return job
 
     # -- submission -------------------------------------------------------------------------
 
