@@ -159,6 +159,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             auth=Authenticator(settings.client_keys, keys),
             worker=worker,
             upstream=upstream,
+            pool=upstreams.pool,
         )
         yield
     finally:

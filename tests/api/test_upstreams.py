@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Gateway
+from tests.conftest import KEY_B, Gateway
 from tests.support.servers import serve_app
 from veo_gateway.config import UpstreamConfig
 from veo_gateway.emulator.app import EmulatorConfig, create_emulator_app
@@ -115,3 +115,40 @@ base_url = "{emulator}"
     final = gateway.wait(task_id)
     assert final["status"] == "failure"
     assert "API key not valid" in final["fail_reason"]
+
+
+def test_readiness_reports_credentials(make_gateway, emulator: str, tmp_path: Path) -> None:
+    config = tmp_path / "veo.toml"
+    config.write_text(f"""
+[[upstreams]]
+name = "emu"
+kind = "gemini"
+api_keys = ["revoked-key"]
+base_url = "{emulator}"
+""")
+    gateway = make_gateway(config=config)
+    ready = gateway.client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"]["database"] == "ok"
+    task_id = gateway.create({"model": FAST, "prompt": "p"}).json()["id"]
+    gateway.wait(task_id)
+    ready = gateway.client.get("/readyz")
+    assert ready.status_code == 503
+    (credential,) = ready.json()["credentials"]
+    assert "API key not valid" in credential["out_of_service"]
+    assert "revoked-key" not in ready.text
+
+
+def test_one_clients_burst_does_not_starve_another(make_gateway) -> None:
+    # One slot upstream: alice queues six tasks, then bob one. Bob's goes second, not seventh.
+    gateway = make_gateway(emulator_latency="0.5", max_in_flight=1, poll_interval=0.1)
+    body = {"model": FAST, "prompt": "p", "metadata": {"durationSeconds": 4}}
+    alice = [gateway.create(body).json()["id"] for _ in range(6)]
+    bob = gateway.create(body, key=KEY_B).json()["id"]
+    finished = {task_id: gateway.wait(task_id)["completed_at"] for task_id in alice}
+    bob_done = gateway.wait(bob, key=KEY_B)
+    assert bob_done["status"] == "completed"
+    db = sqlite3.connect(gateway.settings.data_dir / "veo-gateway.db")
+    order = [row[0] for row in db.execute("select id from tasks order by submitted_at")]
+    db.close()
+    assert order.index(bob) <= 2, order
+    assert len(finished) == 6

@@ -12,6 +12,7 @@ from veo_gateway.domain.catalog import Catalog
 from veo_gateway.media.fetch import SafeFetcher
 from veo_gateway.media.images import ImageLimits
 from veo_gateway.media.storage import LocalStorage
+from veo_gateway.providers.pool import CredentialPool
 from veo_gateway.settings import Settings
 from veo_gateway.store.keys import KeyStore
 from veo_gateway.store.tasks import TaskStore
@@ -32,6 +33,7 @@ class Services:
     auth: Authenticator
     worker: Worker | None
     upstream: str
+    pool: CredentialPool
 
 
 def services_of(request: Request) -> Services:

@@ -1,8 +1,16 @@
-"""Liveness: no authentication, no database."""
+"""Liveness and readiness: no authentication."""
 
 from __future__ import annotations
 
+import os
+import time
+from typing import Any
+
+import anyio
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from veo_gateway.api.deps import ServicesDep
 
 router = APIRouter()
 
@@ -11,3 +19,38 @@ router = APIRouter()
 async def healthz() -> dict[str, str]:
     """The process is up and serving."""
     return {"status": "ok"}
+
+
+@router.get("/readyz", include_in_schema=False)
+async def readyz(services: ServicesDep) -> JSONResponse:
+    """Ready when the database answers, storage is writable and an upstream can take work.
+
+    Lists each credential's state, so one taken out of service (401/403) shows here.
+    """
+    checks: dict[str, Any] = {}
+    try:
+        await services.tasks.ping()
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means not ready; say which
+        checks["database"] = f"error: {type(exc).__name__}"
+    videos = services.storage.videos_dir
+    writable = await anyio.to_thread.run_sync(os.access, videos, os.W_OK)
+    checks["storage"] = "ok" if writable else f"error: {videos} is not writable"
+    now = time.time()
+    credentials = [
+        {
+            "id": c.id,
+            "upstream": c.upstream,
+            "in_flight": c.in_flight,
+            "max_in_flight": c.max_in_flight,
+            "cooling_down_for": max(0.0, round(c.cool_until - now, 1)),
+            "out_of_service": c.disabled,
+        }
+        for c in services.pool.credentials()
+    ]
+    checks["upstreams"] = "ok" if services.pool.can_take_work() else "error: none in service"
+    ready = all(value == "ok" for value in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks, "credentials": credentials},
+        status_code=200 if ready else 503,
+    )

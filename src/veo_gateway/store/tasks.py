@@ -153,6 +153,11 @@ class TaskStore:
         values["request"] = json.loads(values["request"])
         return Task(**values)
 
+    async def ping(self) -> None:
+        """One round trip to the database (readiness)."""
+        async with self._engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
     async def count_in_flight(self) -> int:
         """Tasks being submitted or running upstream."""
         query = sa.select(sa.func.count()).where(
@@ -161,14 +166,12 @@ class TaskStore:
         async with self._engine.connect() as conn:
             return int((await conn.execute(query)).scalar_one())
 
-    async def next_due_at(self) -> float | None:
-        """The earliest time the worker has something to do, or None when nothing is pending."""
+    async def next_due_at(self, state: State) -> float | None:
+        """The earliest time a task in `state` is due, or None when none is pending."""
         ready_at = sa.case(
             (tasks.c.due_at > tasks.c.lease_until, tasks.c.due_at), else_=tasks.c.lease_until
         )
-        query = sa.select(sa.func.min(ready_at)).where(
-            tasks.c.state.in_([State.QUEUED.value, State.IN_PROGRESS.value])
-        )
+        query = sa.select(sa.func.min(ready_at)).where(tasks.c.state == state.value)
         async with self._engine.connect() as conn:
             value = (await conn.execute(query)).scalar_one_or_none()
         return float(value) if value is not None else None
@@ -225,8 +228,11 @@ class TaskStore:
     async def due_queued(self, limit: int) -> list[Task]:
         """Queued tasks due for submission: oldest first, taking turns between owners.
 
-        Each owner's tasks are ranked by age, and the first of every owner comes before the
-        second of any, so one client's burst cannot starve the others.
+        A task's turn is its place in its owner's queue plus the owner's tasks already running
+        upstream, and lower turns go first: the first of every owner comes before the second of
+        any, and an owner with work in flight waits behind those with none. Between equal turns,
+        the owner served longest ago (or never) goes first. So one client's burst cannot starve
+        the others.
         """
         if limit <= 0:
             return []
@@ -237,7 +243,7 @@ class TaskStore:
             .label("rank")
         )
         ranked = (
-            sa.select(tasks.c.id, tasks.c.created_at, rank)
+            sa.select(tasks.c.id, tasks.c.owner, tasks.c.created_at, rank)
             .where(
                 tasks.c.state == State.QUEUED.value,
                 tasks.c.due_at <= now,
@@ -245,10 +251,29 @@ class TaskStore:
             )
             .subquery()
         )
+        in_flight = tasks.c.state.in_([State.SUBMITTING.value, State.IN_PROGRESS.value])
+        served = (
+            sa.select(
+                tasks.c.owner,
+                sa.func.count().filter(in_flight).label("running"),
+                sa.func.max(tasks.c.submitted_at).label("last_served"),
+            )
+            # Recent history is enough to take turns; older rows need not be read.
+            .where(sa.or_(in_flight, tasks.c.submitted_at > now - 3600))
+            .group_by(tasks.c.owner)
+            .subquery()
+        )
+        turn = ranked.c.rank + sa.func.coalesce(served.c.running, 0)
         query = (
             tasks.select()
             .join(ranked, ranked.c.id == tasks.c.id)
-            .order_by(ranked.c.rank, ranked.c.created_at, ranked.c.id)
+            .outerjoin(served, served.c.owner == ranked.c.owner)
+            .order_by(
+                turn,
+                sa.nulls_first(served.c.last_served.asc()),
+                ranked.c.created_at,
+                ranked.c.id,
+            )
             .limit(limit)
         )
         async with self._engine.connect() as conn:

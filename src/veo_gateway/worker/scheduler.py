@@ -85,9 +85,13 @@ class Worker:
     async def _sleep(self) -> None:
         now = time.time()
         wake_at = now + self._config.idle_wait
-        next_due = await self._store.next_due_at()
-        if next_due is not None:
-            wake_at = min(wake_at, max(next_due, self._pool.next_free_at(now)))
+        next_poll = await self._store.next_due_at(State.IN_PROGRESS)
+        if next_poll is not None:
+            wake_at = min(wake_at, next_poll)
+        next_submit = await self._store.next_due_at(State.QUEUED)
+        if next_submit is not None:
+            # A queued task also waits for a credential; a finishing task wakes us early.
+            wake_at = min(wake_at, max(next_submit, self._pool.next_free_at(now)))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=max(wake_at - now, 0.01))
 
