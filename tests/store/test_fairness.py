@@ -39,7 +39,9 @@ async def test_one_owners_burst_does_not_starve_the_others(tmp_path: Path) -> No
         # alice has one running now: bob's and carol's first turns come before her next one.
         assert [t.id for t in await store.due_queued(limit=4)] == ["b0", "c0", "a1", "b1"]
         # Once alice's task is done, turns tie: the owner served longest ago (bob: never) wins.
-        assert await store.transition("a0", State.IN_PROGRESS, State.COMPLETED, submitted_at=1e9)
+        assert await store.transition(
+            "a0", State.IN_PROGRESS, State.COMPLETED, submitted_at=time.time()
+        )
         assert [t.id for t in await store.due_queued(limit=2)] == ["b0", "c0"]
         assert await store.delete("b1") and await store.get("b1") is None
     finally:
