@@ -24,7 +24,8 @@ def build_body(request: VideoRequest[Image]) -> dict[str, Any]:
         instance["lastFrame"] = _image(request.last_frame)
     if request.reference_images:
         instance["referenceImages"] = [
-            {"image": _image(ref.image), "referenceType": ref.reference_type.lower()}
+            # Google's enum spelling, as the google-genai SDK sends it (the spec writes "asset").
+            {"image": _image(ref.image), "referenceType": ref.reference_type.upper()}
             for ref in request.reference_images
         ]
     parameters: dict[str, Any] = {}
