@@ -26,6 +26,17 @@ def emulator(tmp_path: Path):
         yield url
 
 
+def write_config(tmp_path: Path, emulator: str, keys: list[str], extra: str = "") -> Path:
+    """A config file with one Gemini upstream, "emu", on the test's emulator."""
+    path = tmp_path / "veo.toml"
+    key_list = ", ".join(f'"{key}"' for key in keys)
+    path.write_text(
+        f'[[upstreams]]\nname = "emu"\nkind = "gemini"\napi_keys = [{key_list}]\n'
+        f'base_url = "{emulator}"\n{extra}'
+    )
+    return path
+
+
 def test_models_lists_capabilities(gateway: Gateway) -> None:
     assert gateway.client.get("/v1/models").status_code == 401
     body = gateway.client.get("/v1/models", headers=gateway.headers()).json()
@@ -41,21 +52,9 @@ def test_models_lists_capabilities(gateway: Gateway) -> None:
 
 
 def test_config_routes_and_overrides(make_gateway, emulator: str, tmp_path: Path) -> None:
-    config = tmp_path / "veo.toml"
-    config.write_text(f"""
-[[upstreams]]
-name = "emu"
-kind = "gemini"
-api_keys = ["good-key"]
-base_url = "{emulator}"
-
-[[routes]]
-model = "{FAST}"
-targets = [{{ upstream = "emu" }}]
-
-[models."{FAST}"]
-durations = [8]
-""")
+    routes = f'[[routes]]\nmodel = "{FAST}"\ntargets = [{{ upstream = "emu" }}]\n'
+    overrides = f'[models."{FAST}"]\ndurations = [8]\n'
+    config = write_config(tmp_path, emulator, ["good-key"], routes + overrides)
     gateway = make_gateway(config=config)
     models = gateway.client.get("/v1/models", headers=gateway.headers()).json()["data"]
     assert [m["id"] for m in models] == [FAST]
@@ -71,14 +70,7 @@ durations = [8]
 def test_a_rejected_key_is_taken_out_and_tasks_use_the_other(
     make_gateway, emulator: str, tmp_path: Path
 ) -> None:
-    config = tmp_path / "veo.toml"
-    config.write_text(f"""
-[[upstreams]]
-name = "emu"
-kind = "gemini"
-api_keys = ["revoked-key", "good-key"]
-base_url = "{emulator}"
-""")
+    config = write_config(tmp_path, emulator, ["revoked-key", "good-key"])
     gateway = make_gateway(config=config)
     ids = [
         gateway.create(
@@ -102,14 +94,7 @@ base_url = "{emulator}"
 def test_no_usable_credential_fails_tasks_with_the_reason(
     make_gateway, emulator: str, tmp_path: Path
 ) -> None:
-    config = tmp_path / "veo.toml"
-    config.write_text(f"""
-[[upstreams]]
-name = "emu"
-kind = "gemini"
-api_keys = ["revoked-key"]
-base_url = "{emulator}"
-""")
+    config = write_config(tmp_path, emulator, ["revoked-key"])
     gateway = make_gateway(config=config)
     task_id = gateway.create({"model": FAST, "prompt": "p"}).json()["id"]
     final = gateway.wait(task_id)
@@ -118,14 +103,7 @@ base_url = "{emulator}"
 
 
 def test_readiness_reports_credentials(make_gateway, emulator: str, tmp_path: Path) -> None:
-    config = tmp_path / "veo.toml"
-    config.write_text(f"""
-[[upstreams]]
-name = "emu"
-kind = "gemini"
-api_keys = ["revoked-key"]
-base_url = "{emulator}"
-""")
+    config = write_config(tmp_path, emulator, ["revoked-key"])
     gateway = make_gateway(config=config)
     ready = gateway.client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"]["database"] == "ok"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from veo_gateway.domain.request import Image, VideoRequest
 
@@ -37,3 +37,27 @@ class Provider(Protocol):
     def download(self, video_ref: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
         """Stream the finished video's bytes. Raises UpstreamError."""
         ...
+
+
+def running_or_failed(operation: dict[str, Any]) -> OperationStatus | None:
+    """The status of an operation still running or ended by an error; None when it finished
+    with a result to read (the same for the Gemini API and Vertex AI)."""
+    if not operation.get("done"):
+        return OperationStatus(done=False)
+    if error := operation.get("error"):
+        message = error.get("message") or "the operation failed"
+        return OperationStatus(done=True, error=f"{message} (upstream code {error.get('code')})")
+    return None
+
+
+def without_video(result: dict[str, Any]) -> OperationStatus:
+    """A finished result holding no video: blocked by the safety filters (with Google's
+    reasons), or simply empty. Either way the task fails, and is never charged."""
+    filtered = result.get("raiMediaFilteredCount") or 0
+    if filtered:
+        reasons = "; ".join(result.get("raiMediaFilteredReasons") or []) or "no reason given"
+        return OperationStatus(
+            done=True,
+            error=f"blocked by Google's safety filters ({filtered} video(s) filtered): {reasons}",
+        )
+    return OperationStatus(done=True, error="the upstream finished without returning a video")

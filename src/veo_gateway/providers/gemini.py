@@ -12,7 +12,7 @@ import httpx
 
 from veo_gateway.domain.request import Image, VideoRequest
 from veo_gateway.errors import UpstreamError
-from veo_gateway.providers.base import OperationStatus
+from veo_gateway.providers.base import OperationStatus, running_or_failed, without_video
 from veo_gateway.providers.http import call_json, stream_download
 from veo_gateway.providers.payload import build_body
 
@@ -21,24 +21,14 @@ _FILE_ID = re.compile(r"files/([a-z0-9]+)")
 
 def parse_operation(operation: dict[str, Any]) -> OperationStatus:
     """Read a Gemini API operation: running, failed, safety-blocked, or done with a video."""
-    if not operation.get("done"):
-        return OperationStatus(done=False)
-    if error := operation.get("error"):
-        message = error.get("message") or "the operation failed"
-        return OperationStatus(done=True, error=f"{message} (upstream code {error.get('code')})")
+    if (status := running_or_failed(operation)) is not None:
+        return status
     result = (operation.get("response") or {}).get("generateVideoResponse") or {}
     for sample in result.get("generatedSamples") or []:
         uri = (sample.get("video") or {}).get("uri")
         if uri:
             return OperationStatus(done=True, video_ref=uri)
-    filtered = result.get("raiMediaFilteredCount") or 0
-    if filtered:
-        reasons = "; ".join(result.get("raiMediaFilteredReasons") or []) or "no reason given"
-        return OperationStatus(
-            done=True,
-            error=f"blocked by Google's safety filters ({filtered} video(s) filtered): {reasons}",
-        )
-    return OperationStatus(done=True, error="the upstream finished without returning a video")
+    return without_video(result)
 
 
 class GeminiProvider:

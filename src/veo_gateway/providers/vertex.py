@@ -18,7 +18,7 @@ import httpx
 from veo_gateway.config import UpstreamConfig
 from veo_gateway.domain.request import Image, VideoRequest
 from veo_gateway.errors import UpstreamError
-from veo_gateway.providers.base import OperationStatus
+from veo_gateway.providers.base import OperationStatus, running_or_failed, without_video
 from veo_gateway.providers.http import call_json, stream_download
 from veo_gateway.providers.payload import build_body
 
@@ -97,11 +97,8 @@ def token_source_for(upstream: UpstreamConfig) -> TokenSource:
 
 def parse_vertex_operation(operation: dict[str, Any]) -> OperationStatus:
     """Read a Vertex operation: running, failed, safety-blocked, inline bytes or a GCS URI."""
-    if not operation.get("done"):
-        return OperationStatus(done=False)
-    if error := operation.get("error"):
-        message = error.get("message") or "the operation failed"
-        return OperationStatus(done=True, error=f"{message} (upstream code {error.get('code')})")
+    if (status := running_or_failed(operation)) is not None:
+        return status
     result = operation.get("response") or {}
     for video in result.get("videos") or []:
         if uri := video.get("gcsUri"):
@@ -111,14 +108,7 @@ def parse_vertex_operation(operation: dict[str, Any]) -> OperationStatus:
                 return OperationStatus(done=True, video=base64.b64decode(encoded))
             except (binascii.Error, ValueError):
                 return OperationStatus(done=True, error="the upstream sent undecodable video bytes")
-    filtered = result.get("raiMediaFilteredCount") or 0
-    if filtered:
-        reasons = "; ".join(result.get("raiMediaFilteredReasons") or []) or "no reason given"
-        return OperationStatus(
-            done=True,
-            error=f"blocked by Google's safety filters ({filtered} video(s) filtered): {reasons}",
-        )
-    return OperationStatus(done=True, error="the upstream finished without returning a video")
+    return without_video(result)
 
 
 class VertexProvider:

@@ -99,24 +99,10 @@ class Worker:
         """Match due queued tasks with free credentials, and start polls that are due."""
         for task in await self._store.due_queued(self._config.submit_batch):
             try:
-                lease = self._pool.acquire(task.model)
+                if started := await self._start_submission(task):
+                    self._spawn(self._submitting, self.submit(*started))
             except NoRoute as exc:
                 await self._fail(task, State.QUEUED, str(exc))
-                continue
-            if lease is None:
-                continue  # every credential for this model is busy; it waits its turn
-            claimed = await self._store.claim_task(
-                task.id,
-                State.QUEUED,
-                State.SUBMITTING,
-                lease_seconds=self._config.submit_lease,
-                upstream=lease.credential.id,
-                upstream_model=lease.upstream_model,
-            )
-            if claimed is None:
-                self._pool.release(lease.credential.id)
-                continue
-            self._spawn(self._submitting, self.submit(claimed, lease))
         room = self._config.poll_concurrency - len(self._polling)
         for task in await self._store.claim(
             State.IN_PROGRESS, limit=room, lease_seconds=self._config.poll_lease
@@ -127,11 +113,28 @@ class Worker:
         """Submit a just-created task at once when a credential is free (the POST waits up to
         `wait_seconds`); returns the upstream's refusal when it refused the request for good."""
         try:
-            lease = self._pool.acquire(task.model)
+            started = await self._start_submission(task)
         except NoRoute:
             return None  # the worker fails it with the reason
-        if lease is None:
+        if started is None:
             return None
+        job = self._spawn(self._submitting, self.submit(*started))
+        # Not cancelled on timeout: a submission cut off mid-call could start a job twice.
+        done, _ = await asyncio.wait({job}, timeout=wait_seconds)
+        if job in done and not job.cancelled() and job.exception() is None:
+            refusal: UpstreamError | None = job.result()
+            if refusal is not None and 400 <= refusal.code < 500:
+                return refusal
+        return None
+
+    async def _start_submission(self, task: Task) -> tuple[Task, Lease] | None:
+        """Reserve a credential and claim the task for submission; None when either is taken.
+
+        Raises NoRoute when no credential in service can ever serve the task's model.
+        """
+        lease = self._pool.acquire(task.model)
+        if lease is None:
+            return None  # every credential for this model is busy; the task waits its turn
         claimed = await self._store.claim_task(
             task.id,
             State.QUEUED,
@@ -143,14 +146,7 @@ class Worker:
         if claimed is None:
             self._pool.release(lease.credential.id)
             return None
-        job = self._spawn(self._submitting, self.submit(claimed, lease))
-        # Not cancelled on timeout: a submission cut off mid-call could start a job twice.
-        done, _ = await asyncio.wait({job}, timeout=wait_seconds)
-        if job in done and not job.cancelled() and job.exception() is None:
-            refusal: UpstreamError | None = job.result()
-            if refusal is not None and 400 <= refusal.code < 500:
-                return refusal
-        return None
+        return claimed, lease
 
     def _spawn(
         self, jobs: set[asyncio.Task[Any]], coro: Coroutine[Any, Any, Any]
