@@ -7,6 +7,7 @@ kind = "gemini"                 # or "vertex"
 api_keys = ["AIza...", "AIza..."]   # gemini: each key is one credential of the pool
 rpm = 10                        # submissions per minute, per credential
 max_in_flight = 10              # operations running at once, per credential
+cool_down_seconds = 30          # rest after a 429
 
 [[upstreams]]
 name = "vertex"
@@ -45,6 +46,8 @@ from veo_gateway.domain.catalog import BUILTIN_MODELS, ModelCapabilities
 # preview models 10; Gemini API keys are held to about the same on paid tiers.
 DEFAULT_RPM = 10
 DEFAULT_MAX_IN_FLIGHT = 10
+# How long a credential rests after Google answers 429 / RESOURCE_EXHAUSTED.
+DEFAULT_COOL_DOWN = 30.0
 
 
 class ConfigError(ValueError):
@@ -66,6 +69,7 @@ class UpstreamConfig:
     storage_uri: str | None = None
     rpm: int = DEFAULT_RPM
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    cool_down_seconds: float = DEFAULT_COOL_DOWN
 
 
 @dataclass(frozen=True)

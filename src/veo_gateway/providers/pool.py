@@ -19,8 +19,6 @@ from veo_gateway.providers.base import Provider
 
 log = logging.getLogger("veo_gateway.pool")
 
-COOL_DOWN_SECONDS = 30.0
-
 
 @dataclass
 class Credential:
@@ -31,6 +29,7 @@ class Credential:
     provider: Provider
     rpm: int
     max_in_flight: int
+    cool_down_seconds: float = 30.0
     in_flight: int = 0
     cool_until: float = 0.0
     disabled: str | None = None
@@ -143,10 +142,11 @@ class CredentialPool:
         if credential is not None and credential.in_flight > 0:
             credential.in_flight -= 1
 
-    def cool_down(self, credential_id: str, seconds: float = COOL_DOWN_SECONDS) -> None:
-        """The upstream said 429: give this credential a rest."""
+    def cool_down(self, credential_id: str, seconds: float | None = None) -> None:
+        """The upstream said 429: give this credential a rest (its configured time)."""
         credential = self.get(credential_id)
         if credential is not None:
+            seconds = credential.cool_down_seconds if seconds is None else seconds
             credential.cool_until = max(credential.cool_until, time.time() + seconds)
             log.warning(
                 "credential %s is rate limited; cooling down %.0f s", credential_id, seconds

@@ -29,6 +29,7 @@ def _credential(cid: str, upstream: UpstreamConfig, provider: Provider) -> Crede
         provider=provider,
         rpm=upstream.rpm,
         max_in_flight=upstream.max_in_flight,
+        cool_down_seconds=upstream.cool_down_seconds,
     )
 
 
