@@ -182,9 +182,8 @@ class TaskStore:
         *,
         limit: int,
         lease_seconds: float,
-        new_state: State | None = None,
     ) -> list[Task]:
-        """Lease up to `limit` due tasks in `state`, oldest due first (optionally moving them).
+        """Lease up to `limit` due tasks in `state`, oldest due first.
 
         A task is due when `due_at` has passed and no live lease is on it. Each row is taken with
         its own compare-and-swap, so two workers never take the same task.
@@ -202,27 +201,9 @@ class TaskStore:
         async with self._write() as conn:
             ids = (await conn.execute(candidates)).scalars().all()
             for task_id in ids:
-                values: dict[str, Any] = {"lease_until": now + lease_seconds, "updated_at": now}
-                if new_state is not None:
-                    values["state"] = new_state.value
-                row = (
-                    (
-                        await conn.execute(
-                            tasks.update()
-                            .where(
-                                tasks.c.id == task_id,
-                                tasks.c.state == state.value,
-                                tasks.c.lease_until <= now,
-                            )
-                            .values(**values)
-                            .returning(*tasks.c)
-                        )
-                    )
-                    .mappings()
-                    .first()
-                )
-                if row is not None:
-                    claimed.append(Task.from_row(row))
+                values = {"lease_until": now + lease_seconds, "updated_at": now}
+                if (task := await _leased_update(conn, task_id, state, now, values)) is not None:
+                    claimed.append(task)
         return claimed
 
     async def due_queued(self, limit: int) -> list[Task]:
@@ -292,23 +273,7 @@ class TaskStore:
             "updated_at": now,
         }
         async with self._write() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        tasks.update()
-                        .where(
-                            tasks.c.id == task_id,
-                            tasks.c.state == expected.value,
-                            tasks.c.lease_until <= now,
-                        )
-                        .values(**values)
-                        .returning(*tasks.c)
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        return Task.from_row(row) if row else None
+            return await _leased_update(conn, task_id, expected, now, values)
 
     async def in_flight_by_upstream(self) -> dict[str, int]:
         """Running operations per credential (to restore the pool after a restart)."""
@@ -387,3 +352,26 @@ class TaskStore:
         )
         async with self._engine.connect() as conn:
             return [float(v) for v in (await conn.execute(query)).scalars().all() if v]
+
+
+async def _leased_update(
+    conn: AsyncConnection, task_id: str, expected: State, now: float, values: dict[str, Any]
+) -> Task | None:
+    """Set `values` on a task still in `expected` with no live lease; the row, or None."""
+    row = (
+        (
+            await conn.execute(
+                tasks.update()
+                .where(
+                    tasks.c.id == task_id,
+                    tasks.c.state == expected.value,
+                    tasks.c.lease_until <= now,
+                )
+                .values(**values)
+                .returning(*tasks.c)
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return Task.from_row(row) if row else None
