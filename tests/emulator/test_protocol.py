@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import os
 import re
@@ -227,10 +228,16 @@ async def test_stats_and_request_log(emulator: Emulator) -> None:
         name.rsplit("/", 1)[1]: {"model": name.split("/")[1], "done": True} for name in names
     }
     log = (await emulator.client.get("/_emulator/requests")).json()
-    assert log[0] == {"instances": []}
-    image = log[1]["instances"][0]["image"]
-    assert image == {"bytesBase64Encoded": f"<{len(png())} bytes>", "mimeType": "image/png"}
-    assert log[1]["parameters"] == {"seed": 7}
+    assert log[0] == {"path": PREDICT, "body": {"instances": []}}
+    assert log[1]["path"] == f"/v1beta/models/{FAST}:predictLongRunning"
+    image = log[1]["body"]["instances"][0]["image"]
+    sent = inline(png())["bytesBase64Encoded"]
+    digest = hashlib.sha256(sent.encode()).hexdigest()[:16]
+    assert image == {
+        "bytesBase64Encoded": f"<{len(png())} bytes sha256:{digest}>",
+        "mimeType": "image/png",
+    }
+    assert log[1]["body"]["parameters"] == {"seed": 7}
 
 
 async def test_list_models(emulator: Emulator) -> None:

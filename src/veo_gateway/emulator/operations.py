@@ -14,7 +14,7 @@ import secrets
 import string
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,6 @@ logger = logging.getLogger(__name__)
 BLOCKED_MARKER = "[emulator:blocked]"
 FAIL_MARKER = "[emulator:fail]"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
-_REQUEST_LOG_SIZE = 1000  # bodies kept for /_emulator/requests; older ones are dropped
 
 
 class Outcome(enum.Enum):
@@ -51,6 +50,10 @@ class Operation:
     model: str
     ready_at: float  # time.monotonic() after which the operation may report done
     outcome: Outcome
+    owner: str = ""  # the credential (API key or token) that submitted it
+    parent: str = ""  # the name's prefix: "models/{model}", or Vertex's longer path
+    storage_uri: str | None = None  # Vertex: results go to gs://... instead of inline
+    injected: str | None = None  # the fault injected into its outcome (fail, blocked), if any
     file_ids: tuple[str, ...] = ()
     render: asyncio.Task[None] | None = None
     render_error: str | None = None
@@ -58,7 +61,7 @@ class Operation:
     @property
     def name(self) -> str:
         """The operation's resource name, as clients poll it."""
-        return f"models/{self.model}/operations/{self.id}"
+        return f"{self.parent or 'models/' + self.model}/operations/{self.id}"
 
     def is_done(self, now: float) -> bool:
         """True once the latency has passed and the render (if any) has finished."""
@@ -109,12 +112,12 @@ class OperationBook:
         self._fps = fps
         self._operations: dict[str, Operation] = {}
         self._files: dict[str, Path] = {}
+        self._file_owners: dict[str, Operation] = {}
         self._renders = asyncio.Semaphore(max_concurrent_renders)
         # Set at shutdown: a render in its thread checks it between frames and stops.
         self._stopping = threading.Event()
         self._random = random.Random()
         self.counters = Counters()
-        self.requests: deque[Any] = deque(maxlen=_REQUEST_LOG_SIZE)
 
     def _new_id(self, taken: dict[str, Any], length: int) -> str:
         while True:
@@ -123,12 +126,23 @@ class OperationBook:
                 return new
 
     def submit(
-        self, request: VideoRequest[Image], row: ModelCapabilities, samples: int = 1
+        self,
+        request: VideoRequest[Image],
+        row: ModelCapabilities,
+        samples: int = 1,
+        *,
+        owner: str = "",
+        parent: str = "",
+        storage_uri: str | None = None,
+        injected: str | None = None,
     ) -> Operation:
-        """Start an operation for a validated request; its render starts now, in a thread."""
-        if FAIL_MARKER in request.prompt:
+        """Start an operation for a validated request; its render starts now, in a thread.
+
+        `injected` ("fail" or "blocked") is a fault drawn for this operation's outcome.
+        """
+        if FAIL_MARKER in request.prompt or injected == "fail":
             outcome = Outcome.FAILED
-        elif BLOCKED_MARKER in request.prompt:
+        elif BLOCKED_MARKER in request.prompt or injected == "blocked":
             outcome = Outcome.BLOCKED
         else:
             outcome = Outcome.VIDEO
@@ -138,6 +152,10 @@ class OperationBook:
             model=row.name,
             ready_at=time.monotonic() + self._random.uniform(low, high),
             outcome=outcome,
+            owner=owner,
+            parent=parent,
+            storage_uri=storage_uri,
+            injected=injected,
         )
         if outcome is Outcome.VIDEO:
             operation.file_ids = tuple(self._new_id(self._files, 16) for _ in range(samples))
@@ -145,6 +163,7 @@ class OperationBook:
             # Every sample is the same file: clients only tell samples apart by their URIs.
             for file_id in operation.file_ids:
                 self._files[file_id] = path
+                self._file_owners[file_id] = operation
             operation.render = asyncio.create_task(
                 self._render(operation, self._spec(request, row), path),
                 name=f"emulator-render-{operation.id}",
@@ -184,16 +203,33 @@ class OperationBook:
                 logger.exception("emulator: render of %s failed", operation.name)
                 operation.render_error = f"Video generation failed: {exc} (emulated)."
 
-    def get(self, model: str, operation_id: str) -> Operation:
-        """The operation `models/{model}/operations/{operation_id}`, or NotFound."""
-        operation = self._operations.get(operation_id)
-        if operation is None or operation.model != model:
-            raise NotFound(f"Operation not found: models/{model}/operations/{operation_id}")
+    def find(self, name: str, owner: str) -> Operation:
+        """The operation called `name`, when `owner` submitted it; NotFound otherwise.
+
+        Operations belong to the credential that created them, as they belong to a project at
+        Google: another credential polling one gets the same 404 as for a name that never was.
+        """
+        operation = self._operations.get(name.rpartition("/operations/")[2])
+        if operation is None or operation.name != name or operation.owner != owner:
+            raise NotFound(f"Operation not found: {name}")
         return operation
 
-    def file(self, file_id: str) -> Path:
-        """The rendered file behind `file_id`, once it exists, or NotFound."""
+    def in_flight(self, owner: str) -> int:
+        """How many of `owner`'s operations are not done yet."""
+        now = time.monotonic()
+        return sum(
+            1 for op in self._operations.values() if op.owner == owner and not op.is_done(now)
+        )
+
+    def file(self, file_id: str, owner: str | None = None) -> Path:
+        """The rendered file behind `file_id`, once it exists, or NotFound.
+
+        With `owner`, only the credential whose operation made the file may have it.
+        """
         path = self._files.get(file_id)
+        made_by = self._file_owners.get(file_id)
+        if owner is not None and (made_by is None or made_by.owner != owner):
+            path = None
         if path is None or not path.is_file():
             raise NotFound(f"File {file_id} not found.")
         return path
@@ -209,6 +245,9 @@ class OperationBook:
             "operations": {
                 op.id: {"model": op.model, "done": op.is_done(now)}
                 for op in self._operations.values()
+            },
+            "injected_outcomes": {
+                op.id: op.injected for op in self._operations.values() if op.injected
             },
         }
 

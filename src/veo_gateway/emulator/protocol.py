@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
 import json
 from collections.abc import Mapping
@@ -72,7 +73,9 @@ def parse_json(body: bytes) -> dict[str, Any]:
 
 
 def redact(payload: Any) -> Any:
-    """`payload` with every inline image's base64 replaced by "<N bytes>", for the request log."""
+    """`payload` with every inline image's base64 replaced by "<N bytes sha256:H>", for the
+    request log. H is a digest of the base64 text as sent, so two logged bodies are equal
+    exactly when the bodies sent were (alphabet and padding included)."""
     if isinstance(payload, list):
         return [redact(item) for item in payload]
     if not isinstance(payload, dict):
@@ -80,7 +83,8 @@ def redact(payload: Any) -> Any:
     out: dict[str, Any] = {}
     for key, value in payload.items():
         if key == "bytesBase64Encoded" and isinstance(value, str):
-            out[key] = f"<{len(value.rstrip('=')) * 3 // 4} bytes>"
+            digest = hashlib.sha256(value.encode()).hexdigest()[:16]
+            out[key] = f"<{len(value.rstrip('=')) * 3 // 4} bytes sha256:{digest}>"
         else:
             out[key] = redact(value)
     return out

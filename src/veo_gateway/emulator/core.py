@@ -1,0 +1,190 @@
+"""What the emulator's two protocols (Gemini API, Vertex AI) share: configuration, operations,
+per-credential quotas, fault injection, the request log and file serving."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, TypeVarTuple
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+
+from veo_gateway.domain.catalog import Catalog
+from veo_gateway.domain.request import Image, VideoRequest
+from veo_gateway.domain.validation import validate_request
+from veo_gateway.emulator import protocol
+from veo_gateway.emulator.faults import FaultInjector, Faults
+from veo_gateway.emulator.operations import OperationBook
+from veo_gateway.errors import GatewayError, NotFound, ResourceExhausted
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+# Bodies with inline images run to tens of MB; parsing and decoding those on the event loop
+# would stall every other request on it (the gateway's own, when the emulator is embedded).
+_INLINE_PARSE_BYTES = 256 * 1024
+_REQUEST_LOG_SIZE = 1000  # bodies kept for /_emulator/requests; older ones are dropped
+INTERNAL_MESSAGE = "Internal error encountered. (emulated)"
+QUOTA_MESSAGE = (
+    "You exceeded your current quota, please check your plan and billing details. "
+    "(emulated: {limit})"
+)
+
+
+async def off_loop_if_large(size: int, func: Callable[[*Ts], T], *args: *Ts) -> T:
+    """Run `func` here for small inputs, in a worker thread for large ones."""
+    if size <= _INLINE_PARSE_BYTES:
+        return func(*args)
+    return await anyio.to_thread.run_sync(func, *args)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmulatorConfig:
+    """How the emulator behaves: latency, credentials, quotas, faults, where videos go."""
+
+    latency: tuple[float, float] = (4.0, 8.0)  # seconds an operation takes: uniform in range
+    api_keys: frozenset[str] = frozenset()  # Gemini API keys; empty: any non-empty key
+    vertex_tokens: frozenset[str] = frozenset()  # Vertex bearer tokens; empty: any token
+    storage_dir: Path
+    fps: int = 24
+    max_concurrent_renders: int = 2
+    faults: Faults = field(default_factory=Faults)
+    quota_rpm: int | None = None  # submissions per minute per credential; None: no limit
+    max_in_flight_per_credential: int | None = None  # unfinished operations per credential
+
+    def __post_init__(self) -> None:
+        low, high = self.latency
+        if low < 0 or high < low:
+            raise ValueError(f"latency must be (min, max) with 0 <= min <= max: {self.latency}")
+        if self.fps <= 0 or self.max_concurrent_renders <= 0:
+            raise ValueError("fps and max_concurrent_renders must be positive")
+        for name in ("quota_rpm", "max_in_flight_per_credential"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive, or None for no limit")
+
+
+class EmulatorCore:
+    """The state one emulator app serves both protocols from."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.catalog = Catalog()
+        self.book = OperationBook(
+            storage_dir=config.storage_dir,
+            latency=config.latency,
+            fps=config.fps,
+            max_concurrent_renders=config.max_concurrent_renders,
+        )
+        self.faults = FaultInjector(config.faults)
+        self.requests: deque[dict[str, Any]] = deque(maxlen=_REQUEST_LOG_SIZE)
+        self.quota_refusals = 0
+        self._windows: dict[str, deque[float]] = {}
+        self._media: dict[str, Path] = {}  # signed media URLs handed out by redirects
+
+    # -- faults and quotas --------------------------------------------------------------------
+
+    async def inject(self, call: str) -> str | None:
+        """Draw this call's fault: raise the injected error, or stall; returns what the caller
+        must still inject itself (the download faults), or None."""
+        fault = self.faults.draw(call)
+        if fault == "429":
+            raise ResourceExhausted(QUOTA_MESSAGE.format(limit="injected fault"))
+        if fault == "500":
+            raise GatewayError(INTERNAL_MESSAGE)
+        if fault == "stall":
+            await asyncio.sleep(self.faults.faults.stall_seconds)
+            return None
+        return fault
+
+    def admit(self, credential: str) -> None:
+        """Refuse a submission over the credential's quotas with Google's 429."""
+        limit = self.config.max_in_flight_per_credential
+        if limit is not None and self.book.in_flight(credential) >= limit:
+            self.quota_refusals += 1
+            raise ResourceExhausted(
+                QUOTA_MESSAGE.format(limit=f"{limit} operations in flight per credential")
+            )
+        rpm = self.config.quota_rpm
+        if rpm is None:
+            return
+        now = time.monotonic()
+        window = self._windows.setdefault(credential, deque())
+        while window and window[0] <= now - 60.0:
+            window.popleft()
+        if len(window) >= rpm:
+            self.quota_refusals += 1
+            raise ResourceExhausted(QUOTA_MESSAGE.format(limit=f"{rpm} requests per minute"))
+        window.append(now)
+
+    # -- submissions --------------------------------------------------------------------------
+
+    async def read_predict(
+        self, request: Request, model: str
+    ) -> tuple[VideoRequest[Image], int, dict[str, Any]]:
+        """The body of a predictLongRunning call, logged, parsed and validated like Google's."""
+        body = await request.body()
+        payload = await off_loop_if_large(len(body), protocol.parse_json, body)
+        self.requests.append({"path": request.url.path, "body": protocol.redact(payload)})
+        video_request, samples = await off_loop_if_large(
+            len(body), protocol.parse_predict, model, payload
+        )
+        validate_request(video_request, self.catalog[model])
+        return video_request, samples, payload
+
+    # -- downloads ----------------------------------------------------------------------------
+
+    async def serve_file(self, request: Request, path: Path, fault: str | None) -> Response:
+        """The MP4 at `path`, with the download fault drawn for this call, if any."""
+        self.book.counters.downloads += 1
+        if fault == "redirect":
+            token = secrets.token_urlsafe(16)
+            self._media[token] = path
+            return RedirectResponse(
+                str(request.url_for("emulator_media", token=token)), status_code=302
+            )
+        if fault in ("broken", "slow"):
+            return self._stream(path, fault)
+        return FileResponse(path, media_type="video/mp4")
+
+    def media(self, token: str) -> Response:
+        """A signed media URL handed out by a redirect: no credentials needed, as at Google."""
+        path = self._media.get(token)
+        if path is None or not path.is_file():
+            raise NotFound("The requested media was not found.")
+        return FileResponse(path, media_type="video/mp4")
+
+    def _stream(self, path: Path, fault: str) -> Response:
+        data = path.read_bytes()
+        slow_seconds = self.faults.faults.slow_seconds
+
+        async def body() -> AsyncIterator[bytes]:
+            if fault == "broken":
+                # Declared length, half the bytes, then the connection drops.
+                yield data[: len(data) // 2]
+                raise ConnectionAbortedError("emulated broken download")
+            pieces = 10
+            step = -(-len(data) // pieces)
+            for start in range(0, len(data), step):
+                yield data[start : start + step]
+                await asyncio.sleep(slow_seconds / pieces)
+
+        return StreamingResponse(
+            body(), media_type="video/mp4", headers={"content-length": str(len(data))}
+        )
+
+    # -- observation --------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Counters, every operation's state, and every fault injected."""
+        stats = self.book.stats()
+        stats["faults"] = dict(Counter(self.faults.counts))
+        stats["quota_refusals"] = self.quota_refusals
+        return stats

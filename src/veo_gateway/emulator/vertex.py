@@ -1,0 +1,191 @@
+"""The emulator's Vertex AI protocol, and the Cloud Storage JSON API that serves its results.
+
+Routes, as Google serves them (``Authorization: Bearer {token}``; ``v1`` and ``v1beta1``, the
+version the google-genai SDK uses)::
+
+    POST /{v}/projects/{p}/locations/{l}/publishers/google/models/{m}:predictLongRunning
+    POST /{v}/projects/{p}/locations/{l}/publishers/google/models/{m}:fetchPredictOperation
+         {"operationName": "projects/.../models/{m}/operations/{id}"}
+    GET  /storage/v1/b/{bucket}/o/{object}?alt=media
+
+A finished operation carries its videos inline (``bytesBase64Encoded``) or, when the request set
+``parameters.storageUri`` to ``gs://bucket/prefix``, as ``gcsUri`` objects under that prefix,
+which the storage route serves to the same credential.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import re
+import time
+from typing import Any
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from veo_gateway.emulator import protocol
+from veo_gateway.emulator.core import EmulatorCore
+from veo_gateway.emulator.operations import Operation, Outcome
+from veo_gateway.errors import InvalidArgument, NotFound, Unauthenticated
+
+VERSIONS = ("v1", "v1beta1")
+RESPONSE_TYPE = "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse"
+NO_CREDENTIAL_MESSAGE = (
+    "Request is missing required authentication credential. Expected OAuth 2 access token, "
+    "login cookie or other valid authentication credential."
+)
+BAD_CREDENTIAL_MESSAGE = (
+    "Request had invalid authentication credentials. Expected OAuth 2 access token, login "
+    "cookie or other valid authentication credential."
+)
+_GCS_URI = re.compile(r"gs://([a-z0-9][a-z0-9._-]{1,220})(?:/(.*))?")
+
+
+def operation_json(operation: Operation, videos: list[dict[str, str]] | None) -> dict[str, Any]:
+    """A Vertex operation as fetchPredictOperation returns it (`videos` once it is done)."""
+    if videos is None:
+        return {"name": operation.name}
+    done: dict[str, Any] = {"name": operation.name, "done": True}
+    if operation.outcome is Outcome.FAILED:
+        done["error"] = {"code": protocol.FAILED_CODE, "message": protocol.FAILED_MESSAGE}
+    elif operation.render_error is not None:
+        done["error"] = {"code": protocol.FAILED_CODE, "message": operation.render_error}
+    elif operation.outcome is Outcome.BLOCKED:
+        done["response"] = {
+            "@type": RESPONSE_TYPE,
+            "raiMediaFilteredCount": 1,
+            "raiMediaFilteredReasons": [protocol.BLOCKED_REASON],
+        }
+    else:
+        done["response"] = {"@type": RESPONSE_TYPE, "raiMediaFilteredCount": 0, "videos": videos}
+    return done
+
+
+def routes(core: EmulatorCore) -> list[BaseRoute]:
+    """The Vertex AI and Cloud Storage routes, served from `core`."""
+    book, catalog = core.book, core.catalog
+    tokens = [token.encode() for token in core.config.vertex_tokens]
+    objects: dict[str, str] = {}  # "bucket/object" -> file id
+
+    def authenticate(request: Request) -> str:
+        """The caller's bearer token, once checked."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated(NO_CREDENTIAL_MESSAGE)
+        token = token.strip()
+        if tokens and not any(hmac.compare_digest(token.encode(), known) for known in tokens):
+            raise Unauthenticated(BAD_CREDENTIAL_MESSAGE)
+        return token
+
+    def model_and_method(request: Request) -> tuple[str, str, str]:
+        params = request.path_params
+        if params["version"] not in VERSIONS:
+            raise NotFound(f"The requested URL {request.url.path} was not found.")
+        model, _, method = params["model_action"].rpartition(":")
+        parent = (
+            f"projects/{params['project']}/locations/{params['location']}"
+            f"/publishers/google/models/{model}"
+        )
+        if model not in catalog:
+            raise NotFound(
+                f"Publisher Model `{parent}` not found.",
+            )
+        return model, method, parent
+
+    async def model_action(request: Request) -> Response:
+        token = authenticate(request)
+        model, method, parent = model_and_method(request)
+        if method == "predictLongRunning":
+            return await predict(request, token, model, parent)
+        if method == "fetchPredictOperation":
+            return await fetch(request, token, parent)
+        raise NotFound(f"Method not found: {method or request.path_params['model_action']}")
+
+    async def predict(request: Request, token: str, model: str, parent: str) -> Response:
+        await core.inject("submit")
+        video_request, samples, payload = await core.read_predict(request, model)
+        storage_uri = (payload.get("parameters") or {}).get("storageUri")
+        if storage_uri is not None and (
+            not isinstance(storage_uri, str) or not _GCS_URI.fullmatch(storage_uri)
+        ):
+            raise InvalidArgument("storageUri must be a Cloud Storage URI: gs://bucket/prefix")
+        core.admit(token)
+        operation = book.submit(
+            video_request,
+            catalog[model],
+            samples,
+            owner=token,
+            parent=parent,
+            storage_uri=storage_uri,
+            injected=core.faults.draw("operation"),
+        )
+        if storage_uri:
+            for index, file_id in enumerate(operation.file_ids):
+                objects[_object_key(gcs_uri(operation, index))] = file_id
+        return JSONResponse({"name": operation.name})
+
+    async def fetch(request: Request, token: str, parent: str) -> Response:
+        await core.inject("poll")
+        payload = protocol.parse_json(await request.body())
+        name = payload.get("operationName")
+        if not isinstance(name, str) or not name.startswith(parent + "/operations/"):
+            raise InvalidArgument(f"operationName must be an operation of {parent}.")
+        operation = book.find(name, token)
+        book.counters.polls += 1
+        videos = None
+        if operation.is_done(time.monotonic()):
+            videos = await anyio.to_thread.run_sync(_videos, core, operation)
+        return JSONResponse(operation_json(operation, videos))
+
+    async def gcs_object(request: Request) -> Response:
+        token = authenticate(request)
+        bucket, name = request.path_params["bucket"], request.path_params["object"]
+        if request.query_params.get("alt") != "media":
+            raise InvalidArgument("This stand-in serves object media only: add alt=media.")
+        file_id = objects.get(f"{bucket}/{name}")
+        if file_id is None:
+            raise NotFound(f"No such object: {bucket}/{name}")
+        fault = await core.inject("download")
+        return await core.serve_file(request, book.file(file_id, token), fault)
+
+    prefix = "/{version}/projects/{project}/locations/{location}/publishers/google/models"
+    return [
+        Route(f"{prefix}/{{model_action}}", model_action, methods=["POST"]),
+        Route("/storage/v1/b/{bucket}/o/{object:path}", gcs_object, methods=["GET"]),
+    ]
+
+
+def gcs_uri(operation: Operation, index: int) -> str:
+    """Where sample `index` of `operation` is written under its storageUri."""
+    assert operation.storage_uri is not None
+    return f"{operation.storage_uri.rstrip('/')}/{operation.id}/sample_{index}.mp4"
+
+
+def _object_key(uri: str) -> str:
+    match = _GCS_URI.fullmatch(uri)
+    assert match is not None
+    return f"{match.group(1)}/{match.group(2)}"
+
+
+def _videos(core: EmulatorCore, operation: Operation) -> list[dict[str, str]]:
+    """The finished operation's videos: gs:// URIs, or the MP4 bytes inline (read here, in a
+    thread, since a video is megabytes)."""
+    if operation.outcome is not Outcome.VIDEO or operation.render_error is not None:
+        return []
+    if operation.storage_uri:
+        return [
+            {"gcsUri": gcs_uri(operation, index), "mimeType": "video/mp4"}
+            for index in range(len(operation.file_ids))
+        ]
+    return [
+        {
+            "bytesBase64Encoded": base64.b64encode(
+                core.book.file(file_id, operation.owner).read_bytes()
+            ).decode("ascii"),
+            "mimeType": "video/mp4",
+        }
+        for file_id in operation.file_ids
+    ]
