@@ -70,23 +70,32 @@ def emulator(
     storage_dir: Annotated[
         Path | None, typer.Option(help="Where rendered videos go. Default: DATA_DIR/emulator.")
     ] = None,
+    faults: Annotated[
+        str | None,
+        typer.Option(help="Faults to inject, e.g. 'submit.429=0.1,*.500=0.05,seed=7'."),
+    ] = None,
 ) -> None:
-    """Run the Veo emulator alone (Google's Gemini API protocol, real MP4 files)."""
-    from veo_gateway.emulator.app import EmulatorConfig, create_emulator_app
+    """Run the Veo emulator alone (Google's Gemini API and Vertex AI protocols, real MP4s)."""
+    from veo_gateway.emulator.app import create_emulator_app
+    from veo_gateway.emulator.core import config_from_settings
 
     settings = Settings()
+    if faults is not None:
+        try:
+            settings = Settings(emulator_faults=faults)  # validated like the environment's
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            raise typer.BadParameter(str(exc), param_hint="--faults") from None
     _logging(settings.log_level)
-    keys = frozenset(k.strip() for k in settings.emulator_api_keys.split(",") if k.strip())
-    config = EmulatorConfig(
-        latency=settings.latency_range,
-        api_keys=keys,
-        storage_dir=storage_dir or settings.data_dir / "emulator",
+    config = config_from_settings(
+        settings, storage_dir=storage_dir or settings.data_dir / "emulator"
     )
     bind_host = host or settings.emulator_host
     bind_port = port or settings.emulator_port
     typer.echo(
         f"Veo emulator listening on http://{bind_host}:{bind_port} "
-        f"(latency {settings.emulator_latency} s)"
+        f"(latency {settings.emulator_latency} s"
+        + (f", faults {settings.emulator_faults}" if settings.emulator_faults else "")
+        + ")"
     )
     typer.echo(
         f"point the gateway at it: VEO_GATEWAY_GEMINI_BASE_URL=http://{bind_host}:"

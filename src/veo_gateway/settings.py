@@ -121,7 +121,30 @@ class Settings(BaseSettings):
         "",
         description="Emulator: comma-separated keys it accepts; empty accepts any non-empty key.",
     )
+    emulator_faults: str = Field(
+        "",
+        description="Emulator: faults to inject, e.g. `submit.429=0.1,*.500=0.05,seed=7` "
+        "(see Fault injection).",
+    )
+    emulator_quota_rpm: int | None = Field(
+        None, gt=0, description="Emulator: submissions per minute per key or token (429 past it)."
+    )
+    emulator_max_in_flight: int | None = Field(
+        None, gt=0, description="Emulator: unfinished operations per key or token (429 past it)."
+    )
+    emulator_vertex_tokens: str = Field(
+        "",
+        description="Emulator: comma-separated Vertex bearer tokens it accepts; empty accepts any.",
+    )
     log_level: str = Field("info", description="Log level: debug, info, warning or error.")
+
+    @field_validator("emulator_faults")
+    @classmethod
+    def _check_faults(cls, value: str) -> str:
+        from veo_gateway.emulator.faults import Faults
+
+        Faults.parse(value)
+        return value
 
     @field_validator("emulator_latency")
     @classmethod

@@ -13,7 +13,8 @@ import httpx
 from veo_gateway.config import GatewayConfig, default_config, load_config
 from veo_gateway.domain.catalog import Catalog
 from veo_gateway.domain.progress import LatencyModel
-from veo_gateway.emulator.app import EmulatorConfig, create_emulator_app
+from veo_gateway.emulator.app import create_emulator_app
+from veo_gateway.emulator.core import config_from_settings
 from veo_gateway.providers.pool import CredentialPool
 from veo_gateway.providers.registry import build_pool
 from veo_gateway.servers import BackgroundServer
@@ -60,10 +61,10 @@ async def open_upstreams(settings: Settings, client: httpx.AsyncClient) -> Async
             key = secrets.token_urlsafe(24)
             emulator = BackgroundServer(
                 create_emulator_app(
-                    EmulatorConfig(
-                        latency=settings.latency_range,
-                        api_keys=frozenset({key}),
+                    config_from_settings(
+                        settings,
                         storage_dir=settings.data_dir / "emulator",
+                        api_keys=frozenset({key}),
                     )
                 )
             )

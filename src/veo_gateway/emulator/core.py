@@ -23,6 +23,7 @@ from veo_gateway.emulator import protocol
 from veo_gateway.emulator.faults import FaultInjector, Faults
 from veo_gateway.emulator.operations import OperationBook
 from veo_gateway.errors import GatewayError, NotFound, ResourceExhausted
+from veo_gateway.settings import Settings
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -69,6 +70,25 @@ class EmulatorConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive, or None for no limit")
+
+
+def config_from_settings(
+    settings: Settings, *, storage_dir: Path, api_keys: frozenset[str] | None = None
+) -> EmulatorConfig:
+    """The emulator's configuration from the `VEO_GATEWAY_EMULATOR_*` settings."""
+    return EmulatorConfig(
+        latency=settings.latency_range,
+        api_keys=_split(settings.emulator_api_keys) if api_keys is None else api_keys,
+        vertex_tokens=_split(settings.emulator_vertex_tokens),
+        storage_dir=storage_dir,
+        faults=Faults.parse(settings.emulator_faults),
+        quota_rpm=settings.emulator_quota_rpm,
+        max_in_flight_per_credential=settings.emulator_max_in_flight,
+    )
+
+
+def _split(text: str) -> frozenset[str]:
+    return frozenset(item.strip() for item in text.split(",") if item.strip())
 
 
 class EmulatorCore:
