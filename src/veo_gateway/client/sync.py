@@ -1,0 +1,175 @@
+"""`Client`: the gateway's video API from blocking code."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from veo_gateway.client.common import (
+    DEFAULT_MODEL,
+    BytesCallback,
+    ClientError,
+    EtaTracker,
+    ImageInput,
+    ProgressCallback,
+    Video,
+    api_error,
+    create_body,
+    default_api_key,
+    default_base_url,
+    headers,
+    network_error,
+    no_listing_error,
+    video_from_json,
+    videos_from_json,
+)
+
+
+class Client:
+    """A blocking client of one gateway, with one key. Close it, or use it as a context manager."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = (base_url or default_base_url()).rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=headers(api_key if api_key is not None else default_api_key()),
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise network_error(self.base_url, exc) from exc
+        if response.is_error:
+            raise api_error(response)
+        return response
+
+    def create(
+        self,
+        prompt: str,
+        *,
+        model: str = DEFAULT_MODEL,
+        image: ImageInput | None = None,
+        last_frame: ImageInput | None = None,
+        references: Sequence[ImageInput] = (),
+        aspect_ratio: str | None = None,
+        duration: int | None = None,
+        resolution: str | None = None,
+        negative_prompt: str | None = None,
+        person_generation: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Video:
+        """Start a video task; local image files are sent inline as data URIs."""
+        body = create_body(
+            prompt,
+            model=model,
+            image=image,
+            last_frame=last_frame,
+            references=references,
+            aspect_ratio=aspect_ratio,
+            duration=duration,
+            resolution=resolution,
+            negative_prompt=negative_prompt,
+            person_generation=person_generation,
+            metadata=metadata,
+        )
+        return video_from_json(self._request("POST", "/v1/videos", json=body).json())
+
+    def get(self, video_id: str) -> Video:
+        """The task's current status."""
+        return video_from_json(self._request("GET", f"/v1/videos/{video_id}").json())
+
+    def list(self) -> list[Video]:
+        """The key's tasks, when the gateway lists them (`GET /v1/videos`)."""
+        try:
+            response = self._request("GET", "/v1/videos")
+        except ClientError as exc:
+            if exc.status_code in (404, 405):
+                raise no_listing_error(self.base_url, exc.status_code) from exc
+            raise
+        return videos_from_json(response.json())
+
+    def wait(
+        self,
+        video_id: str,
+        *,
+        on_progress: ProgressCallback | None = None,
+        poll_interval: float = 2.0,
+        timeout: float | None = None,
+    ) -> Video:
+        """Poll until the task is completed or failed, calling `on_progress` with each status.
+
+        A failed task is returned, not raised: look at `status` and `fail_reason`.
+        """
+        tracker = EtaTracker()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            video = tracker.update(self.get(video_id))
+            if on_progress is not None:
+                on_progress(video)
+            if video.done:
+                return video
+            if deadline is not None and time.monotonic() + poll_interval > deadline:
+                raise ClientError(f"video {video_id} did not finish within {timeout} s")
+            time.sleep(poll_interval)
+
+    def download(
+        self, video_id: str, path: str | os.PathLike[str], *, on_bytes: BytesCallback | None = None
+    ) -> Path:
+        """Stream the finished MP4 to `path` (through a temporary file renamed at the end)."""
+        target = Path(path)
+        partial = target.with_name(f".{target.name}.part")
+        try:
+            with self._http.stream("GET", f"/v1/videos/{video_id}/content") as response:
+                if response.is_error:
+                    response.read()
+                    raise api_error(response)
+                length = response.headers.get("content-length")
+                total = int(length) if length and length.isdigit() else None
+                done = 0
+                with partial.open("wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+                        done += len(chunk)
+                        if on_bytes is not None:
+                            on_bytes(done, total)
+            if total is not None and done != total:
+                raise ClientError(f"download of {video_id} cut off at {done} of {total} bytes")
+            partial.replace(target)
+        except httpx.HTTPError as exc:
+            raise network_error(self.base_url, exc) from exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+        return target
