@@ -1,58 +1,69 @@
-"""Google's own client reads the emulator: the google-genai SDK polls and downloads over HTTP.
+"""Google's own client against the emulator, and the gateway's adapters against Google's client.
 
-The installed SDK (3.x) no longer submits Gemini API video jobs, so the submission below is the
-body the 2.x SDK sends (URL-safe base64, referenceType "ASSET"); polling and download are the
-SDK's own code, which is what checks the operation and URI shapes.
+The official google-genai SDK (a 2.x release: the last line that still sends `generate_videos`
+to the Gemini API) drives the emulator unchanged over HTTP: `generate_videos`, `operations.get`
+and `files.download` on the Gemini API path, and `generate_videos` and `operations.get` on the
+Vertex AI path (inline bytes and `gs://` results). Then, for the same logical requests, the
+bodies the SDK sends and the bodies the gateway's adapters send are captured at the emulator and
+compared: they must be the same JSON, images included (the log keeps a digest of the base64
+text as sent).
 """
 
 from __future__ import annotations
 
-import base64
+import asyncio
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import google.oauth2.credentials
 import httpx
 import pytest
 from google import genai
 from google.genai import types
 
-from tests.emulator.conftest import KEY, STANDARD, png
+from tests.emulator.conftest import FAST, KEY, STANDARD, png
 from tests.support.servers import serve_app
+from veo_gateway.domain.request import Image, ReferenceImage, VideoRequest
 from veo_gateway.emulator.app import EmulatorConfig, create_emulator_app
+from veo_gateway.media.probe import probe_video
+from veo_gateway.providers.gemini import GeminiProvider
+from veo_gateway.providers.vertex import StaticToken, VertexProvider
+
+TOKEN = "vertex-test-token"
+PROJECT, LOCATION = "demo-project", "us-central1"
+VERTEX_STANDARD = "veo-3.1-generate-001"
 
 
 @pytest.fixture
 def emulator_url(tmp_path: Path) -> Iterator[str]:
     config = EmulatorConfig(
-        latency=(0.2, 0.2), api_keys=frozenset({KEY}), storage_dir=tmp_path / "videos"
+        latency=(0.2, 0.2),
+        api_keys=frozenset({KEY}),
+        vertex_tokens=frozenset({TOKEN}),
+        storage_dir=tmp_path / "videos",
     )
     with serve_app(create_emulator_app(config)) as url:
         yield url
 
 
-def _submit(url: str, prompt: str) -> str:
-    image = {
-        "bytesBase64Encoded": base64.urlsafe_b64encode(png()).decode(),
-        "mimeType": "image/png",
-    }
-    response = httpx.post(
-        f"{url}/v1beta/models/{STANDARD}:predictLongRunning",
-        headers={"x-goog-api-key": KEY},
-        json={
-            "instances": [
-                {"prompt": prompt, "referenceImages": [{"image": image, "referenceType": "ASSET"}]}
-            ],
-            "parameters": {"durationSeconds": 8, "aspectRatio": "16:9", "sampleCount": 1},
-        },
-        timeout=30,
+def gemini_client(url: str) -> genai.Client:
+    return genai.Client(api_key=KEY, http_options=types.HttpOptions(base_url=url))
+
+
+def vertex_client(url: str) -> genai.Client:
+    return genai.Client(
+        vertexai=True,
+        project=PROJECT,
+        location=LOCATION,
+        credentials=google.oauth2.credentials.Credentials(token=TOKEN),  # type: ignore[no-untyped-call]
+        http_options=types.HttpOptions(base_url=url),
     )
-    assert response.status_code == 200, response.text
-    return str(response.json()["name"])
 
 
-def _wait(client: genai.Client, name: str) -> types.GenerateVideosOperation:
-    operation = types.GenerateVideosOperation(name=name)
+def _wait(client: genai.Client, operation: types.GenerateVideosOperation) -> Any:
     deadline = time.monotonic() + 60
     while not operation.done:
         assert time.monotonic() < deadline, "the operation did not finish"
@@ -61,11 +72,22 @@ def _wait(client: genai.Client, name: str) -> types.GenerateVideosOperation:
     return operation
 
 
-def test_sdk_polls_and_downloads_over_http(emulator_url: str) -> None:
-    client = genai.Client(
-        api_key=KEY, http_options=types.HttpOptions(base_url=emulator_url, api_version="v1beta")
+def _sdk_image(data: bytes) -> types.Image:
+    return types.Image(image_bytes=data, mime_type="image/png")
+
+
+def test_sdk_generates_polls_and_downloads_on_the_gemini_api(
+    emulator_url: str, tmp_path: Path
+) -> None:
+    client = gemini_client(emulator_url)
+    operation = client.models.generate_videos(
+        model=FAST,
+        prompt="a lighthouse at dusk",
+        image=_sdk_image(png()),
+        config=types.GenerateVideosConfig(duration_seconds=4, aspect_ratio="9:16"),
     )
-    operation = _wait(client, _submit(emulator_url, "a cat"))
+    assert operation.name and operation.name.startswith(f"models/{FAST}/operations/")
+    operation = _wait(client, operation)
     assert operation.error is None and operation.response is not None
     videos = operation.response.generated_videos or []
     assert len(videos) == 1 and videos[0].video is not None
@@ -73,9 +95,206 @@ def test_sdk_polls_and_downloads_over_http(emulator_url: str) -> None:
     assert video.uri and video.uri.startswith("https://127.0.0.1:")
     # The SDK takes the file id out of the https URI and fetches it from its own (http) base.
     data = client.files.download(file=video)
-    assert data[4:8] == b"ftyp" and len(data) > 10_000
+    path = tmp_path / "sdk.mp4"
+    path.write_bytes(data)
+    info = probe_video(path)
+    assert (info.width, info.height) == (720, 1280) and abs(info.duration - 4) < 0.2
 
-    blocked = _wait(client, _submit(emulator_url, "a cat [emulator:blocked]"))
+    blocked = _wait(
+        client, client.models.generate_videos(model=FAST, prompt="a cat [emulator:blocked]")
+    )
     assert blocked.response is not None
     assert blocked.response.rai_media_filtered_count == 1
     assert not blocked.response.generated_videos
+
+
+def test_sdk_on_vertex_gets_inline_bytes_and_gcs_objects(emulator_url: str, tmp_path: Path) -> None:
+    client = vertex_client(emulator_url)
+    operation = client.models.generate_videos(
+        model=VERTEX_STANDARD,
+        prompt="waves on a pier",
+        config=types.GenerateVideosConfig(duration_seconds=4),
+    )
+    assert operation.name and operation.name.startswith(
+        f"projects/{PROJECT}/locations/{LOCATION}/publishers/google/models/{VERTEX_STANDARD}/"
+    )
+    operation = _wait(client, operation)
+    assert operation.error is None and operation.response is not None
+    video = (operation.response.generated_videos or [])[0].video
+    assert video is not None and video.mime_type == "video/mp4"
+    assert video.video_bytes and video.video_bytes[4:8] == b"ftyp"
+
+    stored = _wait(
+        client,
+        client.models.generate_videos(
+            model=VERTEX_STANDARD,
+            prompt="waves on a pier",
+            config=types.GenerateVideosConfig(duration_seconds=4, output_gcs_uri="gs://bucket/out"),
+        ),
+    )
+    uri = (stored.response.generated_videos or [])[0].video.uri
+    assert uri.startswith("gs://bucket/out/") and uri.endswith(".mp4")
+    obj = uri.removeprefix("gs://bucket/").replace("/", "%2F")
+    url = f"{emulator_url}/storage/v1/b/bucket/o/{obj}?alt=media"
+    assert httpx.get(url, timeout=30).status_code == 401  # the stand-in wants the token too
+    media = httpx.get(url, headers={"authorization": f"Bearer {TOKEN}"}, timeout=30)
+    assert media.status_code == 200 and media.content[4:8] == b"ftyp"
+
+    failed = _wait(
+        client, client.models.generate_videos(model=VERTEX_STANDARD, prompt="x [emulator:fail]")
+    )
+    assert failed.error is not None and failed.error["code"] == 13
+
+
+# -- conformance: the same logical request, sent by the SDK and by the gateway's adapter ------
+
+RED, BLUE, GREEN = png((220, 30, 30)), png((30, 30, 220)), png((30, 200, 60))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One logical request, as SDK arguments and as the gateway's normalized request."""
+
+    name: str
+    model: str
+    prompt: str
+    image: bytes | None = None
+    last_frame: bytes | None = None
+    references: tuple[bytes, ...] = ()
+    options: tuple[tuple[str, Any], ...] = ()  # (GenerateVideosConfig field, value)
+
+    def sdk_call(self, client: genai.Client, model: str, **extra: Any) -> None:
+        config: dict[str, Any] = dict(self.options) | extra
+        if self.last_frame is not None:
+            config["last_frame"] = _sdk_image(self.last_frame)
+        if self.references:
+            config["reference_images"] = [
+                types.VideoGenerationReferenceImage(
+                    image=_sdk_image(data),
+                    reference_type=types.VideoGenerationReferenceType.ASSET,
+                )
+                for data in self.references
+            ]
+        client.models.generate_videos(
+            model=model,
+            prompt=self.prompt,
+            image=None if self.image is None else _sdk_image(self.image),
+            config=types.GenerateVideosConfig(**config) if config else None,
+        )
+
+    def request(self, model: str) -> VideoRequest[Image]:
+        def image(data: bytes | None, field: str) -> Image | None:
+            return None if data is None else Image(data=data, mime_type="image/png", field=field)
+
+        options = dict(self.options)
+        return VideoRequest(
+            model=model,
+            prompt=self.prompt,
+            image=image(self.image, "images[0]"),
+            last_frame=image(self.last_frame, "images[1]"),
+            reference_images=tuple(
+                ReferenceImage(image=Image(data=data, mime_type="image/png", field="ref"))
+                for data in self.references
+            ),
+            aspect_ratio=options.get("aspect_ratio"),
+            duration_seconds=options.get("duration_seconds"),
+            negative_prompt=options.get("negative_prompt"),
+            person_generation=options.get("person_generation"),
+            resolution=options.get("resolution"),
+        )
+
+
+CASES = [
+    Case("text", FAST, "a red kite over hills"),
+    Case("image", FAST, "the picture comes alive", image=RED),
+    Case("first and last frame", STANDARD, "from red to blue", image=RED, last_frame=BLUE),
+    Case(
+        "reference images",
+        STANDARD,
+        "a walk in the park",
+        references=(RED, GREEN),
+        options=(("duration_seconds", 8), ("aspect_ratio", "16:9")),
+    ),
+    Case("aspect ratio", FAST, "tall", options=(("aspect_ratio", "9:16"),)),
+    Case("duration", FAST, "short", options=(("duration_seconds", 6),)),
+    Case("negative prompt", FAST, "calm", options=(("negative_prompt", "no people, no text"),)),
+    Case("person generation", FAST, "crowd", options=(("person_generation", "allow_adult"),)),
+    Case(
+        "resolution",
+        STANDARD,
+        "sharp",
+        options=(("resolution", "1080p"), ("duration_seconds", 8)),
+    ),
+    Case(
+        "everything",
+        STANDARD,
+        "all of it",
+        image=RED,
+        last_frame=GREEN,
+        options=(
+            ("aspect_ratio", "16:9"),
+            ("duration_seconds", 8),
+            ("negative_prompt", "blur"),
+            ("person_generation", "allow_adult"),
+            ("resolution", "1080p"),
+        ),
+    ),
+]
+
+
+def _captured(url: str) -> list[dict[str, Any]]:
+    log: list[dict[str, Any]] = httpx.get(f"{url}/_emulator/requests", timeout=30).json()
+    return log
+
+
+async def _adapter_submit(
+    provider: GeminiProvider | VertexProvider, model: str, case: Case
+) -> None:
+    await provider.submit(model, case.request(model))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_gemini_adapter_sends_what_the_sdk_sends(emulator_url: str, case: Case) -> None:
+    case.sdk_call(gemini_client(emulator_url), case.model)
+
+    async def adapter() -> None:
+        async with httpx.AsyncClient(timeout=30) as client:
+            provider = GeminiProvider(api_key=KEY, base_url=emulator_url, client=client)
+            await _adapter_submit(provider, case.model, case)
+
+    asyncio.run(adapter())
+    sdk, ours = _captured(emulator_url)
+    assert ours["path"] == sdk["path"] == f"/v1beta/models/{case.model}:predictLongRunning"
+    assert ours["body"] == sdk["body"]
+
+
+VERTEX_CASES = [case for case in CASES if case.model == STANDARD] + [CASES[0], CASES[4]]
+
+
+@pytest.mark.parametrize("storage_uri", [None, "gs://veo-out/gateway"])
+@pytest.mark.parametrize("case", VERTEX_CASES, ids=[case.name for case in VERTEX_CASES])
+def test_vertex_adapter_sends_what_the_sdk_sends(
+    emulator_url: str, case: Case, storage_uri: str | None
+) -> None:
+    extra = {} if storage_uri is None else {"output_gcs_uri": storage_uri}
+    case.sdk_call(vertex_client(emulator_url), VERTEX_STANDARD, **extra)
+
+    async def adapter() -> None:
+        async with httpx.AsyncClient(timeout=30) as client:
+            provider = VertexProvider(
+                project=PROJECT,
+                location=LOCATION,
+                tokens=StaticToken(TOKEN),
+                client=client,
+                base_url=emulator_url,
+                storage_uri=storage_uri,
+            )
+            await _adapter_submit(provider, VERTEX_STANDARD, case)
+
+    asyncio.run(adapter())
+    sdk, ours = _captured(emulator_url)
+    place = f"projects/{PROJECT}/locations/{LOCATION}/publishers/google/models/{VERTEX_STANDARD}"
+    # The SDK speaks v1beta1, the adapter the GA v1: the same resource, the same body.
+    assert sdk["path"] == f"/v1beta1/{place}:predictLongRunning"
+    assert ours["path"] == f"/v1/{place}:predictLongRunning"
+    assert ours["body"] == sdk["body"]

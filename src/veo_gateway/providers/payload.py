@@ -41,4 +41,7 @@ def build_body(request: VideoRequest[Image]) -> dict[str, Any]:
     # Options the gateway does not know go through untouched (the spec: metadata is Google's).
     for key, value in request.extra_parameters.items():
         parameters.setdefault(key, value)
-    return {"instances": [instance], "parameters": parameters}
+    body: dict[str, Any] = {"instances": [instance]}
+    if parameters:  # as the SDK does: no empty "parameters" object
+        body["parameters"] = parameters
+    return body

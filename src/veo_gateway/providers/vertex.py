@@ -140,7 +140,7 @@ class VertexProvider:
         """POST models/{model}:predictLongRunning; returns the operation name."""
         body = build_body(request)
         if self._storage_uri:
-            body["parameters"].setdefault("storageUri", self._storage_uri)
+            body.setdefault("parameters", {}).setdefault("storageUri", self._storage_uri)
         url = f"{self._models}/{model}:predictLongRunning"
         reply = await call_json(self._client, "POST", url, await self._headers(), json=body)
         name = reply.get("name")
