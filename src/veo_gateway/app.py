@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from veo_gateway.api import health, models, videos
+from veo_gateway.api import health, models, videos, web
 from veo_gateway.api.auth import Authenticator
 from veo_gateway.api.deps import Services
 from veo_gateway.api.limits import BodySizeLimit
@@ -190,6 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(videos.router)
     app.include_router(models.router)
+    app.include_router(web.router)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     # Added last, so it runs first: polls skip the body cap (GETs have none) and the routing.
     app.add_middleware(StatusRoute)

@@ -1,0 +1,85 @@
+"""Fixtures for the playground tests: Debian's Chromium driven by Playwright, headless."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
+
+from tests.conftest import KEY_A, Gateway
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    """The system Chromium; missing it is a failure, not a skip (CI installs it)."""
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail("chromium is not installed: apt-get install -y chromium")
+    browser = playwright.chromium.launch(executable_path=executable, headless=True)
+    yield browser
+    browser.close()
+
+
+@dataclass
+class Playground:
+    """The page, opened on a gateway, with what it logged and requested."""
+
+    page: Page
+    gateway: Gateway
+    console_errors: list[str] = field(default_factory=list)
+    request_urls: list[str] = field(default_factory=list)
+
+    def enter_key(self, key: str = KEY_A) -> None:
+        self.page.fill("#api-key", key)
+        self.page.click("#key-save")
+        expect(self.page.locator("#model option[value^=veo]")).not_to_have_count(0)
+
+    def choose(self, model: str, mode: str) -> None:
+        self.page.select_option("#model", model)
+        self.page.check(f'input[name="mode"][value="{mode}"]')
+
+
+def open_playground(browser: Browser, gateway: Gateway, **context_args: object) -> Playground:
+    context = browser.new_context(**context_args)  # type: ignore[arg-type]
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    playground = Playground(page=page, gateway=gateway)
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            playground.console_errors.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: playground.console_errors.append(str(error)))
+    page.on("request", lambda request: playground.request_urls.append(request.url))
+    # page.wait_for_function evaluates strings, which this page's CSP forbids (no unsafe-eval):
+    # the tests wait with locators and Python loops instead.
+    page.goto(gateway.url + "/")
+    return playground
+
+
+@pytest.fixture
+def playground(browser: Browser, gateway: Gateway) -> Iterator[Playground]:
+    """The playground on a fresh gateway, key not yet entered."""
+    opened = open_playground(browser, gateway, viewport={"width": 1280, "height": 900})
+    yield opened
+    opened.page.context.close()
