@@ -1,4 +1,4 @@
-"""The `veo-gateway` command: serve, emulator, keys."""
+"""The `veo-gateway` command: serve, emulator, keys; generate and videos (cli_client.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from veo_gateway.cli_client import generate, videos_app
 from veo_gateway.settings import Settings
 
 app = typer.Typer(
@@ -19,6 +20,9 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Client API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+# The client commands talk to a running gateway over HTTP (veo_gateway.client).
+app.command()(generate)
+app.add_typer(videos_app, name="videos")
 
 
 def _logging(level: str) -> None:

@@ -1,0 +1,268 @@
+"""The client side of the `veo-gateway` command: `generate`, and `videos list/show/download`.
+
+These talk to a running gateway over HTTP with `veo_gateway.client`; they never open its database.
+Progress goes to stderr, results (the file written, listings) to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from veo_gateway.client import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    DEFAULT_BASE_URL,
+    DEFAULT_MODEL,
+    Client,
+    ClientError,
+    Video,
+)
+
+INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT
+
+videos_app = typer.Typer(
+    help="Tasks on a running gateway: list, show, download.", no_args_is_help=True
+)
+
+BaseUrl = Annotated[
+    str, typer.Option("--base-url", envvar=BASE_URL_ENV, help="URL of the gateway.")
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar=API_KEY_ENV, help="Client key (sent as a Bearer token)."),
+]
+PollInterval = Annotated[
+    float, typer.Option(min=0.05, help="Seconds between status polls while waiting.")
+]
+
+_STATUS_LABELS = {
+    "": "queued",
+    "in_progress": "generating",
+    "completed": "completed",
+    "failure": "failed",
+}
+
+
+def _console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _fail(console: Console, message: str, code: int = 1) -> NoReturn:
+    # soft_wrap keeps the server's message on one line, whatever the terminal width.
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _eta(video: Video) -> str:
+    if video.eta_seconds is None:
+        return ""
+    seconds = max(0, round(video.eta_seconds))
+    return f"about {seconds // 60}:{seconds % 60:02d} left"
+
+
+def _wait(client: Client, video: Video, console: Console, poll_interval: float) -> Video:
+    """Poll with a live bar showing the status, the progress and the time left."""
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[eta]}"),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        bar = progress.add_task(_STATUS_LABELS.get(video.status, video.status), total=100, eta="")
+
+        def show(current: Video) -> None:
+            progress.update(
+                bar,
+                description=_STATUS_LABELS.get(current.status, current.status),
+                completed=current.progress,
+                eta=_eta(current),
+            )
+
+        return client.wait(video.id, on_progress=show, poll_interval=poll_interval)
+
+
+def _download(client: Client, video_id: str, path: Path, console: Console) -> Path:
+    """Stream the MP4 to `path` with a download bar."""
+    columns = (
+        TextColumn("downloading"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("download", total=None)
+        return client.download(
+            video_id,
+            path,
+            on_bytes=lambda done, total: progress.update(bar, completed=done, total=total),
+        )
+
+
+@contextmanager
+def _fetch_later_on_interrupt(console: Console, video_id: str, output: Path) -> Iterator[None]:
+    """On Ctrl-C, leave the task running on the gateway and say how to get it later."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        console.print(
+            f"\nstopped waiting; {video_id} keeps running on the gateway. Fetch it later with:\n"
+            f"  veo-gateway videos download {video_id} -o {escape(str(output))}",
+            soft_wrap=True,
+        )
+        raise typer.Exit(INTERRUPTED) from None
+
+
+def _finish(
+    client: Client,
+    video: Video,
+    output: Path | None,
+    console: Console,
+    poll_interval: float,
+    *,
+    wait: bool = True,
+    created: bool = False,
+) -> None:
+    """Wait for the video if need be, then download it (or fail with the task's reason)."""
+    path = output or Path(f"{video.id}.mp4")
+    with _fetch_later_on_interrupt(console, video.id, path):
+        if created:
+            console.print(f"created {video.id} ({escape(video.model)})")
+        # Without waiting, an unfinished task's download is refused by the gateway, saying why.
+        if wait and not video.done:
+            video = _wait(client, video, console, poll_interval)
+        if video.failed:
+            _fail(console, f"video {video.id} failed: {video.fail_reason or 'no reason given'}")
+        written = _download(client, video.id, path, console)
+    console.print(f"saved {escape(str(written))}")
+    typer.echo(str(written))
+
+
+def generate(
+    prompt: Annotated[str, typer.Argument(help="What to film.")],
+    model: Annotated[str, typer.Option(help="Model to use.")] = DEFAULT_MODEL,
+    image: Annotated[
+        str | None, typer.Option(help="First frame: a local file or an http(s) URL.")
+    ] = None,
+    last_frame: Annotated[
+        str | None, typer.Option(help="Last frame (needs --image): a file or a URL.")
+    ] = None,
+    reference: Annotated[
+        list[str] | None,
+        typer.Option(help="A reference image (file or URL); repeat for up to 3."),
+    ] = None,
+    aspect_ratio: Annotated[str | None, typer.Option(help="16:9 or 9:16.")] = None,
+    duration: Annotated[int | None, typer.Option(help="Seconds: 4, 6 or 8.")] = None,
+    resolution: Annotated[str | None, typer.Option(help="720p, 1080p or 4k.")] = None,
+    negative_prompt: Annotated[str | None, typer.Option(help="What not to film.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Where to save. Default: ID.mp4.")
+    ] = None,
+    poll_interval: PollInterval = 2.0,
+    base_url: BaseUrl = DEFAULT_BASE_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Generate a video on a running gateway, show its progress, and download it."""
+    console = _console()
+    try:
+        with Client(base_url, api_key) as client:
+            video = client.create(
+                prompt,
+                model=model,
+                image=image,
+                last_frame=last_frame,
+                references=reference or (),
+                aspect_ratio=aspect_ratio,
+                duration=duration,
+                resolution=resolution,
+                negative_prompt=negative_prompt,
+            )
+            _finish(client, video, output, console, poll_interval, created=True)
+    except ClientError as exc:
+        _fail(console, exc.message)
+
+
+@videos_app.command("list")
+def videos_list(base_url: BaseUrl = DEFAULT_BASE_URL, api_key: ApiKey = None) -> None:
+    """List this key's tasks (when the gateway lists them)."""
+    console = _console()
+    try:
+        with Client(base_url, api_key) as client:
+            videos = client.list()
+    except ClientError as exc:
+        _fail(console, exc.message)
+    table = Table("id", "model", "status", "progress", "created_at")
+    for video in videos:
+        table.add_row(
+            video.id,
+            video.model,
+            _STATUS_LABELS.get(video.status, video.status),
+            f"{video.progress}%",
+            str(video.created_at or ""),
+        )
+    Console(highlight=False).print(table)
+
+
+@videos_app.command("show")
+def videos_show(
+    video_id: Annotated[str, typer.Argument(help="The video's id (video_...).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the gateway's JSON.")] = False,
+    base_url: BaseUrl = DEFAULT_BASE_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Show one task's status."""
+    console = _console()
+    try:
+        with Client(base_url, api_key) as client:
+            video = client.get(video_id)
+    except ClientError as exc:
+        _fail(console, exc.message)
+    if as_json:
+        typer.echo(json.dumps(dict(video.raw), indent=2))
+        return
+    for key, value in video.raw.items():
+        typer.echo(f"{key}: {value}")
+
+
+@videos_app.command("download")
+def videos_download(
+    video_id: Annotated[str, typer.Argument(help="The video's id (video_...).")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Where to save. Default: ID.mp4.")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option(help="Wait for an unfinished task (else fail at once).")
+    ] = True,
+    poll_interval: PollInterval = 2.0,
+    base_url: BaseUrl = DEFAULT_BASE_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Download a task's MP4, waiting for it to finish first."""
+    console = _console()
+    try:
+        with Client(base_url, api_key) as client:
+            video = client.get(video_id)
+            _finish(client, video, output, console, poll_interval, wait=wait)
+    except ClientError as exc:
+        _fail(console, exc.message)

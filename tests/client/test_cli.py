@@ -1,0 +1,187 @@
+"""`veo-gateway generate` and `veo-gateway videos ...` as real processes against a real gateway."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import KEY_A, Gateway
+from tests.support.media import make_image
+from tests.support.servers import free_port
+from veo_gateway.media.probe import probe_video
+
+PROMPT = "a paper boat on a stream"
+
+
+@pytest.fixture
+def cwd(tmp_path: Path) -> Path:
+    """An empty working directory for the command (the gateway's data is beside it)."""
+    path = tmp_path / "cwd"
+    path.mkdir()
+    return path
+
+
+def run(gateway_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the command with the gateway's URL and key in the environment, as a user would."""
+    env = {
+        **os.environ,
+        "VEO_GATEWAY_BASE_URL": gateway_url,
+        "VEO_GATEWAY_API_KEY": KEY_A,
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "veo_gateway", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def video_id(output: str) -> str:
+    match = re.search(r"video_[0-9a-f]+", output)
+    assert match, output
+    return match.group(0)
+
+
+def test_generate_writes_the_mp4(gateway: Gateway, cwd: Path) -> None:
+    result = run(
+        gateway.url,
+        cwd,
+        *("generate", PROMPT, "--duration", "4", "--aspect-ratio", "9:16"),
+        *("--poll-interval", "0.1", "-o", "boat.mp4"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "boat.mp4"
+    info = probe_video(cwd / "boat.mp4")
+    assert (info.width, info.height, round(info.duration)) == (720, 1280, 4)
+    assert gateway.get(video_id(result.stderr)).json()["status"] == "completed"
+
+
+def test_generate_from_a_local_image_saves_to_the_id_by_default(
+    gateway: Gateway, cwd: Path
+) -> None:
+    (cwd / "first.png").write_bytes(make_image("PNG", (1280, 720)))
+    result = run(
+        gateway.url, cwd, "generate", PROMPT, "--image", "first.png", "--poll-interval", "0.1"
+    )
+    assert result.returncode == 0, result.stderr
+    task = video_id(result.stderr)
+    assert result.stdout.strip() == f"{task}.mp4"
+    assert probe_video(cwd / f"{task}.mp4").width == 1280
+
+
+def test_a_validation_error_prints_the_servers_message(gateway: Gateway, cwd: Path) -> None:
+    expected = gateway.create(
+        {
+            "model": "veo-3.1-fast-generate-preview",
+            "prompt": PROMPT,
+            "metadata": {"durationSeconds": 5},
+        }
+    ).json()["error"]["message"]
+    result = run(gateway.url, cwd, "generate", PROMPT, "--duration", "5")
+    assert result.returncode == 1
+    assert expected in result.stderr
+    assert list(cwd.iterdir()) == []
+
+
+def test_a_failed_task_prints_its_fail_reason(gateway: Gateway, cwd: Path) -> None:
+    result = run(
+        gateway.url, cwd, "generate", f"{PROMPT} [emulator:fail]", "--poll-interval", "0.1"
+    )
+    assert result.returncode == 1
+    task = gateway.get(video_id(result.stderr)).json()
+    assert task["status"] == "failure"
+    assert task["fail_reason"] in result.stderr
+    assert list(cwd.iterdir()) == []
+
+    download = run(gateway.url, cwd, "videos", "download", task["id"], "-o", "x.mp4")
+    assert download.returncode == 1
+    assert task["fail_reason"] in download.stderr
+
+
+def test_an_unreachable_gateway_is_said_plainly(cwd: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run(url, cwd, "generate", PROMPT)
+    assert result.returncode == 1
+    assert f"cannot reach the gateway at {url}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_videos_show_and_download(gateway: Gateway, cwd: Path) -> None:
+    task = gateway.create({"model": "veo-3.1-fast-generate-preview", "prompt": PROMPT}).json()
+    # download waits for the task to finish, then saves it.
+    result = run(
+        gateway.url,
+        cwd,
+        *("videos", "download", task["id"], "-o", "later.mp4", "--poll-interval", "0.1"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert probe_video(cwd / "later.mp4").video_codec == "h264"
+
+    shown = run(gateway.url, cwd, "videos", "show", task["id"])
+    assert shown.returncode == 0, shown.stderr
+    assert f"id: {task['id']}" in shown.stdout
+    assert "status: completed" in shown.stdout
+    as_json = run(gateway.url, cwd, "videos", "show", task["id"], "--json")
+    assert json.loads(as_json.stdout) == gateway.get(task["id"]).json()
+
+    missing = run(gateway.url, cwd, "videos", "show", "video_0000")
+    assert missing.returncode == 1
+    assert gateway.get("video_0000").json()["error"]["message"] in missing.stderr
+
+
+def test_videos_download_without_waiting_prints_why_not(
+    make_gateway: Callable[..., Gateway], cwd: Path
+) -> None:
+    gateway = make_gateway(emulator_latency="60")
+    task = gateway.create({"model": "veo-3.1-fast-generate-preview", "prompt": PROMPT}).json()
+    result = run(gateway.url, cwd, "videos", "download", task["id"], "--no-wait")
+    assert result.returncode == 1
+    assert f"video {task['id']} is not ready yet" in result.stderr
+    assert list(cwd.iterdir()) == []
+
+
+def test_videos_list(gateway: Gateway, cwd: Path) -> None:
+    task = gateway.create({"model": "veo-3.1-fast-generate-preview", "prompt": PROMPT}).json()
+    result = run(gateway.url, cwd, "videos", "list")
+    if result.returncode == 0:  # a gateway with GET /v1/videos
+        assert task["id"] in result.stdout
+    else:
+        assert result.returncode == 1
+        assert "does not list tasks" in result.stderr
+
+
+def test_ctrl_c_leaves_the_task_running(make_gateway: Callable[..., Gateway], cwd: Path) -> None:
+    gateway = make_gateway(emulator_latency="60")
+    env = {**os.environ, "VEO_GATEWAY_BASE_URL": gateway.url, "VEO_GATEWAY_API_KEY": KEY_A}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "veo_gateway", "generate", PROMPT, "--poll-interval", "0.1"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()  # "created video_... (model)"
+        task = video_id(first)
+        process.send_signal(signal.SIGINT)
+        _, rest = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, rest
+    assert f"veo-gateway videos download {task} -o {task}.mp4" in rest
+    assert gateway.get(task).json()["status"] in ("", "in_progress")
