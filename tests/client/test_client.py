@@ -79,6 +79,13 @@ def test_failed_task_is_returned_with_its_reason(gateway: Gateway, tmp_path: Pat
     assert not (tmp_path / "never.mp4").exists()
 
 
+def test_an_unwritable_target_is_a_client_error(gateway: Gateway, tmp_path: Path) -> None:
+    with Client(gateway.url, KEY_A) as client:
+        video = client.wait(client.create(PROMPT).id, poll_interval=0.05)
+        with pytest.raises(ClientError, match="cannot write"):
+            client.download(video.id, tmp_path / "missing-dir" / "out.mp4")
+
+
 def test_another_keys_task_and_a_wrong_key(gateway: Gateway) -> None:
     with Client(gateway.url, KEY_A) as alice, Client(gateway.url, KEY_B) as bob:
         video = alice.create(PROMPT)

@@ -177,6 +177,8 @@ class AsyncClient:
             partial.replace(target)
         except httpx.HTTPError as exc:
             raise network_error(self.base_url, exc) from exc
+        except OSError as exc:
+            raise ClientError(f"cannot write {target}: {exc.strerror or exc}") from exc
         finally:
             with contextlib.suppress(FileNotFoundError):
                 partial.unlink()
