@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import hashlib
 import logging
 import random
 import secrets
@@ -92,6 +93,8 @@ class Counters:
 
     submissions: int = 0
     submissions_by_model: Counter[str] = field(default_factory=Counter)
+    # By sha256(credential)[:8]: which key or token submitted how many, never the secret itself.
+    submissions_by_credential: Counter[str] = field(default_factory=Counter)
     polls: int = 0
     downloads: int = 0
 
@@ -171,6 +174,8 @@ class OperationBook:
         self._operations[operation.id] = operation
         self.counters.submissions += 1
         self.counters.submissions_by_model[row.name] += 1
+        fingerprint = hashlib.sha256(owner.encode()).hexdigest()[:8]
+        self.counters.submissions_by_credential[fingerprint] += 1
         return operation
 
     def _spec(self, request: VideoRequest[Image], row: ModelCapabilities) -> RenderSpec:
@@ -240,6 +245,7 @@ class OperationBook:
         return {
             "submissions": self.counters.submissions,
             "submissions_by_model": dict(self.counters.submissions_by_model),
+            "submissions_by_credential": dict(self.counters.submissions_by_credential),
             "polls": self.counters.polls,
             "downloads": self.counters.downloads,
             "operations": {
