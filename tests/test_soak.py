@@ -2,7 +2,7 @@
 every kind of call. Every task must end completed, or failed with the very failure the emulator
 produced for its operation; none may hang; none may be submitted twice.
 
-The issue's full size, 200 tasks, runs in about two minutes; `VEO_SOAK_TASKS=N` changes it.
+Full size, 200 tasks, runs in about two minutes; `VEO_SOAK_TASKS=N` changes it.
 """
 
 from __future__ import annotations
