@@ -262,11 +262,13 @@ def test_a_wrong_key_is_refused_in_the_api_words(playground: Playground) -> None
 
 def test_screenshots_desktop_and_phone(browser: Browser, gateway: Gateway, tmp_path: Path) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    for name, viewport in [
-        ("playground.png", {"width": 1280, "height": 900}),
-        ("playground-phone.png", {"width": 390, "height": 844}),
+    for name, viewport, phone in [
+        ("playground.png", {"width": 1280, "height": 900}, False),
+        ("playground-phone.png", {"width": 390, "height": 844}, True),
     ]:
-        opened = open_playground(browser, gateway, viewport=viewport, is_mobile=True)
+        opened = open_playground(
+            browser, gateway, viewport=viewport, is_mobile=phone, has_touch=phone
+        )
         try:
             page = opened.page
             opened.enter_key()
