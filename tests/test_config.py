@@ -92,6 +92,12 @@ def test_without_routes_every_model_goes_to_every_upstream(tmp_path: Path) -> No
             "no capability row",
         ),
         ("not toml [", "cannot read"),
+        ("[[upstreams]]\nname='e'\nkind='emulator'\nfaults='poll.404=0.1'\n", "unknown emulator"),
+        ("[[upstreams]]\nname='e'\nkind='emulator'\nlatency='9-1'\n", "latency must be"),
+        (
+            "[[upstreams]]\nname='a'\nkind='gemini'\napi_keys=['k']\nfaults='poll.500=0.1'\n",
+            "for kind = 'emulator' only",
+        ),
     ],
 )
 def test_mistakes_are_refused_clearly(tmp_path: Path, text: str, words: str) -> None:

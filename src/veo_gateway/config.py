@@ -17,6 +17,12 @@ location = "us-central1"
 service_account_file = "/etc/veo/sa.json"   # omitted: Application Default Credentials
 storage_uri = "gs://my-bucket/veo/"         # optional: results written to GCS
 
+[[upstreams]]
+name = "rehearsal"
+kind = "emulator"                           # the built-in emulator, started in-process
+latency = "2-5"                             # optional; default VEO_GATEWAY_EMULATOR_LATENCY
+faults = "*.429=0.05,operation.fail=0.02"   # optional; default VEO_GATEWAY_EMULATOR_FAULTS
+
 [[routes]]
 model = "veo-3.1-generate-preview"          # the public name clients send
 targets = [
@@ -56,10 +62,10 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class UpstreamConfig:
-    """One upstream account: a Gemini API key set or a Vertex AI project."""
+    """One upstream account: a Gemini API key set, a Vertex AI project, or the emulator."""
 
     name: str
-    kind: str  # "gemini" | "vertex"
+    kind: str  # "gemini" | "vertex" | "emulator"
     api_keys: tuple[str, ...] = ()
     base_url: str | None = None
     project: str | None = None
@@ -70,6 +76,8 @@ class UpstreamConfig:
     rpm: int = DEFAULT_RPM
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     cool_down_seconds: float = DEFAULT_COOL_DOWN
+    latency: str | None = None  # emulator: seconds an operation takes ("4-8")
+    faults: str | None = None  # emulator: the fault spec (see emulator/faults.py)
 
 
 @dataclass(frozen=True)
@@ -121,8 +129,8 @@ def _require(table: dict[str, Any], key: str, where: str) -> Any:
 def _upstream(table: dict[str, Any], index: int) -> UpstreamConfig:
     where = f"upstreams[{index}]"
     kind = _require(table, "kind", where)
-    if kind not in ("gemini", "vertex"):
-        raise ConfigError(f"{where}: kind must be 'gemini' or 'vertex', not {kind!r}")
+    if kind not in ("gemini", "vertex", "emulator"):
+        raise ConfigError(f"{where}: kind must be 'gemini', 'vertex' or 'emulator', not {kind!r}")
     known = {f.name for f in dataclasses.fields(UpstreamConfig)}
     unknown = sorted(set(table) - known)
     if unknown:
@@ -138,7 +146,24 @@ def _upstream(table: dict[str, Any], index: int) -> UpstreamConfig:
         raise ConfigError(f"{where}: a vertex upstream needs project")
     if upstream.rpm < 1 or upstream.max_in_flight < 1:
         raise ConfigError(f"{where}: rpm and max_in_flight must be at least 1")
+    if kind != "emulator" and (upstream.latency is not None or upstream.faults is not None):
+        raise ConfigError(f"{where}: latency and faults are for kind = 'emulator' only")
+    if kind == "emulator":
+        _check_emulator(upstream, where)
     return upstream
+
+
+def _check_emulator(upstream: UpstreamConfig, where: str) -> None:
+    from veo_gateway.emulator.faults import Faults
+    from veo_gateway.settings import parse_latency
+
+    try:
+        if upstream.latency is not None:
+            parse_latency(upstream.latency)
+        if upstream.faults is not None:
+            Faults.parse(upstream.faults)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _models(overrides: dict[str, Any]) -> tuple[ModelCapabilities, ...]:

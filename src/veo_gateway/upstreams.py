@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -41,13 +42,14 @@ class Upstreams:
 async def open_upstreams(settings: Settings, client: httpx.AsyncClient) -> AsyncIterator[Upstreams]:
     """The upstreams for these settings; with no credentials, the emulator, served in-process
     on a loopback port of its own and reached through the real Gemini adapter."""
-    emulator: BackgroundServer | None = None
+    emulators: list[BackgroundServer] = []
     try:
         override: tuple[float, float] | None = None
         if settings.config is not None:
             config = load_config(settings.config)
             names = ", ".join(f"{u.name} ({u.kind})" for u in config.upstreams)
             description = f"{names} from {settings.config}"
+            config = await _start_emulator_upstreams(config, settings, emulators)
         elif settings.gemini_api_key:
             keys = [k.strip() for k in settings.gemini_api_key.split(",") if k.strip()]
             config = default_config(
@@ -88,5 +90,38 @@ async def open_upstreams(settings: Settings, client: httpx.AsyncClient) -> Async
             description=description,
         )
     finally:
-        if emulator is not None:
-            await emulator.stop()
+        for server in emulators:
+            await server.stop()
+
+
+async def _start_emulator_upstreams(
+    config: GatewayConfig, settings: Settings, servers: list[BackgroundServer]
+) -> GatewayConfig:
+    """Start an emulator for each `kind = "emulator"` upstream of the config file, and turn
+    the upstream into a Gemini API one pointed at it (with a key made up for this run)."""
+    upstreams = []
+    for upstream in config.upstreams:
+        if upstream.kind != "emulator":
+            upstreams.append(upstream)
+            continue
+        key = secrets.token_urlsafe(24)
+        overrides = {
+            name: value
+            for name, value in (
+                ("emulator_latency", upstream.latency),
+                ("emulator_faults", upstream.faults),
+            )
+            if value is not None
+        }
+        emulator_config = config_from_settings(
+            settings.model_copy(update=overrides),
+            storage_dir=settings.data_dir / "emulator" / upstream.name,
+            api_keys=frozenset({key}),
+        )
+        server = BackgroundServer(create_emulator_app(emulator_config))
+        servers.append(server)
+        await server.start()
+        upstreams.append(
+            dataclasses.replace(upstream, kind="gemini", api_keys=(key,), base_url=server.url)
+        )
+    return dataclasses.replace(config, upstreams=tuple(upstreams))

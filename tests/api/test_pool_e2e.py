@@ -181,3 +181,21 @@ def test_a_vertex_token_the_emulator_refuses_takes_the_credential_out(
     assert "invalid authentication credentials" in final["fail_reason"]
     (credential,) = gateway.client.get("/readyz").json()["credentials"]
     assert credential["out_of_service"]
+
+
+def test_the_config_file_can_run_an_emulator_with_faults(
+    make_gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    # A rehearsal upstream: the built-in emulator, with its faults set in the config file.
+    config = tmp_path / "veo.toml"
+    config.write_text(
+        '[[upstreams]]\nname = "rehearsal"\nkind = "emulator"\nlatency = "0.2"\n'
+        'faults = "operation.fail=1"\n' + quick_polls(FAST)
+    )
+    gateway = make_gateway(config=config)
+    task_id = gateway.create({"model": FAST, "prompt": "p"}).json()["id"]
+    final = gateway.wait(task_id)
+    assert final["status"] == "failure"
+    assert "internal error (emulated)" in final["fail_reason"]
+    (credential,) = gateway.client.get("/readyz").json()["credentials"]
+    assert credential["upstream"] == "rehearsal"
