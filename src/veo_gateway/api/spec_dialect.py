@@ -12,7 +12,7 @@ from typing import Any
 from veo_gateway.domain.progress import estimate_progress
 from veo_gateway.domain.request import ImageSource, ReferenceImage, VideoRequest
 from veo_gateway.errors import InvalidArgument
-from veo_gateway.store.tasks import State, Task
+from veo_gateway.store.tasks import FINAL_STATES, State, Task
 
 TOP_LEVEL_FIELDS = ("model", "prompt", "images", "metadata")
 
@@ -144,6 +144,7 @@ _SPEC_STATUS = {
     State.IN_PROGRESS: "in_progress",
     State.COMPLETED: "completed",
     State.FAILED: "failure",
+    State.CANCELLED: "failure",
 }
 
 
@@ -153,7 +154,7 @@ def task_progress(task: Task, now: float) -> int:
         return 100
     if task.submitted_at is None:
         return 0
-    end = task.completed_at if task.state is State.FAILED and task.completed_at else now
+    end = task.completed_at if task.state in FINAL_STATES and task.completed_at else now
     return estimate_progress(end - task.submitted_at, task.expected_seconds or 60.0)
 
 
@@ -170,6 +171,6 @@ def render_spec_video(task: Task, now: float) -> dict[str, Any]:
     }
     if task.completed_at is not None:
         body["completed_at"] = int(task.completed_at)
-    if task.state is State.FAILED:
+    if task.state in (State.FAILED, State.CANCELLED):
         body["fail_reason"] = task.fail_reason or "the task failed"
     return body

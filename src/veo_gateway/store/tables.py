@@ -32,8 +32,28 @@ tasks = sa.Table(
     sa.Column("fail_reason", sa.Text),
     sa.Column("video_path", sa.String(1024)),
     sa.Column("video_bytes", sa.BigInteger),
+    # Set once the task's final event (video.completed / video.failed) has been queued for the
+    # webhooks, in the same transaction: NULL on a finished task means "not announced yet".
+    sa.Column("notified_at", sa.Float),
+    # Set by DELETE: the owner no longer sees the task, its files are gone; the row stays for
+    # usage and for the worker (an unfinished task is cancelled).
+    sa.Column("deleted_at", sa.Float),
     sa.Index("ix_tasks_owner_created", "owner", "created_at"),
     sa.Index("ix_tasks_state_due", "state", "due_at"),
+    sa.Index("ix_tasks_unnotified", "notified_at", "state"),
+)
+
+# Idempotency-Key headers seen on creates: (owner, key) -> the task it created, and a digest of
+# the request it came with, so a retry gets the same task and a different body gets a 409.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("owner", sa.String(128), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("task_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_idempotency_created", "created_at"),
 )
 
 # Client API keys created with `veo-gateway keys create`. Only a SHA-256 of the key is kept.

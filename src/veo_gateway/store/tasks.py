@@ -30,9 +30,10 @@ class State(enum.StrEnum):
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # deleted by its owner before it finished; never charged
 
 
-FINAL_STATES = frozenset({State.COMPLETED, State.FAILED})
+FINAL_STATES = frozenset({State.COMPLETED, State.FAILED, State.CANCELLED})
 
 _GET_SQL = f"SELECT {', '.join(c.name for c in tasks.c)} FROM tasks WHERE id = ?"  # noqa: S608
 
@@ -61,6 +62,8 @@ class Task:
     fail_reason: str | None = None
     video_path: str | None = None
     video_bytes: int | None = None
+    notified_at: float | None = None
+    deleted_at: float | None = None
 
     @classmethod
     def from_row(cls, row: sa.RowMapping) -> Task:
@@ -93,6 +96,11 @@ class TaskStore:
             self._reader.execute("PRAGMA query_only=1")
             self._reader.execute("PRAGMA busy_timeout=1000")
             self._write_lock = asyncio.Lock()
+
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """A write transaction on this store's database, queued like the store's own writes
+        (for the parts that keep tables of their own beside the tasks: webhooks, usage)."""
+        return self._write()
 
     @contextlib.asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
@@ -133,12 +141,13 @@ class TaskStore:
         return Task(**{**values, "state": State.QUEUED})  # type: ignore[arg-type]
 
     async def get(self, task_id: str, owner: str | None = None) -> Task | None:
-        """The task, or None; with `owner`, only when that owner created it."""
+        """The task, or None; with `owner`, only when that owner created it and has not
+        deleted it."""
         if self._reader is not None:
             return self._read_one(task_id, owner)
         query = tasks.select().where(tasks.c.id == task_id)
         if owner is not None:
-            query = query.where(tasks.c.owner == owner)
+            query = query.where(tasks.c.owner == owner, tasks.c.deleted_at.is_(None))
         async with self._engine.connect() as conn:
             row = (await conn.execute(query)).mappings().first()
         return Task.from_row(row) if row else None
@@ -146,7 +155,9 @@ class TaskStore:
     def _read_one(self, task_id: str, owner: str | None) -> Task | None:
         assert self._reader is not None
         row = self._reader.execute(_GET_SQL, (task_id,)).fetchone()
-        if row is None or (owner is not None and row["owner"] != owner):
+        if row is None or (
+            owner is not None and (row["owner"] != owner or row["deleted_at"] is not None)
+        ):
             return None
         values: dict[str, Any] = dict(row)
         values["state"] = State(values["state"])
