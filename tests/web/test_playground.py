@@ -258,6 +258,7 @@ def test_a_wrong_key_is_refused_in_the_api_words(playground: Playground) -> None
         "/v1/models", headers={"Authorization": "Bearer not-a-key"}
     ).json()["error"]
     assert envelope["message"] in status.inner_text()
+    assert page.evaluate("sessionStorage.getItem('veo-gateway.key')") is None
 
 
 def test_screenshots_desktop_and_phone(browser: Browser, gateway: Gateway, tmp_path: Path) -> None:

@@ -109,6 +109,8 @@ async function loadModels() {
     state.models = body.data || [];
   } catch (error) {
     state.models = [];
+    // A refused key is not kept for the next load; other errors (a restart, say) keep it.
+    if (error instanceof ApiError && error.httpStatus === 401) sessionStorage.removeItem(KEY_STORE);
     setKeyStatus(`Could not load models: ${describeError(error)}`, true);
     $("model").disabled = true;
     $("submit").disabled = true;
