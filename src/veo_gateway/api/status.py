@@ -15,11 +15,28 @@ import time
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from veo_gateway.api.spec_dialect import render_spec_video
+from veo_gateway.api.render import render_task
 from veo_gateway.errors import GatewayError, NotFound
-from veo_gateway.store.tasks import Task, TaskStore
+from veo_gateway.store.tasks import FINAL_STATES, State, Task, TaskStore
 
 _STATUS_PATH = re.compile(r"/v1/videos/([^/]+)")
+
+
+# How soon a client should look again (OpenAI's `openai-poll-after-ms`), in milliseconds.
+MIN_POLL_AFTER_MS = 1000
+MAX_POLL_AFTER_MS = 10000
+
+
+def poll_after(task: Task, now: float) -> dict[str, str]:
+    """The `openai-poll-after-ms` header for an unfinished task: a quarter of the time it is
+    still expected to take, between 1 and 10 seconds. None once the task has finished."""
+    if task.state in FINAL_STATES:
+        return {}
+    if task.state is not State.IN_PROGRESS or task.submitted_at is None:
+        return {"openai-poll-after-ms": str(2 * MIN_POLL_AFTER_MS)}
+    left = (task.expected_seconds or 60.0) - (now - task.submitted_at)
+    wait = min(MAX_POLL_AFTER_MS, max(MIN_POLL_AFTER_MS, int(left * 1000 / 4)))
+    return {"openai-poll-after-ms": str(wait)}
 
 
 async def owned_task(tasks: TaskStore, task_id: str, owner: str) -> Task:
@@ -54,7 +71,8 @@ class StatusRoute:
         try:
             owner = await services.auth.owner(authorization)
             task = await owned_task(services.tasks, match.group(1), owner)
-            response = JSONResponse(render_spec_video(task, time.time()))
+            now = time.time()
+            response = JSONResponse(render_task(task, now), headers=poll_after(task, now))
         except GatewayError as error:
             response = JSONResponse(error.to_dict(), status_code=error.code, headers=error.headers)
         await response(scope, receive, send)

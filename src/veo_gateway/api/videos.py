@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Request
+import anyio.to_thread
+from fastapi import APIRouter, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 
-from veo_gateway.api.deps import OwnerDep, ServicesDep
+from veo_gateway.api.deps import OwnerDep, Services, ServicesDep
+from veo_gateway.api.openai_dialect import looks_like_openai, parse_openai_request
 from veo_gateway.api.ranges import check_range
-from veo_gateway.api.spec_dialect import parse_spec_request, render_spec_video, task_progress
+from veo_gateway.api.render import OPENAI, SPEC, render_task
+from veo_gateway.api.spec_dialect import parse_spec_request, task_progress
 from veo_gateway.api.status import owned_task
+from veo_gateway.domain.request import ImageSource, VideoRequest
 from veo_gateway.domain.validation import validate_request
-from veo_gateway.errors import FailedPrecondition, InvalidArgument, NotFound
+from veo_gateway.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
+from veo_gateway.media.frames import make_spritesheet, make_thumbnail
 from veo_gateway.media.images import resolve_images
 from veo_gateway.media.inputs import save_request
-from veo_gateway.store.tasks import State
+from veo_gateway.store.tasks import IdempotencyConflict, State
+
+VARIANTS = ("video", "thumbnail", "spritesheet")
+MAX_PAGE = 100
+MAX_IDEMPOTENCY_KEY = 255
 
 router = APIRouter()
 log = logging.getLogger("veo_gateway.api")
@@ -44,16 +55,37 @@ async def _json_body(request: Request) -> Any:
 
 @router.post("/v1/videos")
 async def create_video(request: Request, services: ServicesDep, owner: OwnerDep) -> JSONResponse:
-    """Validate, resolve images, store the task and its inputs, then answer at once."""
-    parsed = parse_spec_request(await _json_body(request))
+    """Validate, resolve images, store the task and its inputs, then answer at once.
+
+    The body is the spec's JSON, or OpenAI's (multipart/form-data, or JSON using its fields);
+    the task keeps the dialect it was created in. With an `Idempotency-Key`, a repeat of the
+    same request gives back the same task, and a different request with the key a 409.
+    """
+    dialect, parsed, fingerprint = await _parse_create(request, services)
     row = services.catalog.require(parsed.model)
     validate_request(parsed, row)
+    key = _idempotency_key(request)
+    idempotency = None if key is None else (key, fingerprint)
+    if key is not None and (earlier := await services.tasks.find_idempotent(owner, key)):
+        return await _replay(services, owner, key, fingerprint, *earlier)
     resolved = await resolve_images(parsed, services.fetcher, services.image_limits)
     task_id = new_task_id()
     try:
         stored = await save_request(services.storage, task_id, resolved)
         task = await services.tasks.create(
-            task_id=task_id, owner=owner, dialect="spec", model=row.name, request=stored
+            task_id=task_id,
+            owner=owner,
+            dialect=dialect,
+            model=row.name,
+            request=stored,
+            idempotency=idempotency,
+        )
+    except IdempotencyConflict as conflict:
+        # Another request with the same key won the race: answer what it created.
+        await services.storage.delete_inputs(task_id)
+        assert key is not None
+        return await _replay(
+            services, owner, key, fingerprint, conflict.task_id, conflict.request_hash
         )
     except BaseException:
         await services.storage.delete_inputs(task_id)
@@ -67,19 +99,150 @@ async def create_video(request: Request, services: ServicesDep, owner: OwnerDep)
             await services.storage.delete_inputs(task.id)
             raise refusal
         services.worker.wake()
-    log.info("task %s created (model %s, mode %s)", task.id, task.model, parsed.mode)
-    # The reply is the spec's "accepted" object (status "", progress 0), even when the task was
-    # already handed to Google inline; the next GET shows it in progress.
-    return JSONResponse(render_spec_video(task, time.time()))
+    log.info("task %s created (model %s, mode %s, %s)", task.id, task.model, parsed.mode, dialect)
+    # The reply is the "accepted" object (spec: status "", OpenAI: queued), even when the task
+    # was already handed to Google inline; the next GET shows it in progress.
+    return JSONResponse(render_task(task, time.time()))
+
+
+async def _parse_create(
+    request: Request, services: Services
+) -> tuple[str, VideoRequest[ImageSource], str]:
+    """(dialect, request, fingerprint of what the client sent) for a create."""
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith("multipart/form-data"):
+        fields, upload = await _form_fields(request)
+        parsed = parse_openai_request(fields, services.catalog, upload)
+        digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
+        if upload is not None:
+            digest.update(hashlib.sha256(upload[0]).digest())
+        return OPENAI, parsed, digest.hexdigest()
+    body = await _json_body(request)
+    fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    if isinstance(body, Mapping) and looks_like_openai(body):
+        return OPENAI, parse_openai_request(body, services.catalog), fingerprint
+    return SPEC, parse_spec_request(body), fingerprint
+
+
+async def _form_fields(request: Request) -> tuple[dict[str, Any], tuple[bytes, str | None] | None]:
+    """OpenAI's multipart fields; `input_reference` as a file, or as `input_reference[image_url]`
+    (how the SDK flattens `{"image_url": ...}` into a form)."""
+    try:
+        form = await request.form(max_files=1, max_fields=20)
+    except HTTPException as exc:  # too many parts, malformed multipart
+        raise InvalidArgument(f"unreadable multipart body: {exc.detail}", param="body") from exc
+    fields: dict[str, Any] = {}
+    upload: tuple[bytes, str | None] | None = None
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if name != "input_reference":
+                    raise InvalidArgument(
+                        f"unexpected file field {name!r}; only input_reference takes a file",
+                        param=name,
+                    )
+                upload = (await value.read(), value.content_type)
+            elif name == "input_reference[image_url]":
+                fields["input_reference"] = {"image_url": value}
+            else:
+                fields[name] = value
+    finally:
+        await form.close()
+    return fields, upload
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidArgument(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters",
+            param="Idempotency-Key",
+        )
+    return key
+
+
+async def _replay(
+    services: Services, owner: str, key: str, fingerprint: str, task_id: str, earlier_hash: str
+) -> JSONResponse:
+    """The answer to a create whose Idempotency-Key was already used."""
+    if earlier_hash != fingerprint:
+        raise Conflict(
+            f"Idempotency-Key {key!r} was already used with a different request; use a new key "
+            "for a new request",
+            param="Idempotency-Key",
+        )
+    task = await services.tasks.get(task_id, owner)
+    if task is None:
+        raise Conflict(
+            f"the video created with Idempotency-Key {key!r} has been deleted",
+            param="Idempotency-Key",
+        )
+    return JSONResponse(render_task(task, time.time()), headers={"idempotent-replayed": "true"})
+
+
+@router.get("/v1/videos")
+async def list_videos(
+    services: ServicesDep,
+    owner: OwnerDep,
+    after: str | None = None,
+    limit: int = 20,
+    order: str = "desc",
+) -> JSONResponse:
+    """The caller's own videos, newest first by default, a page at a time."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidArgument(f"limit must be from 1 to {MAX_PAGE}", param="limit")
+    if order not in ("asc", "desc"):
+        raise InvalidArgument("order must be 'asc' or 'desc'", param="order")
+    page = await services.tasks.list_for_owner(
+        owner, limit=limit + 1, after=after, newest_first=order == "desc"
+    )
+    if page is None:
+        raise InvalidArgument(f"after: no video with id {after!r}", param="after")
+    now = time.time()
+    data = [render_task(task, now) for task in page[:limit]]
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": len(page) > limit,
+        }
+    )
+
+
+@router.delete("/v1/videos/{task_id}")
+async def delete_video(task_id: str, services: ServicesDep, owner: OwnerDep) -> JSONResponse:
+    """Delete the video and its inputs; a task still running is cancelled and never charged."""
+    before = await services.tasks.mark_deleted(task_id, owner, "cancelled: deleted by its owner")
+    if before is None:
+        raise NotFound(f"no video task with id {task_id!r}", param="id")
+    if before.state is State.IN_PROGRESS and before.upstream is not None:
+        services.pool.release(before.upstream)  # the worker will not poll it any more
+    await services.storage.delete_video(task_id)
+    await services.storage.delete_inputs(task_id)
+    log.info("task %s deleted (was %s)", task_id, before.state.value)
+    return JSONResponse({"id": task_id, "object": "video.deleted", "deleted": True})
 
 
 @router.api_route("/v1/videos/{task_id}/content", methods=["GET", "HEAD"])
 async def get_video_content(
-    task_id: str, request: Request, services: ServicesDep, owner: OwnerDep
+    task_id: str,
+    request: Request,
+    services: ServicesDep,
+    owner: OwnerDep,
+    variant: str = "video",
 ) -> FileResponse:
-    """The MP4 from our storage, with Range, HEAD and ETag support."""
+    """The MP4 from our storage (Range, HEAD and ETag), or a JPEG thumbnail or spritesheet."""
+    if variant not in VARIANTS:
+        raise InvalidArgument(
+            f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}", param="variant"
+        )
     task = await owned_task(services.tasks, task_id, owner)
-    if task.state is State.FAILED:
+    if task.state in (State.FAILED, State.CANCELLED):
         raise FailedPrecondition(
             f"video {task_id} failed, there is no content: {task.fail_reason}", param="id"
         )
@@ -91,7 +254,13 @@ async def get_video_content(
             "it is completed",
             param="id",
         )
-    path = Path(task.video_path)
+    path, media_type, suffix = Path(task.video_path), "video/mp4", ".mp4"
+    if variant != "video":
+        path, media_type, suffix = (
+            await _still(services, task_id, path, variant),
+            "image/jpeg",
+            ".jpg",
+        )
     try:
         stat_result = await anyio.Path(path).stat()
     except FileNotFoundError:
@@ -100,7 +269,19 @@ async def get_video_content(
     return FileResponse(
         path,
         stat_result=stat_result,
-        media_type="video/mp4",
-        filename=f"{task_id}.mp4",
+        media_type=media_type,
+        filename=f"{task_id}{'' if variant == 'video' else '.' + variant}{suffix}",
         content_disposition_type="inline",
     )
+
+
+async def _still(services: Services, task_id: str, video: Path, variant: str) -> Path:
+    """The JPEG `variant` of a stored video, made on first request and kept beside it."""
+    out = services.storage.derived_path(task_id, variant, ".jpg")
+    if not await anyio.Path(out).exists():
+        make = make_thumbnail if variant == "thumbnail" else make_spritesheet
+        try:
+            await anyio.to_thread.run_sync(make, video, out)
+        except FileNotFoundError:
+            raise NotFound(f"the video of {task_id} is no longer stored", param="id") from None
+    return out

@@ -53,6 +53,19 @@ class LocalStorage:
         """Remove every input of a task (after a failed create, or by retention)."""
         await asyncio.to_thread(shutil.rmtree, self.inputs_dir / task_id, True)
 
+    def derived_path(self, task_id: str, variant: str, suffix: str) -> Path:
+        """Where a file made from a task's video (a thumbnail, a spritesheet) is kept."""
+        return self.videos_dir / f"{task_id}.{variant}{suffix}"
+
+    async def delete_video(self, task_id: str) -> None:
+        """Remove a task's video and every file made from it."""
+
+        def remove() -> None:
+            for path in self.videos_dir.glob(f"{task_id}.*"):
+                path.unlink(missing_ok=True)
+
+        await asyncio.to_thread(remove)
+
     def video_path(self, task_id: str) -> Path:
         """Where the finished video of a task is (or will be) stored."""
         return self.videos_dir / f"{task_id}.mp4"

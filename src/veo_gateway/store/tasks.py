@@ -19,7 +19,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from veo_gateway.store.tables import tasks
+from veo_gateway.store.tables import idempotency_keys, tasks
+
+# An Idempotency-Key is remembered this long (seconds).
+IDEMPOTENCY_TTL = 24 * 3600
 
 
 class State(enum.StrEnum):
@@ -36,6 +39,26 @@ class State(enum.StrEnum):
 FINAL_STATES = frozenset({State.COMPLETED, State.FAILED, State.CANCELLED})
 
 _GET_SQL = f"SELECT {', '.join(c.name for c in tasks.c)} FROM tasks WHERE id = ?"  # noqa: S608
+
+
+class IdempotencyConflict(Exception):
+    """The owner already used this Idempotency-Key: here is what it created, and from what."""
+
+    def __init__(self, *, task_id: str, request_hash: str) -> None:
+        super().__init__(task_id)
+        self.task_id = task_id
+        self.request_hash = request_hash
+
+
+def _insert_ignore(conn: AsyncConnection) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING for idempotency keys, on SQLite or PostgreSQL."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(idempotency_keys).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(idempotency_keys).on_conflict_do_nothing()
 
 
 @dataclass(frozen=True)
@@ -119,9 +142,21 @@ class TaskStore:
             self._reader = None
 
     async def create(
-        self, *, task_id: str, owner: str, dialect: str, model: str, request: dict[str, Any]
+        self,
+        *,
+        task_id: str,
+        owner: str,
+        dialect: str,
+        model: str,
+        request: dict[str, Any],
+        idempotency: tuple[str, str] | None = None,
     ) -> Task:
-        """Insert a new queued task, due for submission now."""
+        """Insert a new queued task, due for submission now.
+
+        With `idempotency` = (key, request hash), the key is recorded in the same transaction;
+        when the owner already used it (within IDEMPOTENCY_TTL), nothing is inserted and
+        IdempotencyConflict carries the earlier record.
+        """
         now = time.time()
         values = {
             "id": task_id,
@@ -137,8 +172,55 @@ class TaskStore:
             "attempts": 0,
         }
         async with self._write() as conn:
+            if idempotency is not None:
+                await self._claim_idempotency_key(conn, owner, task_id, idempotency, now)
             await conn.execute(tasks.insert().values(**values))
         return Task(**{**values, "state": State.QUEUED})  # type: ignore[arg-type]
+
+    async def _claim_idempotency_key(
+        self,
+        conn: AsyncConnection,
+        owner: str,
+        task_id: str,
+        idempotency: tuple[str, str],
+        now: float,
+    ) -> None:
+        key, request_hash = idempotency
+        # Expired keys go first (all of them: the index on created_at makes this cheap).
+        await conn.execute(
+            idempotency_keys.delete().where(idempotency_keys.c.created_at < now - IDEMPOTENCY_TTL)
+        )
+        # The primary key (owner, key) decides a race: exactly one insert wins.
+        inserted = await conn.execute(
+            _insert_ignore(conn).values(
+                owner=owner, key=key, request_hash=request_hash, task_id=task_id, created_at=now
+            )
+        )
+        if inserted.rowcount == 1:
+            return
+        row = (
+            (
+                await conn.execute(
+                    idempotency_keys.select().where(
+                        idempotency_keys.c.owner == owner, idempotency_keys.c.key == key
+                    )
+                )
+            )
+            .mappings()
+            .one()
+        )
+        raise IdempotencyConflict(task_id=row["task_id"], request_hash=row["request_hash"])
+
+    async def find_idempotent(self, owner: str, key: str) -> tuple[str, str] | None:
+        """(task id, request hash) recorded for the owner's key, unless it has expired."""
+        query = sa.select(idempotency_keys.c.task_id, idempotency_keys.c.request_hash).where(
+            idempotency_keys.c.owner == owner,
+            idempotency_keys.c.key == key,
+            idempotency_keys.c.created_at >= time.time() - IDEMPOTENCY_TTL,
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else (str(row[0]), str(row[1]))
 
     async def get(self, task_id: str, owner: str | None = None) -> Task | None:
         """The task, or None; with `owner`, only when that owner created it and has not
@@ -297,10 +379,57 @@ class TaskStore:
             return {str(k): int(v) for k, v in (await conn.execute(query)).all()}
 
     async def delete(self, task_id: str) -> bool:
-        """Remove a task row (a create the upstream refused at once leaves nothing behind)."""
+        """Remove a task row (a create the upstream refused at once leaves nothing behind),
+        and any idempotency key that pointed at it, so a retry with the key tries again."""
         async with self._write() as conn:
             result = await conn.execute(tasks.delete().where(tasks.c.id == task_id))
+            await conn.execute(
+                idempotency_keys.delete().where(idempotency_keys.c.task_id == task_id)
+            )
         return bool(result.rowcount == 1)
+
+    async def mark_deleted(self, task_id: str, owner: str, reason: str) -> Task | None:
+        """Hide the owner's task from them (DELETE), cancelling it if it has not finished.
+
+        Returns the task as it was just before, or None when the owner has no such task.
+        The cancel is a compare-and-swap per unfinished state, so a task finishing at the
+        same moment is either completed or cancelled, never both.
+        """
+        now = time.time()
+        while True:
+            async with self._write() as conn:
+                row = (
+                    (
+                        await conn.execute(
+                            tasks.select().where(
+                                tasks.c.id == task_id,
+                                tasks.c.owner == owner,
+                                tasks.c.deleted_at.is_(None),
+                            )
+                        )
+                    )
+                    .mappings()
+                    .first()
+                )
+                if row is None:
+                    return None
+                before = Task.from_row(row)
+                values: dict[str, Any] = {"deleted_at": now, "updated_at": now}
+                if before.state not in FINAL_STATES:
+                    values |= {
+                        "state": State.CANCELLED.value,
+                        "fail_reason": reason,
+                        "completed_at": now,
+                        "lease_until": 0.0,
+                    }
+                changed = await conn.execute(
+                    tasks.update()
+                    .where(tasks.c.id == task_id, tasks.c.state == before.state.value)
+                    .values(**values)
+                )
+            if changed.rowcount == 1:
+                return before
+            # Another writer (a worker on another replica) moved it meanwhile: look again.
 
     async def transition(self, task_id: str, expected: State, new: State, **fields: Any) -> bool:
         """Compare-and-swap `expected` -> `new`, setting `fields`; True when this call won."""
@@ -337,16 +466,45 @@ class TaskStore:
             )
         return int(requeued.rowcount)
 
-    async def list_for_owner(self, owner: str, *, limit: int = 100) -> Sequence[Task]:
-        """The owner's tasks, newest first."""
-        query = (
-            tasks.select()
-            .where(tasks.c.owner == owner)
-            .order_by(tasks.c.created_at.desc())
-            .limit(limit)
-        )
+    async def list_for_owner(
+        self,
+        owner: str,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        newest_first: bool = True,
+    ) -> Sequence[Task] | None:
+        """The owner's tasks (not deleted) by creation time; `after` is the last id of the
+        previous page (None is returned when the owner has no such task). Ties on the time are
+        broken by id, so pages never skip or repeat a task."""
+        visible = (tasks.c.owner == owner, tasks.c.deleted_at.is_(None))
+        query = tasks.select().where(*visible)
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
+            if after is not None:
+                mark = (
+                    await conn.execute(
+                        sa.select(tasks.c.created_at).where(tasks.c.id == after, *visible)
+                    )
+                ).first()
+                if mark is None:
+                    return None
+                at = mark[0]
+                if newest_first:
+                    later = sa.or_(
+                        tasks.c.created_at < at,
+                        sa.and_(tasks.c.created_at == at, tasks.c.id < after),
+                    )
+                else:
+                    later = sa.or_(
+                        tasks.c.created_at > at,
+                        sa.and_(tasks.c.created_at == at, tasks.c.id > after),
+                    )
+                query = query.where(later)
+            if newest_first:
+                query = query.order_by(tasks.c.created_at.desc(), tasks.c.id.desc())
+            else:
+                query = query.order_by(tasks.c.created_at.asc(), tasks.c.id.asc())
+            rows = (await conn.execute(query.limit(limit))).mappings().all()
         return [Task.from_row(row) for row in rows]
 
     async def recent_latencies(self, model: str, *, limit: int = 50) -> list[float]:

@@ -191,6 +191,10 @@ class Worker:
             due_at=now + min(self._latency.first_poll_after(task.model), self._config.task_timeout),
             lease_until=0.0,
         )
+        if not won:
+            # Cancelled (deleted by its owner) while the call was out: the job runs upstream
+            # but the gateway will never poll it, so its slot is free again.
+            self._pool.release(lease.credential.id)
         log.info(
             "task %s submitted via %s as %s (recorded: %s)",
             task.id,
@@ -304,6 +308,9 @@ class Worker:
             self._pool.release(task.upstream)
             self._latency.observe(task.model, now - (task.submitted_at or now))
             log.info("task %s completed (%d bytes)", task.id, size)
+        else:
+            # Cancelled meanwhile (its slot was released by the cancel): keep no orphan file.
+            await self._storage.delete_video(task.id)
 
     async def _fail(self, task: Task, expected: State, reason: str, **fields: object) -> None:
         if await self._store.transition(
