@@ -61,7 +61,9 @@ def _text(value: Any, param: str) -> str:
 
 
 def _seconds(value: Any, row: ModelCapabilities) -> int:
-    text = str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    text = (
+        str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    )
     if not text.isdigit():
         raise InvalidArgument(
             f"seconds must be a whole number of seconds, got {value!r}", param="seconds"
