@@ -13,8 +13,9 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter, HTTPException, Request, UploadFile
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
+from starlette.datastructures import UploadFile
 
 from veo_gateway.api.deps import OwnerDep, Services, ServicesDep
 from veo_gateway.api.openai_dialect import looks_like_openai, parse_openai_request
@@ -110,7 +111,7 @@ async def _parse_create(
 ) -> tuple[str, VideoRequest[ImageSource], str]:
     """(dialect, request, fingerprint of what the client sent) for a create."""
     content_type = request.headers.get("content-type", "").lower()
-    if content_type.startswith("multipart/form-data"):
+    if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         fields, upload = await _form_fields(request)
         parsed = parse_openai_request(fields, services.catalog, upload)
         digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
