@@ -11,7 +11,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from veo_gateway.domain.progress import LatencyModel
 from veo_gateway.errors import UpstreamError
 from veo_gateway.media.inputs import load_request
 from veo_gateway.media.storage import LocalStorage
+from veo_gateway.observability.metrics import WorkerMetrics, call_outcome
 from veo_gateway.providers.base import OperationStatus, Provider
 from veo_gateway.providers.pool import CredentialPool, Lease, NoRoute, rejects_credential
 from veo_gateway.store.tasks import State, Task, TaskStore
@@ -53,8 +54,10 @@ class Worker:
         storage: LocalStorage,
         latency: LatencyModel,
         config: WorkerConfig,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self._store = store
+        self._metrics = metrics or WorkerMetrics()
         self._pool = pool
         self._storage = storage
         self._latency = latency
@@ -62,6 +65,25 @@ class Worker:
         self._wake = asyncio.Event()
         self._submitting: set[asyncio.Task[Any]] = set()
         self._polling: set[asyncio.Task[Any]] = set()
+
+    @contextlib.contextmanager
+    def _timed(self, credential: str | None, kind: str) -> Iterator[None]:
+        """Reports one upstream call (submit, poll or download): its outcome and duration."""
+        start = time.monotonic()
+        outcome = "cancelled"
+        try:
+            yield
+            outcome = "ok"
+        except UpstreamError as exc:
+            outcome = call_outcome(exc)
+            raise
+        except Exception:
+            outcome = "error"
+            raise
+        finally:
+            self._metrics.upstream_call(
+                credential or "unknown", kind, outcome, time.monotonic() - start
+            )
 
     def wake(self) -> None:
         """Look for work now (a task was created, or a job finished)."""
@@ -176,7 +198,8 @@ class Worker:
             )
             return None
         try:
-            operation = await lease.credential.provider.submit(lease.upstream_model, request)
+            with self._timed(lease.credential.id, "submit"):
+                operation = await lease.credential.provider.submit(lease.upstream_model, request)
         except UpstreamError as exc:
             self._pool.release(lease.credential.id)
             return await self._submit_failed(task, lease, exc)
@@ -261,7 +284,8 @@ class Worker:
             )
             return
         try:
-            status = await credential.provider.poll(task.operation_name)
+            with self._timed(credential.id, "poll"):
+                status = await credential.provider.poll(task.operation_name)
             if not status.done:
                 await self._reschedule(task)
             elif status.error is not None or (status.video_ref is None and status.video is None):
@@ -293,8 +317,9 @@ class Worker:
             path, size = await self._storage.save_video(task.id, _once(status.video))
         else:
             assert status.video_ref is not None
-            async with provider.download(status.video_ref) as chunks:
-                path, size = await self._storage.save_video(task.id, chunks)
+            with self._timed(task.upstream, "download"):
+                async with provider.download(status.video_ref) as chunks:
+                    path, size = await self._storage.save_video(task.id, chunks)
         now = time.time()
         if await self._store.transition(
             task.id,
@@ -307,6 +332,7 @@ class Worker:
         ):
             self._pool.release(task.upstream)
             self._latency.observe(task.model, now - (task.submitted_at or now))
+            self._metrics.task_completed(task.model, now - (task.submitted_at or now))
             log.info("task %s completed (%d bytes)", task.id, size)
         else:
             # Cancelled meanwhile (its slot was released by the cancel): keep no orphan file.

@@ -1,0 +1,1 @@
+"""Watching the gateway: Prometheus metrics, structured access logs, request ids."""
