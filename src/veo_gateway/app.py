@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from veo_gateway.api import health, models, videos, web
+from veo_gateway.api import health, metrics, models, videos, web
 from veo_gateway.api.auth import Authenticator
 from veo_gateway.api.deps import Services
 from veo_gateway.api.limits import BodySizeLimit
@@ -26,6 +26,9 @@ from veo_gateway.errors import GatewayError, InvalidArgument, MethodNotAllowed, 
 from veo_gateway.media.fetch import FetchLimits, SafeFetcher
 from veo_gateway.media.images import ImageLimits
 from veo_gateway.media.storage import LocalStorage
+from veo_gateway.observability.census import Census, KeyNames
+from veo_gateway.observability.metrics import Metrics
+from veo_gateway.observability.middleware import Observe
 from veo_gateway.settings import Settings
 from veo_gateway.store.database import create_engine, migrate
 from veo_gateway.store.keys import KeyStore
@@ -90,6 +93,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_engine(settings.resolved_database_url)
     await migrate(engine)
     tasks, keys = TaskStore(engine), KeyStore(engine)
+    app.state.census, app.state.key_names = Census(engine), KeyNames(engine)
     storage = LocalStorage(settings.data_dir / "inputs", settings.resolved_videos_dir)
     storage.prepare()
     fetcher = SafeFetcher(
@@ -136,6 +140,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                         task_timeout=settings.task_timeout,
                         submit_attempts=settings.submit_attempts,
                     ),
+                    metrics=app.state.metrics,
                 )
                 worker_task = asyncio.create_task(worker.run(), name="veo-gateway-worker")
 
@@ -186,12 +191,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = Metrics()
     _install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(videos.router)
     app.include_router(models.router)
     app.include_router(web.router)
+    app.include_router(metrics.router)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     # Added last, so it runs first: polls skip the body cap (GETs have none) and the routing.
     app.add_middleware(StatusRoute)
+    # Outermost, so status polls are counted and logged, and every answer has a request id.
+    app.add_middleware(Observe, metrics=app.state.metrics)
     return app

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +10,7 @@ import typer
 import uvicorn
 
 from veo_gateway.cli_client import generate, videos_app
+from veo_gateway.observability.logs import configure_logging
 from veo_gateway.settings import Settings
 
 app = typer.Typer(
@@ -25,15 +25,6 @@ app.command()(generate)
 app.add_typer(videos_app, name="videos")
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # httpx logs every request at INFO: one line per upstream poll drowns the useful ones.
-    for noisy in ("httpx", "httpcore", "alembic.runtime.migration"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-
-
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
@@ -46,7 +37,7 @@ def serve(
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     if overrides:
         settings = settings.model_copy(update=overrides)
-    _logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     url = f"http://{settings.host}:{settings.port}"
     typer.echo(f"veo-gateway listening on {url}  (data in {settings.data_dir.resolve()})")
     if settings.uses_emulator:
@@ -63,6 +54,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,
         access_log=False,
     )
 
@@ -89,7 +81,7 @@ def emulator(
             settings = Settings(emulator_faults=faults)  # validated like the environment's
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             raise typer.BadParameter(str(exc), param_hint="--faults") from None
-    _logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     config = config_from_settings(
         settings, storage_dir=storage_dir or settings.data_dir / "emulator"
     )
@@ -110,6 +102,7 @@ def emulator(
         host=bind_host,
         port=bind_port,
         log_level=settings.log_level,
+        log_config=None,
         access_log=False,
     )
 

@@ -7,6 +7,7 @@ environment variable (a test checks it).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -137,6 +138,15 @@ class Settings(BaseSettings):
         description="Emulator: comma-separated Vertex bearer tokens it accepts; empty accepts any.",
     )
     log_level: str = Field("info", description="Log level: debug, info, warning or error.")
+    log_format: Literal["json", "text"] = Field(
+        "json",
+        description="Log lines as JSON objects (one per line) or as text for a terminal.",
+    )
+    metrics_token: str | None = Field(
+        None,
+        description="When set, `GET /metrics` needs `Authorization: Bearer TOKEN`; unset, it is "
+        "open (do not expose it publicly).",
+    )
 
     @field_validator("emulator_faults")
     @classmethod

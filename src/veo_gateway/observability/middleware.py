@@ -1,0 +1,172 @@
+"""`Observe`, the outermost ASGI layer: counts, times and logs each request and gives it an id.
+
+It is plain ASGI (no BaseHTTPMiddleware) and sits in front of the status fast path, which
+answers before FastAPI's routing, so polls are counted and logged like every other request. The
+per-request work is a few dictionary look-ups, two metric updates and, when the access log is
+enabled, one log record written after the response has gone out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from veo_gateway.errors import GatewayError
+from veo_gateway.observability.metrics import Metrics
+
+access_log = logging.getLogger("veo_gateway.access")
+
+# A client's X-Request-ID is kept when it is this sane; anything else is replaced.
+_SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
+# The status poll is answered before routing (api/status.py), so its template is known here.
+_STATUS_PATH = re.compile(r"/v1/videos/([^/]+)")
+STATUS_ROUTE = "/v1/videos/{task_id}"
+# Requests no route matched are counted under one label, never under their raw path.
+UNMATCHED = "unmatched"
+_CREATE_BODY_LIMIT = 64 * 1024
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route that answered (`/v1/videos/{task_id}`), never the raw path."""
+    route = scope.get("route")
+    if route is not None:
+        return str(getattr(route, "path", UNMATCHED))
+    if scope["method"] == "GET" and _STATUS_PATH.fullmatch(scope["path"]):
+        return STATUS_ROUTE
+    return UNMATCHED
+
+
+def _task_id(scope: Scope, create_body: bytes) -> str | None:
+    params = scope.get("path_params")
+    if params and "task_id" in params:
+        return str(params["task_id"])
+    if create_body:
+        try:
+            created = json.loads(create_body)
+        except ValueError:
+            return None
+        return str(created["id"]) if isinstance(created, dict) and "id" in created else None
+    if scope.get("route") is None and scope["method"] == "GET":
+        match = _STATUS_PATH.fullmatch(scope["path"])
+        return match.group(1) if match else None
+    return None
+
+
+class Observe:
+    """Request id in and out, HTTP metrics, and one access-log line per request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        request_id: bytes | None = None
+        authorization: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = value
+            elif name == b"authorization":
+                authorization = value
+        if request_id is None or not _SANE_REQUEST_ID.fullmatch(request_id):
+            request_id = os.urandom(12).hex().encode()
+        # Creates answer with the new task's id in the body: keep it for the log line.
+        capture = scope["method"] == "POST" and scope["path"] == "/v1/videos"
+        status = 500
+        started = False
+        body = bytearray()
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+                headers = [*message.get("headers", ()), (b"x-request-id", request_id)]
+                message = {**message, "headers": headers}
+            elif capture and status < 300 and len(body) < _CREATE_BODY_LIMIT:
+                body.extend(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        except Exception:
+            # Unhandled: the app's last-resort handler (outside this layer) logs it and would
+            # answer without the request id, so the answer is sent from here.
+            if not started:
+                await _internal_error(observed_send)
+            status = 500
+            await self._record(scope, start, status, request_id, authorization, b"")
+            raise
+        await self._record(scope, start, status, request_id, authorization, bytes(body))
+
+    async def _record(
+        self,
+        scope: Scope,
+        start: float,
+        status: int,
+        request_id: bytes,
+        authorization: bytes | None,
+        create_body: bytes,
+    ) -> None:
+        seconds = time.perf_counter() - start
+        route = route_template(scope)
+        method: str = scope["method"]
+        self.metrics.http_request(route, method, status, seconds)
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        fields: dict[str, Any] = {
+            "request_id": request_id.decode(),
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+            "key": await _key_name(scope, authorization, status),
+            "task_id": _task_id(scope, create_body if status < 300 else b""),
+        }
+        access_log.info("%s %s %d", method, route, status, extra={"fields": fields})
+
+
+async def _key_name(scope: Scope, authorization: bytes | None, status: int) -> str | None:
+    """The name of the client key that made the request (never the key), None if there was none.
+
+    The request has been authenticated already (or refused, 401): the look-up hits the
+    authenticator's cache (environment keys by hash, stored keys for 5 s), then a cached name.
+    """
+    if authorization is None or status == 401:
+        return None
+    state = scope["app"].state
+    services = getattr(state, "services", None)
+    names = getattr(state, "key_names", None)
+    if services is None or names is None:
+        return None
+    try:
+        owner: str = await services.auth.owner(authorization.decode("latin-1"))
+    except GatewayError:
+        return None
+    name: str = await names.name(owner)
+    return name
+
+
+async def _internal_error(send: Send) -> None:
+    error = GatewayError("internal error; it has been logged")
+    body = json.dumps(error.to_dict()).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.code,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
