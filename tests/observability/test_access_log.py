@@ -1,0 +1,141 @@
+"""Request ids in and out, and one structured access-log line per request."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import KEY_A, Gateway
+from veo_gateway.observability.logs import JsonFormatter, formatter
+
+FAST = "veo-3.1-fast-generate-preview"
+GENERATED = re.compile(r"[0-9a-f]{24}")
+
+
+def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    """The access log as the JSON format writes it, one object per line."""
+    text = JsonFormatter()
+    return [
+        json.loads(text.format(record))
+        for record in caplog.records
+        if record.name == "veo_gateway.access"
+    ]
+
+
+def wait_for(caplog: pytest.LogCaptureFixture, *request_ids: str) -> list[dict[str, Any]]:
+    """The access lines, once those of `request_ids` are there (each is written after its reply)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        lines = access_lines(caplog)
+        if set(request_ids) <= {line["request_id"] for line in lines}:
+            return lines
+        time.sleep(0.01)
+    raise AssertionError(f"no access line for some of {request_ids}")
+
+
+def test_a_sane_request_id_is_echoed(gateway: Gateway) -> None:
+    for given in ("abc-123_X.y", "a" * 128):
+        response = gateway.client.get("/healthz", headers={"X-Request-ID": given})
+        assert response.headers["x-request-id"] == given
+
+
+def test_a_missing_or_odd_request_id_is_replaced(gateway: Gateway) -> None:
+    seen = set()
+    for headers in ({}, {"X-Request-ID": "has space"}, {"X-Request-ID": "a" * 129}):
+        request_id = gateway.client.get("/healthz", headers=headers).headers["x-request-id"]
+        assert GENERATED.fullmatch(request_id)
+        seen.add(request_id)
+    assert len(seen) == 3
+
+
+def test_errors_carry_the_request_id_too(gateway: Gateway) -> None:
+    headers = {"X-Request-ID": "err-1"}
+    assert gateway.client.get("/v1/videos/x", headers=headers).headers["x-request-id"] == "err-1"
+    assert gateway.client.get("/nowhere", headers=headers).headers["x-request-id"] == "err-1"
+    refused = gateway.client.post("/v1/videos", json={}, headers={**gateway.headers(), **headers})
+    assert refused.status_code == 400
+    assert refused.headers["x-request-id"] == "err-1"
+
+
+def test_one_json_line_per_request(gateway: Gateway, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="veo_gateway.access")
+    created = gateway.client.post(
+        "/v1/videos",
+        json={"model": FAST, "prompt": "logged"},
+        headers={**gateway.headers(), "X-Request-ID": "create-1"},
+    )
+    task_id = created.json()["id"]
+    gateway.client.get(
+        f"/v1/videos/{task_id}", headers={**gateway.headers(), "X-Request-ID": "poll-1"}
+    )
+    gateway.client.get("/v1/videos/nope", headers={"X-Request-ID": "anonymous-1"})
+    gateway.client.get("/missing", headers={"X-Request-ID": "unrouted-1"})
+
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for line in wait_for(caplog, "create-1", "poll-1", "anonymous-1", "unrouted-1"):
+        by_id.setdefault(line["request_id"], []).append(line)
+    for request_id in ("create-1", "poll-1", "anonymous-1", "unrouted-1"):
+        assert len(by_id.get(request_id, [])) == 1, request_id
+    env_name = f"env:{hashlib.sha256(KEY_A.encode()).hexdigest()[:12]}"
+
+    (create,) = by_id["create-1"]
+    assert create["logger"] == "veo_gateway.access" and create["level"] == "info"
+    assert create["method"] == "POST" and create["route"] == "/v1/videos"
+    assert create["status"] == 200 and create["task_id"] == task_id
+    assert create["key"] == env_name
+    assert isinstance(create["duration_ms"], float) and create["duration_ms"] >= 0
+    assert create["ts"].endswith("Z")
+
+    (poll,) = by_id["poll-1"]
+    assert (poll["method"], poll["route"], poll["status"]) == ("GET", "/v1/videos/{task_id}", 200)
+    assert poll["task_id"] == task_id and poll["key"] == env_name
+
+    (anonymous,) = by_id["anonymous-1"]
+    assert (anonymous["status"], anonymous["key"]) == (401, None)
+    (unrouted,) = by_id["unrouted-1"]
+    assert (unrouted["route"], unrouted["status"], unrouted["task_id"]) == ("unmatched", 404, None)
+
+
+def test_a_stored_key_is_logged_by_its_name(
+    make_gateway: Callable[..., Gateway], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = {**os.environ, "VEO_GATEWAY_DATA_DIR": str(tmp_path / "data")}
+    made = subprocess.run(
+        [sys.executable, "-m", "veo_gateway", "keys", "create", "--name", "dashboard"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    secret = made.stdout.strip().splitlines()[-1]
+    gateway = make_gateway()
+    caplog.set_level(logging.INFO, logger="veo_gateway.access")
+    gateway.client.get("/v1/videos", headers={**gateway.headers(secret), "X-Request-ID": "list-1"})
+    (line,) = [line for line in wait_for(caplog, "list-1") if line["request_id"] == "list-1"]
+    assert line["key"] == "dashboard"
+    assert secret not in caplog.text
+
+
+def test_the_text_format_keeps_the_fields(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="veo_gateway.access")
+    gateway.client.get("/healthz", headers={"X-Request-ID": "text-1"})
+    wait_for(caplog, "text-1")
+    (record,) = [
+        r for r in caplog.records if getattr(r, "fields", {}).get("request_id") == "text-1"
+    ]
+    line = formatter("text").format(record)
+    assert "veo_gateway.access: GET /healthz 200" in line
+    assert "request_id=text-1" in line and "route=/healthz" in line
