@@ -22,6 +22,7 @@ from veo_gateway.api.auth import Authenticator
 from veo_gateway.api.deps import Services
 from veo_gateway.api.limits import BodySizeLimit
 from veo_gateway.api.status import StatusRoute
+from veo_gateway.domain.pricing import PriceTable
 from veo_gateway.errors import GatewayError, InvalidArgument, MethodNotAllowed, NotFound
 from veo_gateway.media.fetch import FetchLimits, SafeFetcher
 from veo_gateway.media.images import ImageLimits
@@ -33,6 +34,7 @@ from veo_gateway.settings import Settings
 from veo_gateway.store.database import create_engine, migrate
 from veo_gateway.store.keys import KeyStore
 from veo_gateway.store.tasks import TaskStore
+from veo_gateway.store.usage import UsageReport
 from veo_gateway.upstreams import open_upstreams
 from veo_gateway.worker.scheduler import Worker, WorkerConfig
 
@@ -165,6 +167,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             worker=worker,
             upstream=upstream,
             pool=upstreams.pool,
+            prices=PriceTable().with_overrides(upstreams.config.prices),
+            usage=UsageReport(engine),
         )
         yield
     finally:

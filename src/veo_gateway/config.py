@@ -32,6 +32,10 @@ targets = [
 
 [models."veo-3.1-generate-preview"]         # capability overrides of the built-in row
 typical_latency = 80
+
+[prices."veo-3.1-generate-preview"]         # USD per output second, over the list prices
+"720p" = 0.40
+"4k" = 0.60
 ```
 
 Without a file, the environment describes the simple case: `GEMINI_API_KEY` (one key, or several
@@ -42,6 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +100,8 @@ class GatewayConfig:
     upstreams: tuple[UpstreamConfig, ...]
     routes: dict[str, tuple[Target, ...]]
     models: tuple[ModelCapabilities, ...] = field(default=BUILTIN_MODELS)
+    # USD per second by model and resolution, over the built-in list prices.
+    prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
 
 def default_config(
@@ -218,4 +225,25 @@ def load_config(path: Path) -> GatewayConfig:
     if missing:
         raise ConfigError(f"routes name models with no capability row: {', '.join(missing)}")
     served = tuple(row for row in models if row.name in routes)
-    return GatewayConfig(upstreams=upstreams, routes=routes, models=served)
+    return GatewayConfig(
+        upstreams=upstreams, routes=routes, models=served, prices=_prices(data.get("prices", {}))
+    )
+
+
+def _prices(table: Any) -> dict[str, dict[str, float]]:
+    """`[prices."model"]` tables: resolution = USD per second."""
+    if not isinstance(table, dict):
+        raise ConfigError("prices must be a table of models")
+    prices: dict[str, dict[str, float]] = {}
+    for model, row in table.items():
+        if not isinstance(row, dict) or not row:
+            raise ConfigError(f'prices."{model}" must map resolutions to USD per second')
+        for resolution, price in row.items():
+            if resolution not in ("720p", "1080p", "4k"):
+                raise ConfigError(
+                    f'prices."{model}": unknown resolution {resolution!r} (720p, 1080p, 4k)'
+                )
+            if isinstance(price, bool) or not isinstance(price, int | float) or price < 0:
+                raise ConfigError(f'prices."{model}".{resolution} must be a number >= 0')
+        prices[model] = {resolution: float(price) for resolution, price in row.items()}
+    return prices

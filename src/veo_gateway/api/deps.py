@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
 from veo_gateway.api.auth import Authenticator
 from veo_gateway.domain.catalog import Catalog
+from veo_gateway.domain.pricing import PriceTable
 from veo_gateway.media.fetch import SafeFetcher
 from veo_gateway.media.images import ImageLimits
 from veo_gateway.media.storage import LocalStorage
@@ -16,6 +17,7 @@ from veo_gateway.providers.pool import CredentialPool
 from veo_gateway.settings import Settings
 from veo_gateway.store.keys import KeyStore
 from veo_gateway.store.tasks import TaskStore
+from veo_gateway.store.usage import UsageReport
 from veo_gateway.worker.scheduler import Worker
 
 
@@ -34,6 +36,8 @@ class Services:
     worker: Worker | None
     upstream: str
     pool: CredentialPool
+    prices: PriceTable = field(default_factory=PriceTable)
+    usage: UsageReport | None = None
 
 
 def services_of(request: Request) -> Services:

@@ -23,6 +23,7 @@ from veo_gateway.api.ranges import check_range
 from veo_gateway.api.render import OPENAI, SPEC, render_task
 from veo_gateway.api.spec_dialect import parse_spec_request, task_progress
 from veo_gateway.api.status import owned_task
+from veo_gateway.domain.catalog import ModelCapabilities
 from veo_gateway.domain.request import ImageSource, VideoRequest
 from veo_gateway.domain.validation import validate_request
 from veo_gateway.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
@@ -30,6 +31,7 @@ from veo_gateway.media.frames import make_spritesheet, make_thumbnail
 from veo_gateway.media.images import resolve_images
 from veo_gateway.media.inputs import save_request
 from veo_gateway.store.tasks import IdempotencyConflict, State
+from veo_gateway.store.usage import Charge, check_model
 
 VARIANTS = ("video", "thumbnail", "spritesheet")
 MAX_PAGE = 100
@@ -64,6 +66,8 @@ async def create_video(request: Request, services: ServicesDep, owner: OwnerDep)
     """
     dialect, parsed, fingerprint = await _parse_create(request, services)
     row = services.catalog.require(parsed.model)
+    limits = await services.keys.limits(owner)
+    check_model(limits, row.name)
     validate_request(parsed, row)
     key = _idempotency_key(request)
     idempotency = None if key is None else (key, fingerprint)
@@ -80,6 +84,8 @@ async def create_video(request: Request, services: ServicesDep, owner: OwnerDep)
             model=row.name,
             request=stored,
             idempotency=idempotency,
+            charge=_charge(services, parsed, row),
+            limits=limits,
         )
     except IdempotencyConflict as conflict:
         # Another request with the same key won the race: answer what it created.
@@ -104,6 +110,21 @@ async def create_video(request: Request, services: ServicesDep, owner: OwnerDep)
     # The reply is the "accepted" object (spec: status "", OpenAI: queued), even when the task
     # was already handed to Google inline; the next GET shows it in progress.
     return JSONResponse(render_task(task, time.time()))
+
+
+def _charge(
+    services: Services, parsed: VideoRequest[ImageSource], row: ModelCapabilities
+) -> Charge:
+    """What the task will cost if its video is delivered."""
+    seconds = parsed.duration_seconds or row.default_duration
+    resolution = parsed.resolution or row.default_resolution
+    return Charge(
+        model=row.name,
+        seconds=seconds,
+        resolution=resolution,
+        audio=row.audio,
+        cost_usd=services.prices.cost(row.name, resolution, seconds),
+    )
 
 
 async def _parse_create(

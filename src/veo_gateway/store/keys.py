@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from veo_gateway.store.tables import api_keys
+from veo_gateway.store.usage import Limits
 
 KEY_PREFIX = "vgw_"
 
@@ -29,6 +31,29 @@ class ApiKey:
     prefix: str
     created_at: float
     revoked_at: float | None = None
+    limits: Limits = field(default_factory=Limits)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The key as JSON (never the secret)."""
+        return {
+            "id": self.id,
+            "object": "api_key",
+            "name": self.name,
+            "prefix": self.prefix,
+            "created_at": int(self.created_at),
+            "revoked_at": None if self.revoked_at is None else int(self.revoked_at),
+            **self.limits.as_dict(),
+        }
+
+
+# Columns of the limits, and the sentinel that leaves one unchanged in `update`.
+_LIMIT_COLUMNS = (
+    "allowed_models",
+    "max_in_flight",
+    "max_video_seconds_per_day",
+    "monthly_budget_usd",
+)
+UNCHANGED: Any = object()
 
 
 class KeyStore:
@@ -37,7 +62,7 @@ class KeyStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def create(self, name: str) -> tuple[ApiKey, str]:
+    async def create(self, name: str, limits: Limits | None = None) -> tuple[ApiKey, str]:
         """Make a new key; returns it and the secret, which is not kept anywhere."""
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         key = ApiKey(
@@ -45,6 +70,7 @@ class KeyStore:
             name=name,
             prefix=secret[: len(KEY_PREFIX) + 6],
             created_at=time.time(),
+            limits=limits or Limits(),
         )
         async with self._engine.begin() as conn:
             await conn.execute(
@@ -54,9 +80,67 @@ class KeyStore:
                     key_hash=hash_key(secret),
                     prefix=key.prefix,
                     created_at=key.created_at,
+                    **_limit_values(key.limits),
                 )
             )
         return key, secret
+
+    async def get(self, key_id: str) -> ApiKey | None:
+        """A stored key by id (revoked ones too), or None."""
+        async with self._engine.connect() as conn:
+            row = (
+                (await conn.execute(api_keys.select().where(api_keys.c.id == key_id)))
+                .mappings()
+                .first()
+            )
+        return _key(row) if row else None
+
+    async def limits(self, owner: str) -> Limits:
+        """The limits of the key behind an owner id (keys from the environment have none)."""
+        key = await self.get(owner) if owner.startswith("key_") else None
+        return Limits() if key is None else key.limits
+
+    async def update(
+        self,
+        key_id: str,
+        *,
+        name: str | None = None,
+        allowed_models: Any = UNCHANGED,
+        max_in_flight: Any = UNCHANGED,
+        max_video_seconds_per_day: Any = UNCHANGED,
+        monthly_budget_usd: Any = UNCHANGED,
+    ) -> ApiKey | None:
+        """Change a live key's name or limits (None removes a limit); the key, or None when
+        there is no live key with that id."""
+        values: dict[str, Any] = {} if name is None else {"name": name}
+        for column, value in zip(
+            _LIMIT_COLUMNS,
+            (allowed_models, max_in_flight, max_video_seconds_per_day, monthly_budget_usd),
+            strict=True,
+        ):
+            if value is not UNCHANGED:
+                values[column] = list(value) if column == "allowed_models" and value else value
+        async with self._engine.begin() as conn:
+            if values:
+                result = await conn.execute(
+                    api_keys.update()
+                    .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                    .values(**values)
+                )
+                if result.rowcount != 1:
+                    return None
+            row = (
+                (
+                    await conn.execute(
+                        api_keys.select().where(
+                            api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return _key(row) if row else None
 
     async def find(self, secret: str) -> ApiKey | None:
         """The live key whose secret this is, or None."""
@@ -92,11 +176,25 @@ class KeyStore:
             return int((await conn.execute(query)).scalar_one())
 
 
+def _limit_values(limits: Limits) -> dict[str, Any]:
+    values = limits.as_dict()
+    if values["allowed_models"] is not None:
+        values["allowed_models"] = list(values["allowed_models"])
+    return values
+
+
 def _key(row: sa.RowMapping) -> ApiKey:
+    models = row["allowed_models"]
     return ApiKey(
         id=row["id"],
         name=row["name"],
         prefix=row["prefix"],
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
+        limits=Limits(
+            allowed_models=None if models is None else tuple(models),
+            max_in_flight=row["max_in_flight"],
+            max_video_seconds_per_day=row["max_video_seconds_per_day"],
+            monthly_budget_usd=row["monthly_budget_usd"],
+        ),
     )

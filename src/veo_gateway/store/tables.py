@@ -66,4 +66,29 @@ api_keys = sa.Table(
     sa.Column("prefix", sa.String(16), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float),
+    # Limits (NULL: none). allowed_models is a JSON list of public model names.
+    sa.Column("allowed_models", sa.JSON),
+    sa.Column("max_in_flight", sa.Integer),
+    sa.Column("max_video_seconds_per_day", sa.Integer),
+    sa.Column("monthly_budget_usd", sa.Float),
+)
+
+# The usage ledger: one entry per task, written with the task (state "reserved": counted
+# against the key's limits) and settled with the task's final state change, in the same
+# transaction: "charged" when a video was delivered, "released" (costs nothing) otherwise.
+usage = sa.Table(
+    "usage",
+    metadata,
+    sa.Column("task_id", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("seconds", sa.Integer, nullable=False),
+    sa.Column("resolution", sa.String(16), nullable=False),
+    sa.Column("audio", sa.Boolean, nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("day", sa.String(10), nullable=False),  # UTC date of the create: YYYY-MM-DD
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("settled_at", sa.Float),
+    sa.Index("ix_usage_owner_day", "owner", "day"),
 )

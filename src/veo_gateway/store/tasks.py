@@ -19,7 +19,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from veo_gateway.store import usage as ledger
 from veo_gateway.store.tables import idempotency_keys, tasks
+from veo_gateway.store.usage import Charge, Limits
 
 # An Idempotency-Key is remembered this long (seconds).
 IDEMPOTENCY_TTL = 24 * 3600
@@ -37,6 +39,7 @@ class State(enum.StrEnum):
 
 
 FINAL_STATES = frozenset({State.COMPLETED, State.FAILED, State.CANCELLED})
+_FINAL_VALUES = frozenset(state.value for state in FINAL_STATES)
 
 _GET_SQL = f"SELECT {', '.join(c.name for c in tasks.c)} FROM tasks WHERE id = ?"  # noqa: S608
 
@@ -150,12 +153,16 @@ class TaskStore:
         model: str,
         request: dict[str, Any],
         idempotency: tuple[str, str] | None = None,
+        charge: Charge | None = None,
+        limits: Limits | None = None,
     ) -> Task:
         """Insert a new queued task, due for submission now.
 
         With `idempotency` = (key, request hash), the key is recorded in the same transaction;
         when the owner already used it (within IDEMPOTENCY_TTL), nothing is inserted and
-        IdempotencyConflict carries the earlier record.
+        IdempotencyConflict carries the earlier record. With `charge`, the task's usage entry
+        is reserved in the same transaction, after checking the owner's `limits` (which raises
+        ResourceExhausted, inserting nothing, when one would be passed).
         """
         now = time.time()
         values = {
@@ -174,6 +181,15 @@ class TaskStore:
         async with self._write() as conn:
             if idempotency is not None:
                 await self._claim_idempotency_key(conn, owner, task_id, idempotency, now)
+            if charge is not None:
+                await ledger.reserve(
+                    conn,
+                    task_id=task_id,
+                    owner=owner,
+                    limits=limits or Limits(),
+                    charge=charge,
+                    now=now,
+                )
             await conn.execute(tasks.insert().values(**values))
         return Task(**{**values, "state": State.QUEUED})  # type: ignore[arg-type]
 
@@ -386,6 +402,7 @@ class TaskStore:
             await conn.execute(
                 idempotency_keys.delete().where(idempotency_keys.c.task_id == task_id)
             )
+            await ledger.forget(conn, task_id)
         return bool(result.rowcount == 1)
 
     async def mark_deleted(self, task_id: str, owner: str, reason: str) -> Task | None:
@@ -427,6 +444,8 @@ class TaskStore:
                     .where(tasks.c.id == task_id, tasks.c.state == before.state.value)
                     .values(**values)
                 )
+                if changed.rowcount == 1 and before.state not in FINAL_STATES:
+                    await ledger.settle(conn, task_id, delivered=False, now=now)
             if changed.rowcount == 1:
                 return before
             # Another writer (a worker on another replica) moved it meanwhile: look again.
@@ -436,15 +455,26 @@ class TaskStore:
         return await self.update(task_id, expected, **fields, state=new.value)
 
     async def update(self, task_id: str, expected: State, **fields: Any) -> bool:
-        """Set `fields` only while the task is still in `expected`; True when it was."""
-        values = {**fields, "updated_at": time.time()}
+        """Set `fields` only while the task is still in `expected`; True when it was.
+
+        A move to a final state settles the task's usage entry in the same transaction:
+        charged when completed (the video is delivered), released otherwise.
+        """
+        now = time.time()
+        values = {**fields, "updated_at": now}
         async with self._write() as conn:
             result = await conn.execute(
                 tasks.update()
                 .where(tasks.c.id == task_id, tasks.c.state == expected.value)
                 .values(**values)
             )
-        return bool(result.rowcount == 1)
+            won = bool(result.rowcount == 1)
+            new_state = fields.get("state")
+            if won and new_state in _FINAL_VALUES:
+                await ledger.settle(
+                    conn, task_id, delivered=new_state == State.COMPLETED.value, now=now
+                )
+        return won
 
     async def recover(self) -> int:
         """Release every lease and requeue interrupted submissions; run by the only worker.

@@ -1,0 +1,225 @@
+"""The usage ledger, and the client key limits checked against it.
+
+An entry is written in the transaction that creates its task (state `reserved`, after checking
+the key's limits with the entry counted), and settled in the transaction that moves the task to
+a final state: `charged` when the video was delivered, `released` otherwise. Both steps are
+compare-and-swap on the entry's state, inside the task's own transaction, so a crash or a
+restart can neither lose a settlement nor make one twice.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from veo_gateway.errors import PermissionDenied, ResourceExhausted
+from veo_gateway.store.tables import tasks, usage
+
+UNFINISHED = ("queued", "submitting", "in_progress")
+
+
+class Entry(enum.StrEnum):
+    """A ledger entry's state."""
+
+    RESERVED = "reserved"
+    CHARGED = "charged"
+    RELEASED = "released"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A client key's limits; None means no limit."""
+
+    allowed_models: tuple[str, ...] | None = None
+    max_in_flight: int | None = None
+    max_video_seconds_per_day: int | None = None
+    monthly_budget_usd: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The limits as JSON."""
+        return {
+            "allowed_models": None if self.allowed_models is None else list(self.allowed_models),
+            "max_in_flight": self.max_in_flight,
+            "max_video_seconds_per_day": self.max_video_seconds_per_day,
+            "monthly_budget_usd": self.monthly_budget_usd,
+        }
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What one task will cost if delivered."""
+
+    model: str
+    seconds: int
+    resolution: str
+    audio: bool
+    cost_usd: float
+
+
+def utc_day(at: float) -> datetime.date:
+    """The UTC date of a Unix time."""
+    return datetime.datetime.fromtimestamp(at, datetime.UTC).date()
+
+
+def check_model(limits: Limits, model: str) -> None:
+    """403 when the key may not use `model`."""
+    if limits.allowed_models is not None and model not in limits.allowed_models:
+        allowed = ", ".join(limits.allowed_models) or "none"
+        raise PermissionDenied(
+            f"this API key may not use model {model!r}; it may use: {allowed}", param="model"
+        )
+
+
+def _retry_after(seconds: float) -> dict[str, str]:
+    return {"Retry-After": str(max(1, int(seconds) + 1))}
+
+
+async def reserve(
+    conn: AsyncConnection, *, task_id: str, owner: str, limits: Limits, charge: Charge, now: float
+) -> None:
+    """Check the owner's limits with this charge counted, then write its reserved entry.
+
+    Raises ResourceExhausted (429, saying which limit, with Retry-After) when a limit would be
+    passed. Runs inside the task's create transaction, so concurrent creates cannot both slip
+    under a limit (SQLite has one writer; on PostgreSQL callers lock the key's row first).
+    """
+    today = utc_day(now)
+    if limits.max_in_flight is not None:
+        running = await conn.scalar(
+            sa.select(sa.func.count()).where(tasks.c.owner == owner, tasks.c.state.in_(UNFINISHED))
+        )
+        if int(running or 0) >= limits.max_in_flight:
+            raise ResourceExhausted(
+                f"limit reached: this API key already has {running} videos in progress "
+                f"(max_in_flight {limits.max_in_flight}); wait for one to finish",
+                headers=_retry_after(10),
+            )
+    counted = usage.c.state.in_([Entry.RESERVED.value, Entry.CHARGED.value])
+    if limits.max_video_seconds_per_day is not None:
+        used = await conn.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(usage.c.seconds), 0)).where(
+                usage.c.owner == owner, usage.c.day == today.isoformat(), counted
+            )
+        )
+        if int(used or 0) + charge.seconds > limits.max_video_seconds_per_day:
+            midnight = datetime.datetime.combine(
+                today + datetime.timedelta(days=1), datetime.time(), datetime.UTC
+            )
+            raise ResourceExhausted(
+                f"limit reached: {used} of {limits.max_video_seconds_per_day} video seconds "
+                f"used today (UTC) by this API key; this request needs {charge.seconds} more",
+                headers=_retry_after(midnight.timestamp() - now),
+            )
+    if limits.monthly_budget_usd is not None:
+        month_start = today.replace(day=1)
+        spent = await conn.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(usage.c.cost_usd), 0.0)).where(
+                usage.c.owner == owner, usage.c.day >= month_start.isoformat(), counted
+            )
+        )
+        spent = float(spent or 0.0)
+        if spent + charge.cost_usd > limits.monthly_budget_usd + 1e-9:
+            next_month = (month_start + datetime.timedelta(days=32)).replace(day=1)
+            start = datetime.datetime.combine(next_month, datetime.time(), datetime.UTC)
+            raise ResourceExhausted(
+                f"limit reached: ${spent:.2f} of this API key's ${limits.monthly_budget_usd:.2f} "
+                f"monthly budget is spent or reserved; this request costs "
+                f"${charge.cost_usd:.2f}",
+                headers=_retry_after(start.timestamp() - now),
+            )
+    await conn.execute(
+        usage.insert().values(
+            task_id=task_id,
+            owner=owner,
+            model=charge.model,
+            seconds=charge.seconds,
+            resolution=charge.resolution,
+            audio=charge.audio,
+            cost_usd=charge.cost_usd,
+            state=Entry.RESERVED.value,
+            day=today.isoformat(),
+            created_at=now,
+        )
+    )
+
+
+async def settle(conn: AsyncConnection, task_id: str, *, delivered: bool, now: float) -> bool:
+    """Charge (delivered) or release the task's reserved entry; True when this call did it."""
+    result = await conn.execute(
+        usage.update()
+        .where(usage.c.task_id == task_id, usage.c.state == Entry.RESERVED.value)
+        .values(state=(Entry.CHARGED if delivered else Entry.RELEASED).value, settled_at=now)
+    )
+    return bool(result.rowcount == 1)
+
+
+async def forget(conn: AsyncConnection, task_id: str) -> None:
+    """Drop a task's entry (its create was refused upstream at once: no task, no entry)."""
+    await conn.execute(usage.delete().where(usage.c.task_id == task_id))
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """Charged usage in one group (a day or a model)."""
+
+    group: str
+    videos: int
+    seconds: int
+    cost_usd: float
+
+    def as_dict(self, name: str) -> dict[str, Any]:
+        return {
+            name: self.group,
+            "videos": self.videos,
+            "seconds": self.seconds,
+            "cost_usd": round(self.cost_usd, 4),
+        }
+
+
+class UsageReport:
+    """Reads of the ledger, for clients (their own) and operators (any key)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def charged(
+        self, owner: str, start: datetime.date, end: datetime.date, by: str
+    ) -> Sequence[UsageRow]:
+        """Charged entries of `owner` from `start` to `end` (inclusive), grouped by day or
+        model."""
+        column = usage.c.day if by == "day" else usage.c.model
+        query = (
+            sa.select(
+                column,
+                sa.func.count(),
+                sa.func.coalesce(sa.func.sum(usage.c.seconds), 0),
+                sa.func.coalesce(sa.func.sum(usage.c.cost_usd), 0.0),
+            )
+            .where(
+                usage.c.owner == owner,
+                usage.c.state == Entry.CHARGED.value,
+                usage.c.day >= start.isoformat(),
+                usage.c.day <= end.isoformat(),
+            )
+            .group_by(column)
+            .order_by(column)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [UsageRow(str(g), int(n), int(s), float(c)) for g, n, s, c in rows]
+
+    async def reserved(self, owner: str) -> tuple[int, float]:
+        """(video seconds, USD) reserved by the owner's unfinished tasks."""
+        query = sa.select(
+            sa.func.coalesce(sa.func.sum(usage.c.seconds), 0),
+            sa.func.coalesce(sa.func.sum(usage.c.cost_usd), 0.0),
+        ).where(usage.c.owner == owner, usage.c.state == Entry.RESERVED.value)
+        async with self._engine.connect() as conn:
+            seconds, cost = (await conn.execute(query)).one()
+        return int(seconds), float(cost)
