@@ -1,0 +1,76 @@
+"""Key limits refused at create, and the usage ledger charged only for delivered videos."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+from tests.conftest import Gateway
+from veo_gateway.store.database import create_engine
+from veo_gateway.store.keys import KeyStore
+from veo_gateway.store.usage import Limits
+
+FAST = "veo-3.1-fast-generate-preview"
+BODY = {"model": FAST, "prompt": "p", "metadata": {"durationSeconds": 4}}
+
+
+def stored_key(gateway: Gateway, limits: Limits) -> str:
+    """A client key with limits, stored in the running gateway's database."""
+
+    async def create() -> str:
+        engine = create_engine(gateway.settings.resolved_database_url)
+        try:
+            _, secret = await KeyStore(engine).create("limited", limits)
+        finally:
+            await engine.dispose()
+        return secret
+
+    return asyncio.run(create())
+
+
+def ledger(gateway: Gateway) -> dict[str, tuple[str, int, float]]:
+    db = sqlite3.connect(gateway.settings.data_dir / "veo-gateway.db")
+    try:
+        rows = db.execute("select task_id, state, seconds, cost_usd from usage").fetchall()
+    finally:
+        db.close()
+    return {task_id: (state, seconds, cost) for task_id, state, seconds, cost in rows}
+
+
+def test_a_model_the_key_may_not_use_is_403(gateway: Gateway) -> None:
+    key = stored_key(gateway, Limits(allowed_models=("veo-3.1-generate-preview",)))
+    refused = gateway.create(BODY, key=key)
+    assert refused.status_code == 403
+    assert "may not use model" in refused.json()["error"]["message"]
+
+
+def test_in_flight_and_daily_seconds_limits_are_429_with_retry_after(gateway: Gateway) -> None:
+    key = stored_key(gateway, Limits(max_in_flight=1))
+    first = gateway.create(BODY, key=key)
+    assert first.status_code == 200
+    second = gateway.create(BODY, key=key)
+    assert second.status_code == 429 and int(second.headers["retry-after"]) >= 1
+    assert "max_in_flight 1" in second.json()["error"]["message"]
+    gateway.wait(first.json()["id"], key=key)
+    assert gateway.create(BODY, key=key).status_code == 200
+
+    daily = stored_key(gateway, Limits(max_video_seconds_per_day=6))
+    assert gateway.create(BODY, key=daily).status_code == 200
+    refused = gateway.create(BODY, key=daily)
+    assert refused.status_code == 429 and "video seconds" in refused.json()["error"]["message"]
+
+
+def test_only_delivered_videos_are_charged(gateway: Gateway) -> None:
+    key = stored_key(gateway, Limits(monthly_budget_usd=0.9))
+    done = gateway.create(BODY, key=key).json()["id"]
+    failed = gateway.create({**BODY, "prompt": "x [emulator:fail]"}, key=key).json()["id"]
+    assert gateway.wait(done, key=key)["status"] == "completed"
+    assert gateway.wait(failed, key=key)["status"] == "failure"
+    entries = ledger(gateway)
+    assert entries[done] == ("charged", 4, 0.4)  # 4 s at the fast model's 0.10 USD/s
+    assert entries[failed][0] == "released"
+    # 0.40 charged and the failed task's reservation released: room for one more 0.40 video
+    # (it is reserved at once), but not for two.
+    assert gateway.create(BODY, key=key).status_code == 200
+    over = gateway.create(BODY, key=key)
+    assert over.status_code == 429 and "monthly budget" in over.json()["error"]["message"]
