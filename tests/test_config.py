@@ -117,3 +117,22 @@ def test_a_new_model_can_be_declared(tmp_path: Path) -> None:
     )
     assert [row.name for row in config.models] == ["veo-4-preview"]
     assert config.models[0].durations == (4, 8)
+
+
+def test_a_bad_setting_stops_the_command_with_a_message(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "VEO_GATEWAY_EMULATOR_FAULTS": "poll.404=0.5"}
+    result = subprocess.run(
+        [sys.executable, "-m", "veo_gateway", "emulator"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "invalid configuration" in result.stderr and "poll.404" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -153,4 +153,13 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_..
 
 def main() -> None:
     """Entry point of the `veo-gateway` command."""
-    app()
+    from pydantic import ValidationError
+
+    from veo_gateway.config import ConfigError
+
+    try:
+        app()
+    except (ValidationError, ConfigError) as exc:
+        # A wrong setting or config file: say which, without a traceback.
+        typer.echo(f"veo-gateway: invalid configuration:\n{exc}", err=True)
+        raise SystemExit(2) from None
