@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import uvicorn
@@ -12,6 +12,9 @@ import uvicorn
 from veo_gateway.cli_client import generate, videos_app
 from veo_gateway.observability.logs import configure_logging
 from veo_gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from veo_gateway.store.usage import Limits
 
 app = typer.Typer(
     help="veo-gateway: Google's Veo video models behind one asynchronous HTTP API.",
@@ -107,7 +110,7 @@ def emulator(
     )
 
 
-async def _with_keys(action: str, value: str) -> None:
+async def _with_keys(action: str, value: str, limits: Limits | None = None) -> None:
     from veo_gateway.store.database import create_engine, migrate
     from veo_gateway.store.keys import KeyStore
 
@@ -117,13 +120,14 @@ async def _with_keys(action: str, value: str) -> None:
         await migrate(engine)
         store = KeyStore(engine)
         if action == "create":
-            key, secret = await store.create(value)
+            key, secret = await store.create(value, limits)
             typer.echo(f"created key {key.id} ({key.name}). The key, shown this once:")
             typer.echo(secret)
         elif action == "list":
             for key in await store.list():
                 state = "revoked" if key.revoked_at else "active"
-                typer.echo(f"{key.id}\t{key.name}\t{key.prefix}…\t{state}")
+                set_limits = {k: v for k, v in key.limits.as_dict().items() if v is not None}
+                typer.echo(f"{key.id}\t{key.name}\t{key.prefix}…\t{state}\t{set_limits or ''}")
         elif action == "revoke":
             if not await store.revoke(value):
                 typer.echo(f"no active key with id {value}", err=True)
@@ -134,9 +138,33 @@ async def _with_keys(action: str, value: str) -> None:
 
 
 @keys_app.command("create")
-def keys_create(name: Annotated[str, typer.Option(help="Who or what the key is for.")]) -> None:
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who or what the key is for.")],
+    models: Annotated[
+        str | None, typer.Option(help="Comma-separated models the key may use (default: all).")
+    ] = None,
+    max_in_flight: Annotated[
+        int | None, typer.Option(min=1, help="Tasks it may have unfinished at once.")
+    ] = None,
+    max_video_seconds_per_day: Annotated[
+        int | None, typer.Option(min=1, help="Video seconds it may order per UTC day.")
+    ] = None,
+    monthly_budget: Annotated[
+        float | None, typer.Option(min=0, help="USD it may spend per calendar month.")
+    ] = None,
+) -> None:
     """Create a client key and print it once (only its hash is stored)."""
-    asyncio.run(_with_keys("create", name))
+    from veo_gateway.store.usage import Limits
+
+    limits = Limits(
+        allowed_models=None
+        if models is None
+        else tuple(m.strip() for m in models.split(",") if m.strip()),
+        max_in_flight=max_in_flight,
+        max_video_seconds_per_day=max_video_seconds_per_day,
+        monthly_budget_usd=monthly_budget,
+    )
+    asyncio.run(_with_keys("create", name, limits))
 
 
 @keys_app.command("list")

@@ -74,3 +74,23 @@ def test_only_delivered_videos_are_charged(gateway: Gateway) -> None:
     assert gateway.create(BODY, key=key).status_code == 200
     over = gateway.create(BODY, key=key)
     assert over.status_code == 429 and "monthly budget" in over.json()["error"]["message"]
+
+
+def test_keys_created_with_limits_from_the_command_line(gateway: Gateway) -> None:
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "veo_gateway", "keys", "create", "--name", "ci"),
+            *("--models", "veo-3.1-generate-preview", "--max-in-flight", "1"),
+        ],
+        env={**os.environ, "VEO_GATEWAY_DATA_DIR": str(gateway.settings.data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    key = result.stdout.strip().splitlines()[-1]
+    assert gateway.create(BODY, key=key).status_code == 403
