@@ -36,6 +36,9 @@ from veo_gateway.store.keys import KeyStore
 from veo_gateway.store.tasks import TaskStore
 from veo_gateway.store.usage import UsageReport
 from veo_gateway.upstreams import open_upstreams
+from veo_gateway.webhooks.dispatcher import DispatchConfig, WebhookDispatcher
+from veo_gateway.webhooks.sender import WebhookSender
+from veo_gateway.webhooks.store import WebhookStore
 from veo_gateway.worker.scheduler import Worker, WorkerConfig
 
 log = logging.getLogger("veo_gateway")
@@ -109,6 +112,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     timeout = httpx.Timeout(settings.upstream_timeout, connect=10.0)
     upstream_client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
     worker_task: asyncio.Task[None] | None = None
+    webhooks_task: asyncio.Task[None] | None = None
+    webhook_sender = WebhookSender(
+        timeout=settings.webhook_timeout, allow_private=settings.allow_private_webhook_urls
+    )
     lock: IO[str] | None = None
     stack = contextlib.AsyncExitStack()
     try:
@@ -145,6 +152,19 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                     metrics=app.state.metrics,
                 )
                 worker_task = asyncio.create_task(worker.run(), name="veo-gateway-worker")
+                # Webhooks are sent by the process holding the worker lock, as tasks finish.
+                dispatcher = WebhookDispatcher(
+                    store=WebhookStore(tasks, engine),
+                    sender=webhook_sender,
+                    config=DispatchConfig(
+                        endpoints=tuple(settings.webhook_endpoints),
+                        secrets=tuple(settings.webhook_secrets),
+                        timeout=settings.webhook_timeout,
+                        retry_base=settings.webhook_retry_base,
+                        retry_for=settings.webhook_retry_for,
+                    ),
+                )
+                webhooks_task = asyncio.create_task(dispatcher.run(), name="veo-gateway-webhooks")
 
         if not settings.client_keys and await keys.count_live() == 0:
             _, secret = await keys.create("default")
@@ -172,10 +192,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         yield
     finally:
-        if worker_task is not None:
-            worker_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker_task
+        for background in (webhooks_task, worker_task):
+            if background is not None:
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
+        await webhook_sender.aclose()
         await stack.aclose()
         await upstream_client.aclose()
         await fetcher.aclose()

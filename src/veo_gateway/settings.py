@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -147,6 +147,62 @@ class Settings(BaseSettings):
         description="When set, `GET /metrics` needs `Authorization: Bearer TOKEN`; unset, it is "
         "open (do not expose it publicly).",
     )
+
+    webhook_urls: str = Field(
+        "",
+        description="Comma-separated http(s) endpoints that receive every `video.completed` and "
+        "`video.failed` event (needs WEBHOOK_SECRET).",
+    )
+    webhook_secret: str | None = Field(
+        None,
+        description="Secret that signs webhook events (Standard Webhooks): `whsec_<base64>` or "
+        "any string; several separated by spaces during a rotation. Needed by WEBHOOK_URLS and "
+        "by a request's `callback_url`.",
+    )
+    allow_private_webhook_urls: bool = Field(
+        False,
+        description="Allow webhook URLs that resolve to private, loopback or link-local "
+        "addresses (cloud metadata addresses stay refused).",
+    )
+    webhook_timeout: float = Field(
+        10.0, gt=0, description="Seconds allowed for one webhook delivery attempt."
+    )
+    webhook_retry_base: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds before the first webhook retry; doubled after each failure "
+        "(±20 % jitter), at most an hour.",
+    )
+    webhook_retry_for: float = Field(
+        24 * 3600.0,
+        gt=0,
+        description="Seconds after an event during which its delivery is retried; then it is "
+        "given up (state failed).",
+    )
+
+    @model_validator(mode="after")
+    def _check_webhooks(self) -> Settings:
+        from veo_gateway.webhooks.signing import parse_secrets
+
+        secrets = parse_secrets(self.webhook_secret or "")
+        if self.webhook_endpoints and not secrets:
+            raise ValueError("VEO_GATEWAY_WEBHOOK_URLS needs VEO_GATEWAY_WEBHOOK_SECRET")
+        for url in self.webhook_endpoints:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"webhook URL {url!r} must start with http:// or https://")
+        return self
+
+    @property
+    def webhook_endpoints(self) -> list[str]:
+        """The operator's webhook endpoints, split and stripped."""
+        return [url.strip() for url in self.webhook_urls.split(",") if url.strip()]
+
+    @property
+    def webhook_secrets(self) -> list[str]:
+        """The webhook signing secrets (several during a rotation)."""
+        from veo_gateway.webhooks.signing import parse_secrets
+
+        return parse_secrets(self.webhook_secret or "")
 
     @field_validator("emulator_faults")
     @classmethod

@@ -92,3 +92,49 @@ usage = sa.Table(
     sa.Column("settled_at", sa.Float),
     sa.Index("ix_usage_owner_day", "owner", "day"),
 )
+
+# The webhook outbox. One delivery per (finished task, endpoint), written in the transaction that
+# sets the task's `notified_at`; `id` is the Standard Webhooks `webhook-id` (the same on every
+# retry) and `payload` the exact JSON body that is signed and sent each time.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("task_id", sa.String(64), nullable=False),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # pending, delivered, failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    # Set while an attempt is under way, so a slow receiver is not sent the event twice at once;
+    # cleared at start-up by the process holding the worker lock.
+    sa.Column("lease_until", sa.Float, nullable=False, server_default="0"),
+    sa.Column("last_status", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("delivered_at", sa.Float),
+    sa.Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+    sa.Index("ix_webhook_deliveries_task", "task_id"),
+)
+
+# One row per delivery attempt: the HTTP status answered, or why no answer came.
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", sa.String(64), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("status", sa.Integer),
+    sa.Column("error", sa.Text),
+    sa.Column("duration", sa.Float, nullable=False),
+    sa.Index("ix_webhook_attempts_delivery", "delivery_id", "at"),
+)
+
+# The per-request `callback_url` of a task (spec dialect), besides the operator's endpoints.
+webhook_callbacks = sa.Table(
+    "webhook_callbacks",
+    metadata,
+    sa.Column("task_id", sa.String(64), primary_key=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+)
