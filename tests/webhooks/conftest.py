@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -58,6 +59,7 @@ class Receiver:
         self.requests: list[Received] = []
         self.statuses: list[int] = []
         self.default = 200
+        self.delay = 0.0  # seconds before answering
         self._lock = threading.Lock()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -79,6 +81,8 @@ class Receiver:
         with self._lock:
             status = self.statuses.pop(0) if self.statuses else self.default
             self.requests.append(Received(scope["path"], headers, body, status))
+        if self.delay:
+            await asyncio.sleep(self.delay)
         extra = [(b"location", b"/elsewhere")] if 300 <= status < 400 else []
         await send(
             {

@@ -14,7 +14,8 @@ from veo_gateway.domain.request import ImageSource, ReferenceImage, VideoRequest
 from veo_gateway.errors import InvalidArgument
 from veo_gateway.store.tasks import FINAL_STATES, State, Task
 
-TOP_LEVEL_FIELDS = ("model", "prompt", "images", "metadata")
+# `callback_url` is read by the create route itself (webhooks/callbacks.py), not by this parser.
+TOP_LEVEL_FIELDS = ("model", "prompt", "images", "metadata", "callback_url")
 
 # metadata keys the gateway reads itself; every other key goes to upstream `parameters` as is.
 _KNOWN_METADATA = (

@@ -32,6 +32,7 @@ from veo_gateway.media.images import resolve_images
 from veo_gateway.media.inputs import save_request
 from veo_gateway.store.tasks import IdempotencyConflict, State
 from veo_gateway.store.usage import Charge, check_model
+from veo_gateway.webhooks.callbacks import register_callback, validate_callback_url
 
 VARIANTS = ("video", "thumbnail", "spritesheet")
 MAX_PAGE = 100
@@ -64,7 +65,7 @@ async def create_video(request: Request, services: ServicesDep, owner: OwnerDep)
     the task keeps the dialect it was created in. With an `Idempotency-Key`, a repeat of the
     same request gives back the same task, and a different request with the key a 409.
     """
-    dialect, parsed, fingerprint = await _parse_create(request, services)
+    dialect, parsed, fingerprint, callback_url = await _parse_create(request, services)
     row = services.catalog.require(parsed.model)
     limits = await services.keys.limits(owner)
     check_model(limits, row.name)
@@ -97,6 +98,8 @@ async def create_video(request: Request, services: ServicesDep, owner: OwnerDep)
     except BaseException:
         await services.storage.delete_inputs(task_id)
         raise
+    if callback_url is not None:
+        await register_callback(services.tasks, task.id, callback_url)
     if services.worker is not None:
         timeout = services.settings.inline_submit_timeout
         refusal = await services.worker.submit_now(task, timeout)
@@ -129,8 +132,8 @@ def _charge(
 
 async def _parse_create(
     request: Request, services: Services
-) -> tuple[str, VideoRequest[ImageSource], str]:
-    """(dialect, request, fingerprint of what the client sent) for a create."""
+) -> tuple[str, VideoRequest[ImageSource], str, str | None]:
+    """(dialect, request, fingerprint of what the client sent, callback URL) for a create."""
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         fields, upload = await _form_fields(request)
@@ -138,12 +141,14 @@ async def _parse_create(
         digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
         if upload is not None:
             digest.update(hashlib.sha256(upload[0]).digest())
-        return OPENAI, parsed, digest.hexdigest()
+        return OPENAI, parsed, digest.hexdigest(), None
     body = await _json_body(request)
     fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     if isinstance(body, Mapping) and looks_like_openai(body):
-        return OPENAI, parse_openai_request(body, services.catalog), fingerprint
-    return SPEC, parse_spec_request(body), fingerprint
+        return OPENAI, parse_openai_request(body, services.catalog), fingerprint, None
+    parsed = parse_spec_request(body)
+    callback_url = validate_callback_url(body.get("callback_url"), services.settings)
+    return SPEC, parsed, fingerprint, callback_url
 
 
 async def _form_fields(request: Request) -> tuple[dict[str, Any], tuple[bytes, str | None] | None]:
