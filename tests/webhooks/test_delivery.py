@@ -113,8 +113,8 @@ def test_a_restart_in_the_middle_delivers_once_more(
 ) -> None:
     data_dir = tmp_path / "data"
     receiver.app.default = 503
-    # A first backoff of 2.4 to 3.6 s: the gateway stops between two attempts.
-    first = gateway_settings(data_dir, **hooked(receiver, webhook_retry_base=3))
+    # A first backoff of 4 to 6 s: the gateway stops between two attempts.
+    first = gateway_settings(data_dir, **hooked(receiver, webhook_retry_base=5))
     with serve_app(create_app(first)) as url, httpx.Client(base_url=url, timeout=30) as client:
         headers = {"Authorization": f"Bearer {KEY_A}"}
         response = client.post(
@@ -123,7 +123,7 @@ def test_a_restart_in_the_middle_delivers_once_more(
         task_id = response.json()["id"]
         (delivery,) = wait_until(lambda: [d for d in outbox.deliveries(task_id) if d["attempts"]])
         assert delivery["state"] == "pending" and delivery["last_status"] == 503
-        assert delivery["next_attempt_at"] > delivery["created_at"] + 2
+        assert delivery["next_attempt_at"] > delivery["created_at"] + 3
 
     assert len(receiver.app.requests) == 1
     receiver.app.default = 200

@@ -25,6 +25,8 @@ from veo_gateway.webhooks.store import DELIVERED, FAILED, PENDING, Delivery, Web
 
 log = logging.getLogger("veo_gateway.webhooks")
 
+QUEUE_BATCH = 100  # finished tasks announced per transaction
+
 
 @dataclass(frozen=True)
 class DispatchConfig:
@@ -89,7 +91,8 @@ class WebhookDispatcher:
         """One round: queue new events, start the due deliveries there is room for."""
         config = self._config
         now = time.time()
-        await self._store.queue_events(config.endpoints, now)
+        if await self._store.queue_events(config.endpoints, now, QUEUE_BATCH) == QUEUE_BATCH:
+            self.wake()  # more finished tasks are waiting: another round at once
         room = config.concurrency - len(self._running)
         if room <= 0 or not config.secrets:
             return  # without a secret nothing is sent: events wait, unsigned is never an option
