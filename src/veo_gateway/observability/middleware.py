@@ -18,12 +18,15 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from veo_gateway.errors import GatewayError
+from veo_gateway.observability.logs import ACCESS_LOGGER
 from veo_gateway.observability.metrics import Metrics
 
-access_log = logging.getLogger("veo_gateway.access")
+access_log = logging.getLogger(ACCESS_LOGGER)
 
-# A client's X-Request-ID is kept when it is this sane; anything else is replaced.
+# A client's X-Request-ID is kept when it is this sane; anything else is replaced. Task ids
+# taken from a path are logged only when they look like one (a path can hold anything).
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
+_SANE_TASK_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 # The status poll is answered before routing (api/status.py), so its template is known here.
 _STATUS_PATH = re.compile(r"/v1/videos/([^/]+)")
 STATUS_ROUTE = "/v1/videos/{task_id}"
@@ -43,6 +46,11 @@ def route_template(scope: Scope) -> str:
 
 
 def _task_id(scope: Scope, create_body: bytes) -> str | None:
+    task_id = _given_task_id(scope, create_body)
+    return task_id if task_id is not None and _SANE_TASK_ID.fullmatch(task_id) else None
+
+
+def _given_task_id(scope: Scope, create_body: bytes) -> str | None:
     params = scope.get("path_params")
     if params and "task_id" in params:
         return str(params["task_id"])
@@ -132,7 +140,19 @@ class Observe:
             "key": await _key_name(scope, authorization, status),
             "task_id": _task_id(scope, create_body if status < 300 else b""),
         }
-        access_log.info("%s %s %d", method, route, status, extra={"fields": fields})
+        # makeRecord and handle are what `info` does, less the search for the caller's frame.
+        access_log.handle(
+            access_log.makeRecord(
+                ACCESS_LOGGER,
+                logging.INFO,
+                __file__,
+                0,
+                "%s %s %d",
+                (method, route, status),
+                None,
+                extra={"fields": fields},
+            )
+        )
 
 
 async def _key_name(scope: Scope, authorization: bytes | None, status: int) -> str | None:
