@@ -215,6 +215,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Google's Veo video models behind one asynchronous HTTP API.",
         lifespan=_lifespan,
+        # OpenTelemetry through FastAPI checks for configured providers on every request, a
+        # measurable part of a status poll; the gateway's own metrics are at /metrics.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
