@@ -231,5 +231,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last, so it runs first: polls skip the body cap (GETs have none) and the routing.
     app.add_middleware(StatusRoute)
     # Outermost, so status polls are counted and logged, and every answer has a request id.
-    app.add_middleware(Observe, metrics=app.state.metrics)
+    app.add_middleware(Observe, metrics=app.state.metrics, access_log=settings.access_log)
     return app

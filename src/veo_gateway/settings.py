@@ -142,6 +142,11 @@ class Settings(BaseSettings):
         "json",
         description="Log lines as JSON objects (one per line) or as text for a terminal.",
     )
+    access_log: Literal["all", "errors", "off"] = Field(
+        "all",
+        description="Access-log lines (logger veo_gateway.access, level info): one per request, "
+        "only for answers with status 400 or more, or none.",
+    )
     metrics_token: str | None = Field(
         None,
         description="When set, `GET /metrics` needs `Authorization: Bearer TOKEN`; unset, it is "

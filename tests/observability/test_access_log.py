@@ -139,3 +139,24 @@ def test_the_text_format_keeps_the_fields(
     line = formatter("text").format(record)
     assert "veo_gateway.access: GET /healthz 200" in line
     assert "request_id=text-1" in line and "route=/healthz" in line
+
+
+def test_errors_only_access_log(
+    make_gateway: Callable[..., Gateway], caplog: pytest.LogCaptureFixture
+) -> None:
+    gateway = make_gateway(access_log="errors")
+    caplog.set_level(logging.INFO, logger="veo_gateway.access")
+    gateway.client.get("/healthz", headers={"X-Request-ID": "fine-1"})
+    gateway.client.get("/v1/videos/x", headers={"X-Request-ID": "refused-1"})
+    lines = wait_for(caplog, "refused-1")
+    assert [line["status"] for line in lines] == [401]
+
+
+def test_an_odd_task_id_in_a_path_is_not_logged(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="veo_gateway.access")
+    odd = "Bearer%20abc%0Aforged line"
+    gateway.client.get(f"/v1/videos/{odd}/content", headers={"X-Request-ID": "odd-1"})
+    (line,) = [line for line in wait_for(caplog, "odd-1") if line["request_id"] == "odd-1"]
+    assert line["route"] == "/v1/videos/{task_id}/content" and line["task_id"] is None

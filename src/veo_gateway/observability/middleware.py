@@ -69,9 +69,11 @@ def _given_task_id(scope: Scope, create_body: bytes) -> str | None:
 class Observe:
     """Request id in and out, HTTP metrics, and one access-log line per request."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: str = "all") -> None:
         self.app = app
         self.metrics = metrics
+        # The lowest status that gets an access line: "all" 0, "errors" 400, "off" never.
+        self.log_from = {"all": 0, "errors": 400}.get(access_log, 1000)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -129,7 +131,7 @@ class Observe:
         route = route_template(scope)
         method: str = scope["method"]
         self.metrics.http_request(route, method, status, seconds)
-        if not access_log.isEnabledFor(logging.INFO):
+        if status < self.log_from or not access_log.isEnabledFor(logging.INFO):
             return
         fields: dict[str, Any] = {
             "request_id": request_id.decode(),
