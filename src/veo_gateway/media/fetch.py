@@ -111,6 +111,12 @@ def _metadata_reason(ip: IPAddress) -> str | None:
     return "cloud metadata" if ip in _METADATA else None
 
 
+def client_url_policy(allow_private: bool) -> AddressPolicy:
+    """The policy for URLs from clients: public addresses only, or with `allow_private`,
+    everything but the cloud metadata service."""
+    return _metadata_reason if allow_private else forbidden_reason
+
+
 def _size(n: int) -> str:
     return f"{n // _MIB} MB" if n >= _MIB and n % _MIB == 0 else f"{n:,} bytes"
 
@@ -133,7 +139,7 @@ class SafeFetcher:
     ) -> None:
         self._limits = limits
         if address_policy is None:
-            address_policy = _metadata_reason if limits.allow_private else forbidden_reason
+            address_policy = client_url_policy(limits.allow_private)
         self._policy = address_policy
         self._client = httpx.AsyncClient(
             transport=transport,
@@ -197,8 +203,8 @@ class SafeFetcher:
         host = parsed.raw_host.decode("ascii")  # IDNA-encoded, IPv6 without brackets
         if not host:
             raise FetchRefused("the URL has no host")
-        addresses = await self._resolve(
-            host, parsed.port or (443 if parsed.scheme == "https" else 80)
+        addresses = await resolve_checked(
+            host, parsed.port or (443 if parsed.scheme == "https" else 80), self._policy
         )
         headers = {"Host": parsed.netloc.decode("ascii")}
         extensions = {"sni_hostname": host} if parsed.scheme == "https" else {}
@@ -218,30 +224,6 @@ class SafeFetcher:
                 raise FetchRefused(f"request failed: {exc or type(exc).__name__}") from exc
         raise FetchRefused(f"could not connect to {host}: {failure or 'no address'}")
 
-    async def _resolve(self, host: str, port: int) -> list[IPAddress]:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM
-            )
-        except (OSError, UnicodeError) as exc:  # socket.gaierror is an OSError
-            raise FetchRefused(f"host {host!r} could not be resolved") from exc
-        addresses: list[IPAddress] = []
-        for info in infos:
-            address = ipaddress.ip_address(str(info[4][0]).partition("%")[0])
-            # The same host either way, and reachable without an IPv6 stack.
-            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-                address = address.ipv4_mapped
-            if address not in addresses:
-                addresses.append(address)
-        # Every answer must pass: a name with one public and one internal address is refused,
-        # whichever of them the connection would have used.
-        for address in addresses:
-            if reason := self._policy(address):
-                raise FetchRefused(f"address {address} is {reason}")
-        if not addresses:
-            raise FetchRefused(f"host {host!r} has no address")
-        return addresses
-
     async def _read(self, response: httpx.Response) -> bytes:
         limit = self._limits.max_bytes
         declared = response.headers.get("content-length", "")
@@ -260,3 +242,31 @@ class SafeFetcher:
         except httpx.HTTPError as exc:
             raise FetchRefused(f"the download broke off: {exc or type(exc).__name__}") from exc
         return b"".join(chunks)
+
+
+async def resolve_checked(host: str, port: int, policy: AddressPolicy) -> list[IPAddress]:
+    """Every address `host` resolves to, once each passed `policy`; FetchRefused otherwise.
+
+    Callers connect to these addresses, never to the name again, so DNS cannot change the
+    answer between the check and the connection.
+    """
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:  # socket.gaierror is an OSError
+        raise FetchRefused(f"host {host!r} could not be resolved") from exc
+    addresses: list[IPAddress] = []
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).partition("%")[0])
+        # The same host either way, and reachable without an IPv6 stack.
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if address not in addresses:
+            addresses.append(address)
+    # Every answer must pass: a name with one public and one internal address is refused,
+    # whichever of them the connection would have used.
+    for address in addresses:
+        if reason := policy(address):
+            raise FetchRefused(f"address {address} is {reason}")
+    if not addresses:
+        raise FetchRefused(f"host {host!r} has no address")
+    return addresses

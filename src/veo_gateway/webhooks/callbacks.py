@@ -12,10 +12,10 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from veo_gateway.errors import InvalidArgument
+from veo_gateway.media.fetch import client_url_policy
 from veo_gateway.settings import Settings
 from veo_gateway.store.tables import webhook_callbacks
 from veo_gateway.store.tasks import TaskStore
-from veo_gateway.webhooks.sender import address_policy
 
 MAX_CALLBACK_URL = 2048
 PARAM = "callback_url"
@@ -52,7 +52,7 @@ def validate_callback_url(value: object, settings: Settings) -> str | None:
         literal = ipaddress.ip_address(host)
     except ValueError:
         return value  # a name: resolved and checked at each delivery
-    reason = address_policy(settings.allow_private_webhook_urls)(literal)
+    reason = client_url_policy(settings.allow_private_webhook_urls)(literal)
     if reason:
         raise InvalidArgument(f"callback_url address {literal} is {reason}", param=PARAM)
     return value

@@ -9,26 +9,13 @@ not followed: a receiver that redirects has not taken the event, and the attempt
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 from dataclasses import dataclass
 
 import httpx
 
-from veo_gateway.media.fetch import AddressPolicy, IPAddress, forbidden_reason
+from veo_gateway.media.fetch import FetchRefused, client_url_policy, resolve_checked
 
 USER_AGENT = "veo-gateway-webhooks"
-
-
-def metadata_only(ip: IPAddress) -> str | None:
-    """The policy when private addresses are allowed: only cloud metadata stays refused."""
-    reason = forbidden_reason(ip)
-    return reason if reason == "cloud metadata" else None
-
-
-def address_policy(allow_private: bool) -> AddressPolicy:
-    """The address policy for webhook URLs (that of image URLs)."""
-    return metadata_only if allow_private else forbidden_reason
 
 
 @dataclass(frozen=True)
@@ -60,7 +47,7 @@ class WebhookSender:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._timeout = timeout
-        self._policy = address_policy(allow_private)
+        self._policy = client_url_policy(allow_private)
         self._client = httpx.AsyncClient(
             transport=transport,
             follow_redirects=False,
@@ -96,7 +83,10 @@ class WebhookSender:
         if not host:
             raise Refused("the URL has no host")
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        addresses = await self._resolve(host, port)
+        try:
+            addresses = await resolve_checked(host, port, self._policy)
+        except FetchRefused as exc:
+            raise Refused(str(exc)) from exc
         all_headers = {
             **headers,
             "Host": parsed.netloc.decode("ascii"),
@@ -128,25 +118,3 @@ class WebhookSender:
                 return Outcome(response.status_code, None)
             return Outcome(response.status_code, f"HTTP {response.status_code}")
         raise Refused(f"could not connect to {host}: {failure or 'no address'}")
-
-    async def _resolve(self, host: str, port: int) -> list[IPAddress]:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM
-            )
-        except (OSError, UnicodeError) as exc:
-            raise Refused(f"host {host!r} could not be resolved") from exc
-        addresses: list[IPAddress] = []
-        for info in infos:
-            address = ipaddress.ip_address(str(info[4][0]).partition("%")[0])
-            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-                address = address.ipv4_mapped
-            if address not in addresses:
-                addresses.append(address)
-        # Every answer must pass, whichever one the connection would have used.
-        for address in addresses:
-            if reason := self._policy(address):
-                raise Refused(f"address {address} is {reason}")
-        if not addresses:
-            raise Refused(f"host {host!r} has no address")
-        return addresses
