@@ -65,12 +65,14 @@ async def create_video(request: Request, services: ServicesDep, owner: OwnerDep)
     the task keeps the dialect it was created in. With an `Idempotency-Key`, a repeat of the
     same request gives back the same task, and a different request with the key a 409.
     """
-    dialect, parsed, fingerprint, callback_url = await _parse_create(request, services)
+    key = _idempotency_key(request)
+    dialect, parsed, fingerprint, callback_url = await _parse_create(
+        request, services, fingerprint=key is not None
+    )
     row = services.catalog.require(parsed.model)
     limits = await services.keys.limits(owner)
     check_model(limits, row.name)
     validate_request(parsed, row)
-    key = _idempotency_key(request)
     idempotency = None if key is None else (key, fingerprint)
     if key is not None and (earlier := await services.tasks.find_idempotent(owner, key)):
         return await _replay(services, owner, key, fingerprint, *earlier)
@@ -131,24 +133,33 @@ def _charge(
 
 
 async def _parse_create(
-    request: Request, services: Services
+    request: Request, services: Services, *, fingerprint: bool
 ) -> tuple[str, VideoRequest[ImageSource], str, str | None]:
-    """(dialect, request, fingerprint of what the client sent, callback URL) for a create."""
+    """(dialect, request, fingerprint of what the client sent, callback URL) for a create.
+
+    The fingerprint (a digest of the canonical request, images included) is only worked out
+    when asked for: only creates with an Idempotency-Key need it, and bodies run to tens of MB.
+    """
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         fields, upload = await _form_fields(request)
         parsed = parse_openai_request(fields, services.catalog, upload)
-        digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
-        if upload is not None:
-            digest.update(hashlib.sha256(upload[0]).digest())
-        return OPENAI, parsed, digest.hexdigest(), None
+        digest = ""
+        if fingerprint:
+            hashed = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
+            if upload is not None:
+                hashed.update(hashlib.sha256(upload[0]).digest())
+            digest = hashed.hexdigest()
+        return OPENAI, parsed, digest, None
     body = await _json_body(request)
-    fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    digest = (
+        hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest() if fingerprint else ""
+    )
     if isinstance(body, Mapping) and looks_like_openai(body):
-        return OPENAI, parse_openai_request(body, services.catalog), fingerprint, None
+        return OPENAI, parse_openai_request(body, services.catalog), digest, None
     parsed = parse_spec_request(body)
     callback_url = validate_callback_url(body.get("callback_url"), services.settings)
-    return SPEC, parsed, fingerprint, callback_url
+    return SPEC, parsed, digest, callback_url
 
 
 async def _form_fields(request: Request) -> tuple[dict[str, Any], tuple[bytes, str | None] | None]:
