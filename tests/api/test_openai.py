@@ -229,3 +229,18 @@ def test_idempotent_creates_under_a_real_race(gateway: Gateway) -> None:
         "/v1/videos", json=body, headers={**gateway.headers(), "Idempotency-Key": "order-42"}
     )
     assert replay.json()["id"] == task_id and replay.headers["idempotent-replayed"] == "true"
+
+
+def test_idempotency_keys_expire_after_a_day(gateway: Gateway) -> None:
+    body = {"model": FAST, "prompt": "once", "metadata": {"durationSeconds": 4}}
+    headers = {**gateway.headers(), "Idempotency-Key": "daily-report"}
+    first = gateway.client.post("/v1/videos", json=body, headers=headers).json()["id"]
+    db = sqlite3.connect(gateway.settings.data_dir / "veo-gateway.db")
+    with db:
+        db.execute("update idempotency_keys set created_at = created_at - 86401")
+    db.close()
+    # A day later the key is free again: even another body is a new task, not a 409.
+    later = gateway.client.post("/v1/videos", json={**body, "prompt": "again"}, headers=headers)
+    assert later.status_code == 200 and later.json()["id"] != first
+    replay = gateway.client.post("/v1/videos", json={**body, "prompt": "again"}, headers=headers)
+    assert replay.json()["id"] == later.json()["id"]
