@@ -1,9 +1,11 @@
-"""SIGKILL the gateway with tasks queued and running: after a restart every task finishes, and
-the emulator (a separate process) has seen each submitted exactly once."""
+"""SIGKILL the gateway with tasks queued and running: after a restart every task finishes, the
+emulator (a separate process) has seen each submitted exactly once, and each task's usage
+reservation was settled exactly once (charged when delivered, released when not)."""
 
 from __future__ import annotations
 
 import signal
+import sqlite3
 import time
 from pathlib import Path
 
@@ -13,6 +15,15 @@ from tests.support.processes import free_port, start, stop, wait_http
 
 KEY = "restart-key"
 FAST = "veo-3.1-fast-generate-preview"
+
+
+def ledger(data_dir: Path) -> list[tuple[str, str]]:
+    """(task id, state) of every usage entry, read from the gateway's SQLite file."""
+    db = sqlite3.connect(data_dir / "veo-gateway.db")
+    try:
+        return db.execute("select task_id, state from usage order by task_id").fetchall()
+    finally:
+        db.close()
 
 
 def test_sigkill_loses_nothing_and_submits_nothing_twice(tmp_path: Path) -> None:
@@ -43,9 +54,10 @@ def test_sigkill_loses_nothing_and_submits_nothing_twice(tmp_path: Path) -> None
                 f"{gateway_url}/v1/videos",
                 headers=headers,
                 timeout=30,
-                json={"model": FAST, "prompt": f"task {i}", "metadata": {"durationSeconds": 4}},
+                json={"model": FAST, "prompt": prompt, "metadata": {"durationSeconds": 4}},
             ).json()["id"]
-            for i in range(6)
+            # The last one fails upstream, so its reservation must be released, not charged.
+            for prompt in [*(f"task {i}" for i in range(5)), "task 5 [emulator:fail]"]
         ]
         # Wait for the moment two run upstream and four wait: then no submission is under way.
         deadline = time.monotonic() + 30
@@ -58,6 +70,7 @@ def test_sigkill_loses_nothing_and_submits_nothing_twice(tmp_path: Path) -> None
                 break
             assert time.monotonic() < deadline, states
             time.sleep(0.05)
+        assert ledger(tmp_path / "data") == sorted((i, "reserved") for i in ids)
         gateway.send_signal(signal.SIGKILL)
         gateway.wait()
 
@@ -68,14 +81,21 @@ def test_sigkill_loses_nothing_and_submits_nothing_twice(tmp_path: Path) -> None
             bodies = [
                 httpx.get(f"{gateway_url}/v1/videos/{i}", headers=headers).json() for i in ids
             ]
-            if all(b["status"] == "completed" for b in bodies):
+            if [b["status"] for b in bodies] == ["completed"] * 5 + ["failure"]:
                 break
-            assert not any(b["status"] == "failure" for b in bodies), bodies
+            assert not any(b["status"] == "failure" for b in bodies[:5]), bodies
             assert time.monotonic() < deadline, bodies
             time.sleep(0.2)
         stats = httpx.get(f"{emulator_url}/_emulator/stats").json()
         assert stats["submissions"] == 6
-        for task_id in ids:
+        # One entry per task, each settled once: five charged, the failed one released.
+        assert ledger(tmp_path / "data") == sorted(
+            [(i, "charged") for i in ids[:5]] + [(ids[5], "released")]
+        )
+        usage = httpx.get(f"{gateway_url}/v1/usage", headers=headers).json()
+        assert usage["total"] == {"videos": 5, "seconds": 20, "cost_usd": 2.0}
+        assert usage["reserved"]["videos"] == 0
+        for task_id in ids[:5]:
             content = httpx.get(f"{gateway_url}/v1/videos/{task_id}/content", headers=headers)
             assert content.status_code == 200 and content.content[4:8] == b"ftyp"
     finally:

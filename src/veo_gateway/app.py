@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from veo_gateway.api import health, metrics, models, videos, web
+from veo_gateway.api import admin, health, metrics, models, usage, videos, web
 from veo_gateway.api.auth import Authenticator
 from veo_gateway.api.deps import Services
 from veo_gateway.api.limits import BodySizeLimit
@@ -225,6 +225,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(videos.router)
     app.include_router(models.router)
+    app.include_router(usage.router)
+    app.include_router(admin.router)
     app.include_router(web.router)
     app.include_router(metrics.router)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)

@@ -1,28 +1,25 @@
-"""The `veo-gateway` command: serve, emulator, keys; generate and videos (cli_client.py)."""
+"""The `veo-gateway` command: serve and emulator; keys (cli_keys.py); generate and videos
+(cli_client.py)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 import uvicorn
 
 from veo_gateway.cli_client import generate, videos_app
+from veo_gateway.cli_keys import keys_app
 from veo_gateway.observability.logs import configure_logging
 from veo_gateway.settings import Settings
-
-if TYPE_CHECKING:
-    from veo_gateway.store.usage import Limits
 
 app = typer.Typer(
     help="veo-gateway: Google's Veo video models behind one asynchronous HTTP API.",
     no_args_is_help=True,
     add_completion=False,
 )
-keys_app = typer.Typer(help="Client API keys.", no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
+app.add_typer(keys_app, name="keys", no_args_is_help=True)
 # The client commands talk to a running gateway over HTTP (veo_gateway.client).
 app.command()(generate)
 app.add_typer(videos_app, name="videos")
@@ -108,75 +105,6 @@ def emulator(
         log_config=None,
         access_log=False,
     )
-
-
-async def _with_keys(action: str, value: str, limits: Limits | None = None) -> None:
-    from veo_gateway.store.database import create_engine, migrate
-    from veo_gateway.store.keys import KeyStore
-
-    settings = Settings()
-    engine = create_engine(settings.resolved_database_url)
-    try:
-        await migrate(engine)
-        store = KeyStore(engine)
-        if action == "create":
-            key, secret = await store.create(value, limits)
-            typer.echo(f"created key {key.id} ({key.name}). The key, shown this once:")
-            typer.echo(secret)
-        elif action == "list":
-            for key in await store.list():
-                state = "revoked" if key.revoked_at else "active"
-                set_limits = {k: v for k, v in key.limits.as_dict().items() if v is not None}
-                typer.echo(f"{key.id}\t{key.name}\t{key.prefix}…\t{state}\t{set_limits or ''}")
-        elif action == "revoke":
-            if not await store.revoke(value):
-                typer.echo(f"no active key with id {value}", err=True)
-                raise typer.Exit(1)
-            typer.echo(f"revoked {value}")
-    finally:
-        await engine.dispose()
-
-
-@keys_app.command("create")
-def keys_create(
-    name: Annotated[str, typer.Option(help="Who or what the key is for.")],
-    models: Annotated[
-        str | None, typer.Option(help="Comma-separated models the key may use (default: all).")
-    ] = None,
-    max_in_flight: Annotated[
-        int | None, typer.Option(min=1, help="Tasks it may have unfinished at once.")
-    ] = None,
-    max_video_seconds_per_day: Annotated[
-        int | None, typer.Option(min=1, help="Video seconds it may order per UTC day.")
-    ] = None,
-    monthly_budget: Annotated[
-        float | None, typer.Option(min=0, help="USD it may spend per calendar month.")
-    ] = None,
-) -> None:
-    """Create a client key and print it once (only its hash is stored)."""
-    from veo_gateway.store.usage import Limits
-
-    limits = Limits(
-        allowed_models=None
-        if models is None
-        else tuple(m.strip() for m in models.split(",") if m.strip()),
-        max_in_flight=max_in_flight,
-        max_video_seconds_per_day=max_video_seconds_per_day,
-        monthly_budget_usd=monthly_budget,
-    )
-    asyncio.run(_with_keys("create", name, limits))
-
-
-@keys_app.command("list")
-def keys_list() -> None:
-    """List stored keys (ids, names, prefixes; never the secrets)."""
-    asyncio.run(_with_keys("list", ""))
-
-
-@keys_app.command("revoke")
-def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_...).")]) -> None:
-    """Revoke a stored key."""
-    asyncio.run(_with_keys("revoke", key_id))
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 
 from tests.conftest import Gateway
 from veo_gateway.store.database import create_engine
@@ -94,3 +95,25 @@ def test_keys_created_with_limits_from_the_command_line(gateway: Gateway) -> Non
     assert result.returncode == 0, result.stderr
     key = result.stdout.strip().splitlines()[-1]
     assert gateway.create(BODY, key=key).status_code == 403
+
+
+def test_blocked_and_cancelled_tasks_cost_nothing(gateway: Gateway) -> None:
+    blocked = gateway.create({**BODY, "prompt": "x [emulator:blocked]"}).json()["id"]
+    cancelled = gateway.create({**BODY, "prompt": "cancel me"}).json()["id"]
+    deleted = gateway.client.delete(f"/v1/videos/{cancelled}", headers=gateway.headers())
+    assert deleted.status_code == 200
+    assert gateway.wait(blocked)["status"] == "failure"
+    entries = ledger(gateway)
+    assert entries[blocked][0] == "released"
+    assert entries[cancelled][0] == "released"
+    # The usage report agrees: nothing charged, nothing held.
+    report = gateway.client.get("/v1/usage", headers=gateway.headers()).json()
+    assert report["total"]["videos"] == 0 and report["reserved"]["videos"] == 0
+
+
+def test_timed_out_tasks_cost_nothing(make_gateway: Callable[..., Gateway]) -> None:
+    gateway = make_gateway(emulator_latency="30", task_timeout=1.0)
+    task_id = gateway.create(BODY).json()["id"]
+    status = gateway.wait(task_id, timeout=30)
+    assert status["status"] == "failure" and "timed out" in str(status)
+    assert ledger(gateway)[task_id][0] == "released"

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 
 from veo_gateway.errors import Unauthenticated
 from veo_gateway.store.keys import KeyStore, hash_key
 
 _CACHE_SECONDS = 5.0
+
+
+def bearer_matches(expected: str, authorization: str | None) -> bool:
+    """Whether an Authorization header is `Bearer <expected>` (compared in constant time)."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        token.strip().encode(), expected.encode()
+    )
 
 
 class Authenticator:
@@ -20,6 +29,10 @@ class Authenticator:
         # A short cache of stored-key look-ups keeps status polls to one database read; a
         # revoked key stops working within _CACHE_SECONDS.
         self._cache: dict[str, tuple[str, float]] = {}
+
+    def forget_cached(self) -> None:
+        """Drop the look-up cache, so a key just revoked here stops working at once."""
+        self._cache.clear()
 
     async def owner(self, authorization: str | None) -> str:
         """The owner id for an Authorization header, or Unauthenticated."""

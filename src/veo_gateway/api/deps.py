@@ -36,8 +36,8 @@ class Services:
     worker: Worker | None
     upstream: str
     pool: CredentialPool
+    usage: UsageReport
     prices: PriceTable = field(default_factory=PriceTable)
-    usage: UsageReport | None = None
 
 
 def services_of(request: Request) -> Services:

@@ -6,11 +6,10 @@ No client key is needed: monitoring systems scrape with a token of their own
 
 from __future__ import annotations
 
-import hmac
-
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from veo_gateway.api.auth import bearer_matches
 from veo_gateway.errors import Unauthenticated
 from veo_gateway.observability.census import Census
 from veo_gateway.observability.metrics import Metrics
@@ -19,22 +18,16 @@ from veo_gateway.settings import Settings
 router = APIRouter()
 
 
-def _check_token(expected: str, authorization: str | None) -> None:
-    scheme, _, token = (authorization or "").strip().partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        token.strip().encode(), expected.encode()
-    ):
-        raise Unauthenticated(
-            "metrics need 'Authorization: Bearer METRICS_TOKEN'", param="Authorization"
-        )
-
-
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     """Every metric of this app; the task gauges are read from the database now."""
     settings: Settings = request.app.state.settings
-    if settings.metrics_token:
-        _check_token(settings.metrics_token, request.headers.get("authorization"))
+    if settings.metrics_token and not bearer_matches(
+        settings.metrics_token, request.headers.get("authorization")
+    ):
+        raise Unauthenticated(
+            "metrics need 'Authorization: Bearer METRICS_TOKEN'", param="Authorization"
+        )
     registry: Metrics = request.app.state.metrics
     census: Census = request.app.state.census
     by_state, stored_bytes = await census.tasks()

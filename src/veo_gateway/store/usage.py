@@ -80,6 +80,42 @@ def _retry_after(seconds: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, int(seconds) + 1))}
 
 
+def _counted() -> sa.ColumnElement[bool]:
+    """Entries that count against a limit: reserved (may still be delivered) and charged."""
+    return usage.c.state.in_([Entry.RESERVED.value, Entry.CHARGED.value])
+
+
+async def in_flight(conn: AsyncConnection, owner: str) -> int:
+    """How many of the owner's tasks are unfinished."""
+    query = sa.select(sa.func.count()).where(tasks.c.owner == owner, tasks.c.state.in_(UNFINISHED))
+    return int(await conn.scalar(query) or 0)
+
+
+async def seconds_on(conn: AsyncConnection, owner: str, day: datetime.date) -> int:
+    """Video seconds the owner has reserved or been charged for on a UTC day."""
+    query = sa.select(sa.func.coalesce(sa.func.sum(usage.c.seconds), 0)).where(
+        usage.c.owner == owner, usage.c.day == day.isoformat(), _counted()
+    )
+    return int(await conn.scalar(query) or 0)
+
+
+async def spent_since(conn: AsyncConnection, owner: str, start: datetime.date) -> float:
+    """USD the owner has reserved or been charged for since a UTC day."""
+    query = sa.select(sa.func.coalesce(sa.func.sum(usage.c.cost_usd), 0.0)).where(
+        usage.c.owner == owner, usage.c.day >= start.isoformat(), _counted()
+    )
+    return float(await conn.scalar(query) or 0.0)
+
+
+def next_month(day: datetime.date) -> datetime.date:
+    """The first day of the month after `day`'s."""
+    return (day.replace(day=1) + datetime.timedelta(days=32)).replace(day=1)
+
+
+def _seconds_until(day: datetime.date, now: float) -> float:
+    return datetime.datetime.combine(day, datetime.time(), datetime.UTC).timestamp() - now
+
+
 async def reserve(
     conn: AsyncConnection, *, task_id: str, owner: str, limits: Limits, charge: Charge, now: float
 ) -> None:
@@ -91,47 +127,30 @@ async def reserve(
     """
     today = utc_day(now)
     if limits.max_in_flight is not None:
-        running = await conn.scalar(
-            sa.select(sa.func.count()).where(tasks.c.owner == owner, tasks.c.state.in_(UNFINISHED))
-        )
-        if int(running or 0) >= limits.max_in_flight:
+        running = await in_flight(conn, owner)
+        if running >= limits.max_in_flight:
             raise ResourceExhausted(
                 f"limit reached: this API key already has {running} videos in progress "
                 f"(max_in_flight {limits.max_in_flight}); wait for one to finish",
                 headers=_retry_after(10),
             )
-    counted = usage.c.state.in_([Entry.RESERVED.value, Entry.CHARGED.value])
     if limits.max_video_seconds_per_day is not None:
-        used = await conn.scalar(
-            sa.select(sa.func.coalesce(sa.func.sum(usage.c.seconds), 0)).where(
-                usage.c.owner == owner, usage.c.day == today.isoformat(), counted
-            )
-        )
-        if int(used or 0) + charge.seconds > limits.max_video_seconds_per_day:
-            midnight = datetime.datetime.combine(
-                today + datetime.timedelta(days=1), datetime.time(), datetime.UTC
-            )
+        used = await seconds_on(conn, owner, today)
+        if used + charge.seconds > limits.max_video_seconds_per_day:
+            tomorrow = today + datetime.timedelta(days=1)
             raise ResourceExhausted(
                 f"limit reached: {used} of {limits.max_video_seconds_per_day} video seconds "
                 f"used today (UTC) by this API key; this request needs {charge.seconds} more",
-                headers=_retry_after(midnight.timestamp() - now),
+                headers=_retry_after(_seconds_until(tomorrow, now)),
             )
     if limits.monthly_budget_usd is not None:
-        month_start = today.replace(day=1)
-        spent = await conn.scalar(
-            sa.select(sa.func.coalesce(sa.func.sum(usage.c.cost_usd), 0.0)).where(
-                usage.c.owner == owner, usage.c.day >= month_start.isoformat(), counted
-            )
-        )
-        spent = float(spent or 0.0)
+        spent = await spent_since(conn, owner, today.replace(day=1))
         if spent + charge.cost_usd > limits.monthly_budget_usd + 1e-9:
-            next_month = (month_start + datetime.timedelta(days=32)).replace(day=1)
-            start = datetime.datetime.combine(next_month, datetime.time(), datetime.UTC)
             raise ResourceExhausted(
                 f"limit reached: ${spent:.2f} of this API key's ${limits.monthly_budget_usd:.2f} "
                 f"monthly budget is spent or reserved; this request costs "
                 f"${charge.cost_usd:.2f}",
-                headers=_retry_after(start.timestamp() - now),
+                headers=_retry_after(_seconds_until(next_month(today), now)),
             )
     await conn.execute(
         usage.insert().values(
@@ -166,20 +185,41 @@ async def forget(conn: AsyncConnection, task_id: str) -> None:
 
 @dataclass(frozen=True)
 class UsageRow:
-    """Charged usage in one group (a day or a model)."""
+    """Usage in one group (a day, a model or an owner)."""
 
     group: str
     videos: int
     seconds: int
     cost_usd: float
 
-    def as_dict(self, name: str) -> dict[str, Any]:
+    def as_dict(self, name: str | None = None) -> dict[str, Any]:
+        """The row as JSON, its group under `name` (none for a total)."""
+        group = {} if name is None else {name: self.group}
         return {
-            name: self.group,
+            **group,
             "videos": self.videos,
             "seconds": self.seconds,
             "cost_usd": round(self.cost_usd, 4),
         }
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where an owner stands against its limits now: what `reserve` would count."""
+
+    in_flight: int
+    video_seconds_today: int
+    month_cost_usd: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "in_flight": self.in_flight,
+            "video_seconds_today": self.video_seconds_today,
+            "month_cost_usd": round(self.month_cost_usd, 4),
+        }
+
+
+_GROUPS = {"day": usage.c.day, "model": usage.c.model, "owner": usage.c.owner}
 
 
 class UsageReport:
@@ -189,11 +229,11 @@ class UsageReport:
         self._engine = engine
 
     async def charged(
-        self, owner: str, start: datetime.date, end: datetime.date, by: str
+        self, owner: str | None, start: datetime.date, end: datetime.date, by: str
     ) -> Sequence[UsageRow]:
-        """Charged entries of `owner` from `start` to `end` (inclusive), grouped by day or
-        model."""
-        column = usage.c.day if by == "day" else usage.c.model
+        """Charged entries from `start` to `end` (UTC days, inclusive), of one owner or (None)
+        of all, grouped by "day", "model" or "owner"."""
+        column = _GROUPS[by]
         query = (
             sa.select(
                 column,
@@ -202,7 +242,6 @@ class UsageReport:
                 sa.func.coalesce(sa.func.sum(usage.c.cost_usd), 0.0),
             )
             .where(
-                usage.c.owner == owner,
                 usage.c.state == Entry.CHARGED.value,
                 usage.c.day >= start.isoformat(),
                 usage.c.day <= end.isoformat(),
@@ -210,16 +249,29 @@ class UsageReport:
             .group_by(column)
             .order_by(column)
         )
+        if owner is not None:
+            query = query.where(usage.c.owner == owner)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [UsageRow(str(g), int(n), int(s), float(c)) for g, n, s, c in rows]
 
-    async def reserved(self, owner: str) -> tuple[int, float]:
-        """(video seconds, USD) reserved by the owner's unfinished tasks."""
+    async def reserved(self, owner: str) -> UsageRow:
+        """What the owner's unfinished tasks have reserved."""
         query = sa.select(
+            sa.func.count(),
             sa.func.coalesce(sa.func.sum(usage.c.seconds), 0),
             sa.func.coalesce(sa.func.sum(usage.c.cost_usd), 0.0),
         ).where(usage.c.owner == owner, usage.c.state == Entry.RESERVED.value)
         async with self._engine.connect() as conn:
-            seconds, cost = (await conn.execute(query)).one()
-        return int(seconds), float(cost)
+            videos, seconds, cost = (await conn.execute(query)).one()
+        return UsageRow("reserved", int(videos), int(seconds), float(cost))
+
+    async def standing(self, owner: str, now: float) -> Standing:
+        """The owner's counts against its limits at `now`."""
+        today = utc_day(now)
+        async with self._engine.connect() as conn:
+            return Standing(
+                in_flight=await in_flight(conn, owner),
+                video_seconds_today=await seconds_on(conn, owner, today),
+                month_cost_usd=await spent_since(conn, owner, today.replace(day=1)),
+            )
