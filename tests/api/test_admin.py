@@ -6,6 +6,7 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import KEY_A, Gateway
@@ -26,7 +27,9 @@ ROUTES = [
 ]
 
 
-def call(gateway: Gateway, method: str, path: str, body: Any = None, token: str | None = ADMIN):
+def call(
+    gateway: Gateway, method: str, path: str, body: Any = None, token: str | None = ADMIN
+) -> httpx.Response:
     headers = {} if token is None else {"Authorization": f"Bearer {token}"}
     return gateway.client.request(method, path, json=body, headers=headers)
 

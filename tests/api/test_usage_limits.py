@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 
 from tests.conftest import Gateway
@@ -77,24 +81,52 @@ def test_only_delivered_videos_are_charged(gateway: Gateway) -> None:
     assert over.status_code == 429 and "monthly budget" in over.json()["error"]["message"]
 
 
-def test_keys_created_with_limits_from_the_command_line(gateway: Gateway) -> None:
-    import os
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [
-            *(sys.executable, "-m", "veo_gateway", "keys", "create", "--name", "ci"),
-            *("--models", "veo-3.1-generate-preview", "--max-in-flight", "1"),
-        ],
+def veo_gateway(gateway: Gateway, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the `veo-gateway` command on the gateway's database."""
+    return subprocess.run(
+        [sys.executable, "-m", "veo_gateway", *args],
         env={**os.environ, "VEO_GATEWAY_DATA_DIR": str(gateway.settings.data_dir)},
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert result.returncode == 0, result.stderr
-    key = result.stdout.strip().splitlines()[-1]
+
+
+def test_keys_created_and_updated_from_the_command_line(gateway: Gateway) -> None:
+    created = veo_gateway(
+        gateway,
+        *("keys", "create", "--name", "ci", "--models", "veo-3.1-generate-preview"),
+        *("--max-in-flight", "1"),
+    )
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip().splitlines()[-1]
+    key_id = created.stdout.split()[2]
     assert gateway.create(BODY, key=key).status_code == 403
+
+    updated = veo_gateway(gateway, "keys", "update", key_id, "--clear", "models")
+    assert updated.returncode == 0, updated.stderr
+    assert "max_in_flight=1" in updated.stdout and "allowed_models" not in updated.stdout
+    first = gateway.create(BODY, key=key)
+    assert first.status_code == 200
+    assert gateway.create(BODY, key=key).status_code == 429
+    gateway.wait(first.json()["id"], key=key)
+
+    report = veo_gateway(gateway, "keys", "usage", key_id)
+    assert report.returncode == 0, report.stderr
+    body = json.loads(report.stdout)
+    assert body["key"]["id"] == key_id and body["total"]["videos"] == 1
+
+    # Contradictions, nothing to change, and unknown keys are refused with a message.
+    both = veo_gateway(
+        gateway, "keys", "update", key_id, "--clear", "max-in-flight", "--max-in-flight", "2"
+    )
+    assert both.returncode == 2 and "contradict" in both.stderr
+    assert veo_gateway(gateway, "keys", "update", key_id).returncode == 2
+    missing = veo_gateway(gateway, "keys", "update", "key_nope", "--name", "x")
+    assert missing.returncode == 1 and "no active key" in missing.stderr
+    assert veo_gateway(gateway, "keys", "revoke", key_id).returncode == 0
+    listed = veo_gateway(gateway, "keys", "list").stdout
+    assert f"{key_id}\tci\t" in listed and "revoked" in listed
 
 
 def test_blocked_and_cancelled_tasks_cost_nothing(gateway: Gateway) -> None:
