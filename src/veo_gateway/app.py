@@ -39,6 +39,7 @@ from veo_gateway.upstreams import open_upstreams
 from veo_gateway.webhooks.dispatcher import DispatchConfig, WebhookDispatcher
 from veo_gateway.webhooks.sender import WebhookSender
 from veo_gateway.webhooks.store import WebhookStore
+from veo_gateway.worker.retention import RetentionPolicy, Sweeper
 from veo_gateway.worker.scheduler import Worker, WorkerConfig
 
 log = logging.getLogger("veo_gateway")
@@ -113,12 +114,22 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     upstream_client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
     worker_task: asyncio.Task[None] | None = None
     webhooks_task: asyncio.Task[None] | None = None
+    sweeper_task: asyncio.Task[None] | None = None
     webhook_sender = WebhookSender(
         timeout=settings.webhook_timeout, allow_private=settings.allow_private_webhook_urls
     )
     lock: IO[str] | None = None
     stack = contextlib.AsyncExitStack()
     try:
+        # Every process sweeps (not only the worker-lock holder): the compare-and-swap on
+        # `expired_at` lets replicas sweep side by side, and deleting files is idempotent.
+        sweeper = Sweeper(
+            store=tasks,
+            storage=storage,
+            policy=RetentionPolicy(settings.retention_seconds, settings.storage_max_bytes),
+            metrics=app.state.metrics,
+        )
+        sweeper_task = asyncio.create_task(sweeper.run(), name="veo-gateway-retention")
         upstreams = await stack.enter_async_context(open_upstreams(settings, upstream_client))
         catalog, latency, upstream = upstreams.catalog, upstreams.latency, upstreams.description
         log.info("upstream: %s", upstream)
@@ -154,7 +165,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 worker_task = asyncio.create_task(worker.run(), name="veo-gateway-worker")
                 # Webhooks are sent by the process holding the worker lock, as tasks finish.
                 dispatcher = WebhookDispatcher(
-                    store=WebhookStore(tasks, engine),
+                    store=WebhookStore(tasks, engine, retention_seconds=settings.retention_seconds),
                     sender=webhook_sender,
                     config=DispatchConfig(
                         endpoints=tuple(settings.webhook_endpoints),
@@ -192,7 +203,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         yield
     finally:
-        for background in (webhooks_task, worker_task):
+        for background in (sweeper_task, webhooks_task, worker_task):
             if background is not None:
                 background.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -6,6 +6,7 @@
     ├── Unauthenticated               401 UNAUTHENTICATED
     ├── PermissionDenied              403 PERMISSION_DENIED
     ├── NotFound                      404 NOT_FOUND
+    │   └── Gone                      410 NOT_FOUND (a video deleted by the retention)
     ├── MethodNotAllowed              405 METHOD_NOT_ALLOWED
     ├── Conflict                      409 ABORTED
     ├── PayloadTooLarge               413 INVALID_ARGUMENT
@@ -29,6 +30,7 @@ _OPENAI_TYPES = {
     403: "permission_error",
     404: "not_found_error",
     409: "conflict_error",
+    410: "not_found_error",
     413: "invalid_request_error",
     416: "invalid_request_error",
     429: "rate_limit_error",
@@ -108,6 +110,16 @@ class NotFound(GatewayError):
 
     http_status = 404
     status = "NOT_FOUND"
+
+
+class Gone(NotFound):
+    """The resource existed and was deleted for good (a video past its retention period).
+
+    Google's canonical codes have no "gone"; the status stays NOT_FOUND, and the HTTP code
+    (410) tells a client that asking again will not help.
+    """
+
+    http_status = 410
 
 
 class MethodNotAllowed(GatewayError):

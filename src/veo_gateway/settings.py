@@ -147,15 +147,25 @@ class Settings(BaseSettings):
         description="Access-log lines (logger veo_gateway.access, level info): one per request, "
         "only for answers with status 400 or more, or none.",
     )
-    admin_token: str | None = Field(
-        None,
-        description="Opens the admin API under `/admin/` (keys and usage) to "
-        "`Authorization: Bearer TOKEN`; unset, the admin API is disabled (403).",
-    )
     metrics_token: str | None = Field(
         None,
         description="When set, `GET /metrics` needs `Authorization: Bearer TOKEN`; unset, it is "
         "open (do not expose it publicly).",
+    )
+
+    retention_days: float = Field(
+        7.0,
+        ge=0,
+        description="Days a finished task's video, thumbnails and input images are kept after "
+        "it finished; then they are deleted and `content` answers 410 (the task record stays). "
+        "Fractions allowed; 0 keeps them forever.",
+    )
+    storage_max_bytes: int | None = Field(
+        None,
+        gt=0,
+        description="Cap on the bytes of stored videos: past it, the oldest finished tasks' "
+        "files are deleted early (as by the retention) until the total is under it. Unset: no "
+        "cap.",
     )
 
     webhook_urls: str = Field(
@@ -244,6 +254,11 @@ class Settings(BaseSettings):
     def resolved_videos_dir(self) -> Path:
         """Where finished videos are stored."""
         return self.videos_dir or self.data_dir / "videos"
+
+    @property
+    def retention_seconds(self) -> float:
+        """The retention in seconds; 0 means files are kept until their task is deleted."""
+        return self.retention_days * 86400.0
 
     @property
     def latency_range(self) -> tuple[float, float]:

@@ -153,8 +153,8 @@ def parse_openai_request(
     )
 
 
-def render_openai_video(task: Task, now: float) -> dict[str, Any]:
-    """A task as OpenAI's Video object."""
+def render_openai_video(task: Task, now: float, expires_at: float | None) -> dict[str, Any]:
+    """A task as OpenAI's Video object; `expires_at` is when its video is (or was) deleted."""
     request = task.request
     aspect_ratio, resolution = str(request.get("aspect_ratio")), str(request.get("resolution"))
     seconds = request.get("duration_seconds")
@@ -166,8 +166,8 @@ def render_openai_video(task: Task, now: float) -> dict[str, Any]:
         "progress": task_progress(task, now),
         "created_at": int(task.created_at),
         "completed_at": None if task.completed_at is None else int(task.completed_at),
-        # Videos are kept until their task is deleted: nothing expires on its own.
-        "expires_at": None,
+        # Set for a completed task under a retention period (past once the video is gone).
+        "expires_at": None if expires_at is None else int(expires_at),
         "prompt": request.get("prompt"),
         "seconds": "" if seconds is None else str(seconds),
         "size": _SIZE_OF.get((aspect_ratio, resolution), ""),

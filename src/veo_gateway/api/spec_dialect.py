@@ -159,8 +159,12 @@ def task_progress(task: Task, now: float) -> int:
     return estimate_progress(end - task.submitted_at, task.expected_seconds or 60.0)
 
 
-def render_spec_video(task: Task, now: float) -> dict[str, Any]:
-    """A task as the spec's video object."""
+def render_spec_video(task: Task, now: float, expires_at: float | None) -> dict[str, Any]:
+    """A task as the spec's video object; `expires_at` is when its video is (or was) deleted.
+
+    The spec's fields are kept as they are, an expired task included (still `completed`);
+    `expires_at`, OpenAI's name, is added for a completed task whose video will be deleted.
+    """
     body: dict[str, Any] = {
         "id": task.id,
         "task_id": task.id,
@@ -172,6 +176,8 @@ def render_spec_video(task: Task, now: float) -> dict[str, Any]:
     }
     if task.completed_at is not None:
         body["completed_at"] = int(task.completed_at)
+    if expires_at is not None:
+        body["expires_at"] = int(expires_at)
     if task.state in (State.FAILED, State.CANCELLED):
         body["fail_reason"] = task.fail_reason or "the task failed"
     return body

@@ -72,7 +72,9 @@ class StatusRoute:
             owner = await services.auth.owner(authorization)
             task = await owned_task(services.tasks, match.group(1), owner)
             now = time.time()
-            response = JSONResponse(render_task(task, now), headers=poll_after(task, now))
+            retention = services.settings.retention_seconds
+            body = render_task(task, now, retention)
+            response = JSONResponse(body, headers=poll_after(task, now))
         except GatewayError as error:
             response = JSONResponse(error.to_dict(), status_code=error.code, headers=error.headers)
         await response(scope, receive, send)

@@ -26,13 +26,14 @@ from veo_gateway.api.status import owned_task
 from veo_gateway.domain.catalog import ModelCapabilities
 from veo_gateway.domain.request import ImageSource, VideoRequest
 from veo_gateway.domain.validation import validate_request
-from veo_gateway.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
+from veo_gateway.errors import Conflict, FailedPrecondition, Gone, InvalidArgument, NotFound
 from veo_gateway.media.frames import make_spritesheet, make_thumbnail
 from veo_gateway.media.images import resolve_images
 from veo_gateway.media.inputs import save_request
-from veo_gateway.store.tasks import IdempotencyConflict, State
+from veo_gateway.store.tasks import IdempotencyConflict, State, Task
 from veo_gateway.store.usage import Charge, check_model
 from veo_gateway.webhooks.callbacks import register_callback, validate_callback_url
+from veo_gateway.worker.retention import RetentionPolicy
 
 VARIANTS = ("video", "thumbnail", "spritesheet")
 MAX_PAGE = 100
@@ -114,7 +115,7 @@ async def create_video(request: Request, services: ServicesDep, owner: OwnerDep)
     log.info("task %s created (model %s, mode %s, %s)", task.id, task.model, parsed.mode, dialect)
     # The reply is the "accepted" object (spec: status "", OpenAI: queued), even when the task
     # was already handed to Google inline; the next GET shows it in progress.
-    return JSONResponse(render_task(task, time.time()))
+    return JSONResponse(render_task(task, time.time(), services.settings.retention_seconds))
 
 
 def _charge(
@@ -218,7 +219,8 @@ async def _replay(
             f"the video created with Idempotency-Key {key!r} has been deleted",
             param="Idempotency-Key",
         )
-    return JSONResponse(render_task(task, time.time()), headers={"idempotent-replayed": "true"})
+    body = render_task(task, time.time(), services.settings.retention_seconds)
+    return JSONResponse(body, headers={"idempotent-replayed": "true"})
 
 
 @router.get("/v1/videos")
@@ -240,7 +242,8 @@ async def list_videos(
     if page is None:
         raise InvalidArgument(f"after: no video with id {after!r}", param="after")
     now = time.time()
-    data = [render_task(task, now) for task in page[:limit]]
+    retention = services.settings.retention_seconds
+    data = [render_task(task, now, retention) for task in page[:limit]]
     return JSONResponse(
         {
             "object": "list",
@@ -274,7 +277,8 @@ async def get_video_content(
     owner: OwnerDep,
     variant: str = "video",
 ) -> FileResponse:
-    """The MP4 from our storage (Range, HEAD and ETag), or a JPEG thumbnail or spritesheet."""
+    """The MP4 from our storage (Range, HEAD and ETag), or a JPEG thumbnail or spritesheet;
+    410 once the retention has deleted it."""
     if variant not in VARIANTS:
         raise InvalidArgument(
             f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}", param="variant"
@@ -292,17 +296,21 @@ async def get_video_content(
             "it is completed",
             param="id",
         )
+    gone = _gone(services, task)
+    if task.expired_at is not None:
+        raise gone
     path, media_type, suffix = Path(task.video_path), "video/mp4", ".mp4"
     if variant != "video":
         path, media_type, suffix = (
-            await _still(services, task_id, path, variant),
+            await _still(services, task_id, path, variant, gone),
             "image/jpeg",
             ".jpg",
         )
     try:
         stat_result = await anyio.Path(path).stat()
     except FileNotFoundError:
-        raise NotFound(f"the video of {task_id} is no longer stored", param="id") from None
+        # The sweeper deletes the files before it marks the task.
+        raise gone from None
     check_range(request.headers.get("range"), stat_result.st_size)
     return FileResponse(
         path,
@@ -313,7 +321,14 @@ async def get_video_content(
     )
 
 
-async def _still(services: Services, task_id: str, video: Path, variant: str) -> Path:
+def _gone(services: Services, task: Task) -> Gone:
+    """The 410 for a task whose video the retention deleted."""
+    settings = services.settings
+    policy = RetentionPolicy(settings.retention_seconds, settings.storage_max_bytes)
+    return Gone(policy.gone_message(task), param="id")
+
+
+async def _still(services: Services, task_id: str, video: Path, variant: str, gone: Gone) -> Path:
     """The JPEG `variant` of a stored video, made on first request and kept beside it."""
     out = services.storage.derived_path(task_id, variant, ".jpg")
     if not await anyio.Path(out).exists():
@@ -321,5 +336,9 @@ async def _still(services: Services, task_id: str, video: Path, variant: str) ->
         try:
             await anyio.to_thread.run_sync(make, video, out)
         except FileNotFoundError:
-            raise NotFound(f"the video of {task_id} is no longer stored", param="id") from None
+            raise gone from None
+        if not await anyio.Path(video).exists():
+            # The video was deleted while the JPEG was made: the JPEG must not outlive it.
+            await anyio.Path(out).unlink(missing_ok=True)
+            raise gone
     return out

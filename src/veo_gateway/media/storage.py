@@ -58,13 +58,37 @@ class LocalStorage:
         return self.videos_dir / f"{task_id}.{variant}{suffix}"
 
     async def delete_video(self, task_id: str) -> None:
-        """Remove a task's video and every file made from it."""
+        """Remove a task's video and every file made from it (idempotent).
+
+        The video goes first: a thumbnail being made at the same moment checks that the video
+        is still there after writing its JPEG, so no derived file outlives the video.
+        """
 
         def remove() -> None:
+            self.video_path(task_id).unlink(missing_ok=True)
             for path in self.videos_dir.glob(f"{task_id}.*"):
                 path.unlink(missing_ok=True)
 
         await asyncio.to_thread(remove)
+
+    async def inputs_bytes(self) -> int:
+        """Bytes of every stored input file (a directory walk: for an occasional measure)."""
+
+        def measure() -> int:
+            total = 0
+            with contextlib.suppress(FileNotFoundError), os.scandir(self.inputs_dir) as tasks:
+                for task in tasks:
+                    if not task.is_dir(follow_symlinks=False):
+                        continue
+                    # A task's directory may vanish while it is read (DELETE, retention).
+                    with contextlib.suppress(FileNotFoundError), os.scandir(task.path) as files:
+                        for entry in files:
+                            with contextlib.suppress(FileNotFoundError):
+                                if entry.is_file(follow_symlinks=False):
+                                    total += entry.stat(follow_symlinks=False).st_size
+            return total
+
+        return await asyncio.to_thread(measure)
 
     def video_path(self, task_id: str) -> Path:
         """Where the finished video of a task is (or will be) stored."""

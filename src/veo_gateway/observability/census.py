@@ -20,8 +20,14 @@ class Census:
         self._engine = engine
 
     async def tasks(self) -> tuple[dict[str, int], int]:
-        """Tasks by state, and the bytes of completed videos that have not been deleted."""
-        kept = sa.case((tasks.c.deleted_at.is_(None), tasks.c.video_bytes), else_=0)
+        """Tasks by state, and the bytes of completed videos neither deleted nor expired."""
+        kept = sa.case(
+            (
+                sa.and_(tasks.c.deleted_at.is_(None), tasks.c.expired_at.is_(None)),
+                tasks.c.video_bytes,
+            ),
+            else_=0,
+        )
         query = sa.select(tasks.c.state, sa.func.count(), sa.func.sum(kept)).group_by(tasks.c.state)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()

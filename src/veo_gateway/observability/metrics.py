@@ -1,7 +1,8 @@
 """The gateway's Prometheus metrics, one registry per app (nothing global at import).
 
-`Metrics` is built by `create_app`; the worker reports to it through the small `WorkerMetrics`
-interface, whose base class reports nothing, so a worker built without metrics needs no stub.
+`Metrics` is built by `create_app`; the worker and the retention sweeper report to it through
+the small `WorkerMetrics` interface, whose base class reports nothing, so a worker built without
+metrics needs no stub.
 Gauges read from the database (tasks by state, queue depth, bytes stored) are set by the
 `/metrics` handler just before it renders, from one grouped query (`observability/census.py`).
 """
@@ -30,6 +31,12 @@ class WorkerMetrics:
 
     def task_completed(self, model: str, seconds: float) -> None:
         """A task reached `completed`, `seconds` after it was submitted."""
+
+    def retention_expired(self, reason: str, count: int) -> None:
+        """The retention sweeper deleted the files of `count` tasks (`retention`, `storage_cap`)."""
+
+    def stored_input_bytes(self, size: int) -> None:
+        """The bytes of stored input images, as the retention sweeper last measured them."""
 
 
 class Metrics(WorkerMetrics):
@@ -64,7 +71,20 @@ class Metrics(WorkerMetrics):
         )
         self.stored_bytes = Gauge(
             "veo_gateway_stored_video_bytes",
-            "Bytes of finished videos kept in storage: completed tasks not deleted.",
+            "Bytes of finished videos kept in storage: completed tasks neither deleted nor "
+            "expired.",
+            registry=r,
+        )
+        self.stored_inputs = Gauge(
+            "veo_gateway_stored_input_bytes",
+            "Bytes of stored input images (measured on disk by each retention sweep).",
+            registry=r,
+        )
+        self.retention_expirations = Counter(
+            "veo_gateway_retention_expired",
+            "Tasks whose stored files the retention sweeper deleted, by reason (retention, "
+            "storage_cap).",
+            ("reason",),
             registry=r,
         )
         self.upstream_calls = Counter(
@@ -109,6 +129,12 @@ class Metrics(WorkerMetrics):
 
     def task_completed(self, model: str, seconds: float) -> None:
         self.task_duration.labels(model).observe(seconds)
+
+    def retention_expired(self, reason: str, count: int) -> None:
+        self.retention_expirations.labels(reason).inc(count)
+
+    def stored_input_bytes(self, size: int) -> None:
+        self.stored_inputs.set(size)
 
     def set_census(self, by_state: dict[str, int], stored_bytes: int) -> None:
         """Set the gauges read from the database; every state is reported, zero included."""

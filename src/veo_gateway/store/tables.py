@@ -38,9 +38,13 @@ tasks = sa.Table(
     # Set by DELETE: the owner no longer sees the task, its files are gone; the row stays for
     # usage and for the worker (an unfinished task is cancelled).
     sa.Column("deleted_at", sa.Float),
+    # Set by the retention sweeper once the task's video, derived images and inputs are deleted
+    # (store/retention.py): `content` then answers 410; the row stays.
+    sa.Column("expired_at", sa.Float),
     sa.Index("ix_tasks_owner_created", "owner", "created_at"),
     sa.Index("ix_tasks_state_due", "state", "due_at"),
     sa.Index("ix_tasks_unnotified", "notified_at", "state"),
+    sa.Index("ix_tasks_unexpired", "expired_at", "completed_at"),
 )
 
 # Idempotency-Key headers seen on creates: (owner, key) -> the task it created, and a digest of

@@ -90,6 +90,7 @@ class Task:
     video_bytes: int | None = None
     notified_at: float | None = None
     deleted_at: float | None = None
+    expired_at: float | None = None
 
     @classmethod
     def from_row(cls, row: sa.RowMapping) -> Task:

@@ -38,12 +38,12 @@ def isoformat(timestamp: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def event_payload(task: Task, now: float) -> str:
+def event_payload(task: Task, now: float, retention_seconds: float) -> str:
     """The JSON body of a task's final event (the exact text signed and sent on every try)."""
     event = {
         "type": EVENTS[task.state],
         "timestamp": isoformat(task.completed_at or task.updated_at),
-        "data": render_task(task, now),
+        "data": render_task(task, now, retention_seconds),
     }
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
@@ -65,9 +65,10 @@ class WebhookStore:
     """Deliveries and attempts in the gateway's database (writes go through the task store's
     queued transactions)."""
 
-    def __init__(self, tasks: TaskStore, engine: AsyncEngine) -> None:
+    def __init__(self, tasks: TaskStore, engine: AsyncEngine, *, retention_seconds: float) -> None:
         self._tasks = tasks
         self._engine = engine
+        self._retention_seconds = retention_seconds  # dates `expires_at` in the events
 
     async def queue_events(self, endpoints: Sequence[str], now: float, limit: int = 100) -> int:
         """Queue the final events of up to `limit` finished, unannounced tasks (one delivery
@@ -109,7 +110,7 @@ class WebhookStore:
         urls = list(dict.fromkeys([*endpoints, *([callback] if callback else [])]))
         if not urls:
             return
-        payload = event_payload(task, now)
+        payload = event_payload(task, now, self._retention_seconds)
         await conn.execute(
             webhook_deliveries.insert(),
             [
