@@ -147,6 +147,11 @@ class Settings(BaseSettings):
         description="Access-log lines (logger veo_gateway.access, level info): one per request, "
         "only for answers with status 400 or more, or none.",
     )
+    admin_token: str | None = Field(
+        None,
+        description="Opens the admin API under `/admin/` (keys and usage) to "
+        "`Authorization: Bearer TOKEN`; unset, the admin API is disabled (403).",
+    )
     metrics_token: str | None = Field(
         None,
         description="When set, `GET /metrics` needs `Authorization: Bearer TOKEN`; unset, it is "
