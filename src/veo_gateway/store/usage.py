@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from veo_gateway.errors import PermissionDenied, ResourceExhausted
-from veo_gateway.store.tables import tasks, usage
+from veo_gateway.store.tables import api_keys, tasks, usage
 
 UNFINISHED = ("queued", "submitting", "in_progress")
 
@@ -123,9 +123,12 @@ async def reserve(
 
     Raises ResourceExhausted (429, saying which limit, with Retry-After) when a limit would be
     passed. Runs inside the task's create transaction, so concurrent creates cannot both slip
-    under a limit (SQLite has one writer; on PostgreSQL callers lock the key's row first).
+    under a limit: SQLite has one writer, and elsewhere the key's row is locked first.
     """
     today = utc_day(now)
+    if limits != Limits():
+        # Serialise one key's creates (SELECT ... FOR UPDATE; SQLite needs and renders none).
+        await conn.execute(sa.select(api_keys.c.id).where(api_keys.c.id == owner).with_for_update())
     if limits.max_in_flight is not None:
         running = await in_flight(conn, owner)
         if running >= limits.max_in_flight:
