@@ -143,3 +143,48 @@ def test_an_attempt_cut_off_by_a_restart_is_made_again(
         wait_until(lambda: outbox.deliveries(task_id)[0]["state"] == "delivered")
     assert [r.headers["webhook-id"] for r in receiver.app.requests] == [delivery["id"]] * 2
     assert [a["status"] for a in outbox.attempts(delivery["id"])] == [200]
+
+
+def test_the_callback_is_kept_in_the_task_s_own_transaction(tmp_path: Path) -> None:
+    """Written with the task or not at all: a create refused by a limit leaves neither row."""
+    import asyncio
+
+    import sqlalchemy as sa
+
+    from veo_gateway.errors import ResourceExhausted
+    from veo_gateway.store.database import create_engine, migrate
+    from veo_gateway.store.tables import tasks, webhook_callbacks
+    from veo_gateway.store.tasks import TaskStore
+    from veo_gateway.store.usage import Charge, Limits
+
+    async def scenario() -> tuple[list[str], list[tuple[str, str]]]:
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+        await migrate(engine)
+        store = TaskStore(engine)
+        charge = Charge(model=MODEL, seconds=8, resolution="720p", audio=False, cost_usd=0.8)
+        common: dict[str, Any] = {"owner": "o", "dialect": "spec", "model": MODEL, "request": {}}
+        try:
+            await store.create(
+                task_id="kept", charge=charge, callback_url="https://example.com/a", **common
+            )
+            with pytest.raises(ResourceExhausted):
+                await store.create(
+                    task_id="refused",
+                    charge=charge,
+                    limits=Limits(max_video_seconds_per_day=10),
+                    callback_url="https://example.com/b",
+                    **common,
+                )
+            await store.create(task_id="refused-upstream", callback_url="https://x/c", **common)
+            await store.delete("refused-upstream")
+            async with engine.connect() as conn:
+                ids = list((await conn.scalars(sa.select(tasks.c.id))).all())
+                hooks = [tuple(r) for r in (await conn.execute(webhook_callbacks.select())).all()]
+        finally:
+            store.close()
+            await engine.dispose()
+        return ids, hooks
+
+    ids, hooks = asyncio.run(scenario())
+    assert ids == ["kept"]
+    assert hooks == [("kept", "https://example.com/a")]

@@ -32,7 +32,7 @@ from veo_gateway.media.images import resolve_images
 from veo_gateway.media.inputs import save_request
 from veo_gateway.store.tasks import IdempotencyConflict, State, Task
 from veo_gateway.store.usage import Charge, check_model
-from veo_gateway.webhooks.callbacks import register_callback, validate_callback_url
+from veo_gateway.webhooks.callbacks import validate_callback_url
 from veo_gateway.worker.retention import RetentionPolicy
 
 VARIANTS = ("video", "thumbnail", "spritesheet")
@@ -90,6 +90,7 @@ async def create_video(request: Request, services: ServicesDep, owner: OwnerDep)
             idempotency=idempotency,
             charge=_charge(services, parsed, row),
             limits=limits,
+            callback_url=callback_url,
         )
     except IdempotencyConflict as conflict:
         # Another request with the same key won the race: answer what it created.
@@ -101,8 +102,6 @@ async def create_video(request: Request, services: ServicesDep, owner: OwnerDep)
     except BaseException:
         await services.storage.delete_inputs(task_id)
         raise
-    if callback_url is not None:
-        await register_callback(services.tasks, task.id, callback_url)
     if services.worker is not None:
         timeout = services.settings.inline_submit_timeout
         refusal = await services.worker.submit_now(task, timeout)

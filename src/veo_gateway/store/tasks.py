@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from veo_gateway.store import usage as ledger
-from veo_gateway.store.tables import idempotency_keys, tasks
+from veo_gateway.store.tables import idempotency_keys, tasks, webhook_callbacks
 from veo_gateway.store.usage import Charge, Limits
 
 # An Idempotency-Key is remembered this long (seconds).
@@ -156,6 +156,7 @@ class TaskStore:
         idempotency: tuple[str, str] | None = None,
         charge: Charge | None = None,
         limits: Limits | None = None,
+        callback_url: str | None = None,
     ) -> Task:
         """Insert a new queued task, due for submission now.
 
@@ -163,7 +164,8 @@ class TaskStore:
         when the owner already used it (within IDEMPOTENCY_TTL), nothing is inserted and
         IdempotencyConflict carries the earlier record. With `charge`, the task's usage entry
         is reserved in the same transaction, after checking the owner's `limits` (which raises
-        ResourceExhausted, inserting nothing, when one would be passed).
+        ResourceExhausted, inserting nothing, when one would be passed). A `callback_url`
+        is kept for the task's final event in the same transaction, so no crash can lose it.
         """
         now = time.time()
         values = {
@@ -192,6 +194,10 @@ class TaskStore:
                     now=now,
                 )
             await conn.execute(tasks.insert().values(**values))
+            if callback_url is not None:
+                await conn.execute(
+                    webhook_callbacks.insert().values(task_id=task_id, url=callback_url)
+                )
         return Task(**{**values, "state": State.QUEUED})  # type: ignore[arg-type]
 
     async def _claim_idempotency_key(
@@ -400,6 +406,9 @@ class TaskStore:
         and any idempotency key that pointed at it, so a retry with the key tries again."""
         async with self._write() as conn:
             result = await conn.execute(tasks.delete().where(tasks.c.id == task_id))
+            await conn.execute(
+                webhook_callbacks.delete().where(webhook_callbacks.c.task_id == task_id)
+            )
             await conn.execute(
                 idempotency_keys.delete().where(idempotency_keys.c.task_id == task_id)
             )

@@ -1,4 +1,5 @@
-"""The per-request `callback_url` (spec dialect): checked at create, kept beside the task.
+"""The per-request `callback_url` (spec dialect): checked at create, then kept beside the task
+(in `webhook_callbacks`, written by `TaskStore.create` in the task's own transaction).
 
 Only what the URL says is checked here (scheme, length, a literal address); the name is resolved
 and every address checked when the event is delivered (`sender.py`), since DNS can change.
@@ -9,13 +10,10 @@ from __future__ import annotations
 import ipaddress
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from veo_gateway.errors import InvalidArgument
 from veo_gateway.media.fetch import client_url_policy
 from veo_gateway.settings import Settings
-from veo_gateway.store.tables import webhook_callbacks
-from veo_gateway.store.tasks import TaskStore
 
 MAX_CALLBACK_URL = 2048
 PARAM = "callback_url"
@@ -56,16 +54,3 @@ def validate_callback_url(value: object, settings: Settings) -> str | None:
     if reason:
         raise InvalidArgument(f"callback_url address {literal} is {reason}", param=PARAM)
     return value
-
-
-async def register_callback(
-    store_or_engine: TaskStore | AsyncEngine, task_id: str, url: str
-) -> None:
-    """Keep the task's callback URL, for its final event."""
-    statement = webhook_callbacks.insert().values(task_id=task_id, url=url)
-    if isinstance(store_or_engine, TaskStore):
-        async with store_or_engine.transaction() as conn:
-            await conn.execute(statement)
-        return
-    async with store_or_engine.begin() as conn:
-        await conn.execute(statement)
