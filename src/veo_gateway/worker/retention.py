@@ -93,14 +93,15 @@ def expires_at(task: Task, retention_seconds: float) -> float | None:
 
 
 def describe_period(seconds: float) -> str:
-    """`7-day`, `12-hour`, `90-minute`, `1.5-day`, `30-second`: a period as an adjective."""
-    for unit, size in (("day", 86400.0), ("hour", 3600.0), ("minute", 60.0)):
+    """`7-day`, `36-hour`, `90-minute`, `1.3-day`, `30-second`: a period as an adjective."""
+    day = 86400.0
+    for unit, size in (("day", day), ("hour", 3600.0), ("minute", 60.0)):
         count = seconds / size
-        if count >= 1 and abs(count - round(count)) < 1e-9:
+        if count >= 1 and abs(count - round(count)) < 1e-9 and (unit != "minute" or seconds < day):
             return f"{round(count)}-{unit}"
-    if seconds >= 86400:
-        return f"{seconds / 86400:g}-day"
-    return f"{seconds:g}-second"
+    if seconds >= day:
+        return f"{seconds / day:.3g}-day"
+    return f"{seconds:.3g}-second" if seconds < 60 else f"{seconds / 60:.3g}-minute"
 
 
 def _utc(timestamp: float) -> str:
@@ -141,14 +142,14 @@ class Sweeper:
             cutoff = now - self._policy.seconds
             while True:
                 due = await self._due(cutoff)
-                won = await self._expire(due, now, RETENTION)
+                won = await self.expire(due, now, RETENTION)
                 expired += won
                 # A short batch is the last; a batch this call won nothing of was taken by
                 # another sweeper, or its files could not be deleted: look again next time.
                 if len(due) < BATCH or not won:
                     break
         if self._policy.max_bytes is not None:
-            expired += await self._expire(
+            expired += await self.expire(
                 await self._over_cap(self._policy.max_bytes), now, STORAGE_CAP
             )
         self._metrics.stored_input_bytes(await self._storage.inputs_bytes())
@@ -196,8 +197,11 @@ class Sweeper:
                     break
         return victims
 
-    async def _expire(self, task_ids: Sequence[str], now: float, reason: str) -> list[str]:
-        """Delete the tasks' files, then mark each (compare-and-swap); the ids this call won."""
+    async def expire(self, task_ids: Sequence[str], now: float, reason: str) -> list[str]:
+        """Delete the tasks' files, then mark each (compare-and-swap); the ids this call won.
+
+        Only finished tasks may be given: the sweep picks them; this does not check again.
+        """
         deleted: list[str] = []
         for task_id in task_ids:
             try:
