@@ -149,20 +149,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 if requeued:
                     log.warning("requeued %d interrupted submission(s)", requeued)
                 upstreams.pool.restore_in_flight(await tasks.in_flight_by_upstream())
-                worker = Worker(
-                    store=tasks,
-                    pool=upstreams.pool,
-                    storage=storage,
-                    latency=latency,
-                    config=WorkerConfig(
-                        poll_interval=settings.poll_interval,
-                        poll_concurrency=settings.poll_concurrency,
-                        task_timeout=settings.task_timeout,
-                        submit_attempts=settings.submit_attempts,
-                    ),
-                    metrics=app.state.metrics,
-                )
-                worker_task = asyncio.create_task(worker.run(), name="veo-gateway-worker")
                 # Webhooks are sent by the process holding the worker lock, as tasks finish.
                 dispatcher = WebhookDispatcher(
                     store=WebhookStore(tasks, engine, retention_seconds=settings.retention_seconds),
@@ -175,6 +161,22 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                         retry_for=settings.webhook_retry_for,
                     ),
                 )
+                worker = Worker(
+                    store=tasks,
+                    pool=upstreams.pool,
+                    storage=storage,
+                    latency=latency,
+                    config=WorkerConfig(
+                        poll_interval=settings.poll_interval,
+                        poll_concurrency=settings.poll_concurrency,
+                        task_timeout=settings.task_timeout,
+                        submit_attempts=settings.submit_attempts,
+                    ),
+                    metrics=app.state.metrics,
+                    # A finished task's events go out at once, not at the next idle poll.
+                    on_finished=dispatcher.wake,
+                )
+                worker_task = asyncio.create_task(worker.run(), name="veo-gateway-worker")
                 webhooks_task = asyncio.create_task(dispatcher.run(), name="veo-gateway-webhooks")
 
         if not settings.client_keys and await keys.count_live() == 0:

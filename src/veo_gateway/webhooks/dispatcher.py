@@ -1,6 +1,7 @@
 """The webhook dispatcher: announces finished tasks and delivers their events, with retries.
 
-Run in the lifespan beside the worker, by the process holding the worker lock. Each round it
+Run in the lifespan beside the worker, by the process holding the worker lock; the worker wakes
+it as each task finishes, and it looks again every `idle_poll` seconds anyway. Each round it
 queues the events of tasks that finished since the last one (`WebhookStore.queue_events`), then
 starts the deliveries that are due, at most `concurrency` at once. A delivery is tried until a
 receiver answers 2xx; after each failure it waits `retry_base` seconds doubled per attempt

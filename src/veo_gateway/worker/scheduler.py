@@ -11,7 +11,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,8 +55,10 @@ class Worker:
         latency: LatencyModel,
         config: WorkerConfig,
         metrics: WorkerMetrics | None = None,
+        on_finished: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
+        self._on_finished = on_finished or (lambda: None)
         self._metrics = metrics or WorkerMetrics()
         self._pool = pool
         self._storage = storage
@@ -334,6 +336,7 @@ class Worker:
             self._latency.observe(task.model, now - (task.submitted_at or now))
             self._metrics.task_completed(task.model, now - (task.submitted_at or now))
             log.info("task %s completed (%d bytes)", task.id, size)
+            self._on_finished()
         else:
             # Cancelled meanwhile (its slot was released by the cancel): keep no orphan file.
             await self._storage.delete_video(task.id)
@@ -351,6 +354,7 @@ class Worker:
             if expected is State.IN_PROGRESS:
                 self._pool.release(task.upstream)
             log.info("task %s failed: %s", task.id, reason)
+            self._on_finished()
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
