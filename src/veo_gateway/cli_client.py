@@ -204,12 +204,18 @@ def generate(
 
 
 @videos_app.command("list")
-def videos_list(base_url: BaseUrl = DEFAULT_BASE_URL, api_key: ApiKey = None) -> None:
-    """List this key's tasks (when the gateway lists them)."""
+def videos_list(
+    base_url: BaseUrl = DEFAULT_BASE_URL,
+    api_key: ApiKey = None,
+    limit: Annotated[
+        int, typer.Option(min=0, help="Show the newest N tasks; 0 shows them all.")
+    ] = 20,
+) -> None:
+    """List this key's tasks, newest first (when the gateway lists them)."""
     console = _console()
     try:
         with Client(base_url, api_key) as client:
-            videos = client.list()
+            videos = client.list(limit or None)
     except ClientError as exc:
         _fail(console, exc.message)
     table = Table("id", "model", "status", "progress", "created_at")

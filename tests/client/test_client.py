@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import KEY_A, KEY_B, Gateway
 from tests.support.media import make_image
 from tests.support.servers import free_port
-from veo_gateway.client import ApiError, AsyncClient, Client, ClientError, Video
+from veo_gateway.client import ApiError, AsyncClient, Client, ClientError, Video, common
 from veo_gateway.client.common import EtaTracker, image_value, sniff_mime
 from veo_gateway.media.probe import probe_video
 
@@ -97,15 +97,24 @@ def test_another_keys_task_and_a_wrong_key(gateway: Gateway) -> None:
     assert caught.value.status_code == 401
 
 
-def test_listing_on_a_gateway_without_the_route(gateway: Gateway) -> None:
-    with Client(gateway.url, KEY_A) as client:
-        try:
-            videos = client.list()
-        except ClientError as exc:
-            assert "does not list tasks" in exc.message
-            assert exc.status_code in (404, 405)
-        else:
-            assert isinstance(videos, list)
+def test_listing_reads_every_page(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(common, "LIST_PAGE", 2)  # five tasks then take three pages
+    with Client(gateway.url, KEY_B) as client:
+        ids = [client.create(f"{PROMPT} {i}", duration=4).id for i in range(5)]
+        assert [v.id for v in client.list()] == ids[::-1]
+        assert [v.id for v in client.list(3)] == ids[:1:-1]
+    with Client(gateway.url, KEY_A) as other:
+        assert not set(ids) & {v.id for v in other.list()}
+
+
+async def test_async_listing_reads_every_page(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(common, "LIST_PAGE", 2)
+    async with AsyncClient(gateway.url, KEY_B) as client:
+        ids = [(await client.create(f"{PROMPT} {i}", duration=4)).id for i in range(3)]
+        assert [v.id for v in await client.list()] == ids[::-1]
+        assert [v.id for v in await client.list(1)] == ids[-1:]
 
 
 def test_connection_refused_is_a_client_error() -> None:

@@ -140,6 +140,29 @@ def videos_from_json(body: Any) -> list[Video]:
     return [video_from_json(item) for item in items]
 
 
+LIST_PAGE = 100  # the most `GET /v1/videos` answers at once
+
+
+def list_params(after: str | None, wanted: int | None) -> dict[str, str | int]:
+    """Query parameters of the next `GET /v1/videos` page (`wanted`: how many are still
+    wanted, None for all)."""
+    params: dict[str, str | int] = {
+        "limit": LIST_PAGE if wanted is None else min(LIST_PAGE, wanted)
+    }
+    if after is not None:
+        params["after"] = after
+    return params
+
+
+def list_page(body: Any) -> tuple[list[Video], str | None]:
+    """A list reply's videos, and the cursor of the next page (None after the last)."""
+    videos = videos_from_json(body)
+    if isinstance(body, Mapping) and body.get("has_more") is True and videos:
+        last = body.get("last_id")
+        return videos, last if isinstance(last, str) else videos[-1].id
+    return videos, None
+
+
 def api_error(response: httpx.Response) -> ApiError:
     """The gateway's error envelope as an ApiError (any other body is quoted as is)."""
     try:

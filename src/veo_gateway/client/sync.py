@@ -25,10 +25,11 @@ from veo_gateway.client.common import (
     default_api_key,
     default_base_url,
     headers,
+    list_page,
+    list_params,
     network_error,
     no_listing_error,
     video_from_json,
-    videos_from_json,
 )
 
 
@@ -110,15 +111,24 @@ class Client:
         """The task's current status."""
         return video_from_json(self._request("GET", f"/v1/videos/{video_id}").json())
 
-    def list(self) -> list[Video]:
-        """The key's tasks, when the gateway lists them (`GET /v1/videos`)."""
-        try:
-            response = self._request("GET", "/v1/videos")
-        except ClientError as exc:
-            if exc.status_code in (404, 405):
-                raise no_listing_error(self.base_url, exc.status_code) from exc
-            raise
-        return videos_from_json(response.json())
+    def list(self, limit: int | None = None) -> list[Video]:
+        """The key's tasks, newest first: all of them, or the newest `limit`, a page at a time
+        (`GET /v1/videos`)."""
+        videos: list[Video] = []
+        after: str | None = None
+        while limit is None or len(videos) < limit:
+            wanted = None if limit is None else limit - len(videos)
+            try:
+                response = self._request("GET", "/v1/videos", params=list_params(after, wanted))
+            except ClientError as exc:
+                if exc.status_code in (404, 405):
+                    raise no_listing_error(self.base_url, exc.status_code) from exc
+                raise
+            page, after = list_page(response.json())
+            videos.extend(page)
+            if after is None:
+                break
+        return videos
 
     def wait(
         self,
