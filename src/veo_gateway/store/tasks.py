@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import enum
 import json
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from veo_gateway.store import usage as ledger
+from veo_gateway.store.reader import RowReader
 from veo_gateway.store.tables import idempotency_keys, tasks, webhook_callbacks
 from veo_gateway.store.usage import Charge, Limits
 
@@ -40,8 +40,6 @@ class State(enum.StrEnum):
 
 FINAL_STATES = frozenset({State.COMPLETED, State.FAILED, State.CANCELLED})
 _FINAL_VALUES = frozenset(state.value for state in FINAL_STATES)
-
-_GET_SQL = f"SELECT {', '.join(c.name for c in tasks.c)} FROM tasks WHERE id = ?"  # noqa: S608
 
 
 class IdempotencyConflict(Exception):
@@ -100,28 +98,31 @@ class Task:
         return cls(**values)
 
 
+def _task_from_columns(values: dict[str, Any]) -> Task:
+    """A Task from a raw sqlite3 row (the JSON column still text, the state a string)."""
+    values["state"] = State(values["state"])
+    values["request"] = json.loads(values["request"])
+    return Task(**values)
+
+
 class TaskStore:
     """Tasks in a SQL database (SQLite or PostgreSQL) through SQLAlchemy Core.
 
-    On SQLite, single-task reads (the status poll, the hottest path) use a plain read-only
-    sqlite3 connection on the event loop instead of the async engine: a primary-key read takes
-    tens of microseconds and, in WAL mode, never waits for writers, while a hop to aiosqlite's
-    thread and back costs several times that (see docs/benchmarks.md).
+    On SQLite, single-task reads (the status poll, the hottest path) go through a `RowReader`:
+    a plain read-only sqlite3 connection on the event loop instead of the async engine.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._reader: sqlite3.Connection | None = None
+        self._reader: RowReader[Task] | None = None
         # SQLite has one writer at a time, and a blocked writer waits in its busy handler, which
         # sleeps in steps of up to 100 ms. Queueing this process's writers here instead turns
         # those sleeps into an ordered, immediate hand-over.
         self._write_lock: asyncio.Lock | None = None
         url = engine.url
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            self._reader = sqlite3.connect(url.database, check_same_thread=False)
-            self._reader.row_factory = sqlite3.Row
-            self._reader.execute("PRAGMA query_only=1")
-            self._reader.execute("PRAGMA busy_timeout=1000")
+            by_id = tasks.select().where(tasks.c.id == sa.bindparam("id"))
+            self._reader = RowReader(url.database, by_id, _task_from_columns)
             self._write_lock = asyncio.Lock()
 
     def transaction(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
@@ -259,15 +260,12 @@ class TaskStore:
 
     def _read_one(self, task_id: str, owner: str | None) -> Task | None:
         assert self._reader is not None
-        row = self._reader.execute(_GET_SQL, (task_id,)).fetchone()
-        if row is None or (
-            owner is not None and (row["owner"] != owner or row["deleted_at"] is not None)
+        task = self._reader.one(task_id)
+        if task is None or (
+            owner is not None and (task.owner != owner or task.deleted_at is not None)
         ):
             return None
-        values: dict[str, Any] = dict(row)
-        values["state"] = State(values["state"])
-        values["request"] = json.loads(values["request"])
-        return Task(**values)
+        return task
 
     async def ping(self) -> None:
         """One round trip to the database (readiness)."""
