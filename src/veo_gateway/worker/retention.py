@@ -70,8 +70,10 @@ class RetentionPolicy:
             why = "from the gateway's storage"
         elif self.seconds > 0 and deleted >= finished + self.seconds - 1e-3:
             why = f"after the {describe_period(self.seconds)} retention period"
-        else:
+        elif self.max_bytes is not None:
             why = "early, to keep the gateway's storage under its size limit"
+        else:  # the retention was shortened or switched off since
+            why = "after its retention period"
         return (
             f"the video of task {task.id} was deleted{when} {why}; the task record is kept. "
             "Generate it again to get a new video"
