@@ -346,26 +346,29 @@ class TaskStore:
             )
             .subquery()
         )
-        in_flight = tasks.c.state.in_([State.SUBMITTING.value, State.IN_PROGRESS.value])
-        served = (
-            sa.select(
-                tasks.c.owner,
-                sa.func.count().filter(in_flight).label("running"),
-                sa.func.max(tasks.c.submitted_at).label("last_served"),
+        # Per waiting task, two index seeks however many finished tasks the table holds: its
+        # owner's tasks in flight (owner, state) and latest submission (owner, submitted_at).
+        past = tasks.alias("past")
+        running = (
+            sa.select(sa.func.count())
+            .where(
+                past.c.owner == ranked.c.owner,
+                past.c.state.in_([State.SUBMITTING.value, State.IN_PROGRESS.value]),
             )
-            # Recent history is enough to take turns; older rows need not be read.
-            .where(sa.or_(in_flight, tasks.c.submitted_at > now - 3600))
-            .group_by(tasks.c.owner)
-            .subquery()
+            .scalar_subquery()
         )
-        turn = ranked.c.rank + sa.func.coalesce(served.c.running, 0)
+        last_served = (
+            sa.select(sa.func.max(past.c.submitted_at))
+            .where(past.c.owner == ranked.c.owner)
+            .scalar_subquery()
+        )
+        turn = ranked.c.rank + running
         query = (
             tasks.select()
             .join(ranked, ranked.c.id == tasks.c.id)
-            .outerjoin(served, served.c.owner == ranked.c.owner)
             .order_by(
                 turn,
-                sa.nulls_first(served.c.last_served.asc()),
+                sa.nulls_first(last_served.asc()),
                 ranked.c.created_at,
                 ranked.c.id,
             )
