@@ -45,6 +45,7 @@ tasks = sa.Table(
     sa.Index("ix_tasks_state_due", "state", "due_at"),
     sa.Index("ix_tasks_unnotified", "notified_at", "state"),
     sa.Index("ix_tasks_unexpired", "expired_at", "completed_at"),
+    sa.Index("ix_tasks_owner_state", "owner", "state"),
     sa.Index("ix_tasks_owner_submitted", "owner", "submitted_at"),
 )
 

@@ -1,5 +1,6 @@
-"""Fair order: an index on (owner, submitted_at), so the scheduler reads when each owner was
-last served with one seek per owner instead of a scan of every task ever made.
+"""Fair order: indexes on (owner, state) and (owner, submitted_at), so the scheduler reads each
+waiting owner's tasks in flight and last submission with a seek, not a scan of every task ever
+made.
 
 Revision ID: 0007
 Revises: 0006
@@ -14,8 +15,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_index("ix_tasks_owner_state", "tasks", ["owner", "state"])
     op.create_index("ix_tasks_owner_submitted", "tasks", ["owner", "submitted_at"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_tasks_owner_submitted", table_name="tasks")
+    op.drop_index("ix_tasks_owner_state", table_name="tasks")
