@@ -9,8 +9,10 @@ authentication and the same error envelope as the rest of the API.
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from typing import Any
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -20,6 +22,9 @@ from veo_gateway.errors import GatewayError, NotFound
 from veo_gateway.store.tasks import FINAL_STATES, State, Task, TaskStore
 
 _STATUS_PATH = re.compile(r"/v1/videos/([^/]+)")
+# Encodes as Starlette's JSONResponse does, the same bytes, without building a Response per poll.
+_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_CONTENT_TYPE = (b"content-type", b"application/json")
 
 
 # How soon a client should look again (OpenAI's `openai-poll-after-ms`), in milliseconds.
@@ -74,7 +79,17 @@ class StatusRoute:
             now = time.time()
             retention = services.settings.retention_seconds
             body = render_task(task, now, retention)
-            response = JSONResponse(body, headers=poll_after(task, now))
         except GatewayError as error:
             response = JSONResponse(error.to_dict(), status_code=error.code, headers=error.headers)
-        await response(scope, receive, send)
+            await response(scope, receive, send)
+            return
+        await _send_ok(send, body, poll_after(task, now))
+
+
+async def _send_ok(send: Send, body: dict[str, Any], headers: dict[str, str]) -> None:
+    """What `JSONResponse(body, headers=headers)` sends, header order included."""
+    content = _JSON.encode(body).encode()
+    raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+    raw += [(b"content-length", b"%d" % len(content)), _CONTENT_TYPE]
+    await send({"type": "http.response.start", "status": 200, "headers": raw})
+    await send({"type": "http.response.body", "body": content})

@@ -12,6 +12,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from veo_gateway.errors import UpstreamError
+from veo_gateway.observability.http_metrics import HttpMetrics
 
 # Seconds. HTTP requests are mostly a millisecond or two; uploads of large images take longer.
 _HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -45,19 +46,8 @@ class Metrics(WorkerMetrics):
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.http_requests = Counter(
-            "veo_gateway_http_requests",
-            "HTTP requests answered, by route template, method and status code.",
-            ("route", "method", "status"),
-            registry=r,
-        )
-        self.http_duration = Histogram(
-            "veo_gateway_http_request_duration_seconds",
-            "Time from a request's arrival to the end of its response, by route template.",
-            ("route", "method"),
-            buckets=_HTTP_BUCKETS,
-            registry=r,
-        )
+        self.http = HttpMetrics("veo_gateway", _HTTP_BUCKETS)
+        r.register(self.http)
         self.tasks = Gauge(
             "veo_gateway_tasks",
             "Tasks in the database by state (read at scrape time).",
@@ -107,21 +97,10 @@ class Metrics(WorkerMetrics):
             buckets=_TASK_BUCKETS,
             registry=r,
         )
-        # `labels()` takes a lock and builds a tuple; the request path caches the children.
-        self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def http_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """One HTTP request answered (called for every request: kept cheap)."""
-        key = (route, method, status)
-        children = self._http_children.get(key)
-        if children is None:
-            children = (
-                self.http_requests.labels(route, method, str(status)),
-                self.http_duration.labels(route, method),
-            )
-            self._http_children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        self.http.observe(route, method, status, seconds)
 
     def upstream_call(self, credential: str, kind: str, outcome: str, seconds: float) -> None:
         self.upstream_calls.labels(credential, kind, outcome).inc()
