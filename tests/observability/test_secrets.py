@@ -25,7 +25,10 @@ def test_a_task_with_an_image_logs_no_secret(
 ) -> None:
     caplog.set_level(logging.DEBUG)  # everything, libraries' debug lines included
     image = b64(make_image(size=(640, 360)))
-    app = create_app(gateway_settings(tmp_path / "data"))
+    admin_token, metrics_token = "admin-" + "a" * 30, "metrics-" + "m" * 30
+    app = create_app(
+        gateway_settings(tmp_path / "data", admin_token=admin_token, metrics_token=metrics_token)
+    )
     with serve_app(app) as url, httpx.Client(base_url=url, timeout=30) as client:
         headers = {"Authorization": f"Bearer {KEY_A}"}
         body = {"model": FAST, "prompt": "a secretive cat", "images": [image]}
@@ -41,6 +44,14 @@ def test_a_task_with_an_image_logs_no_secret(
             time.sleep(0.1)
         assert status["status"] == "completed", status
         client.get(f"/v1/videos/{task_id}/content", headers=headers)
+        # A key made through the admin API, used once; the metrics scraped with their token.
+        admin = {"Authorization": f"Bearer {admin_token}"}
+        made = client.post("/admin/keys", json={"name": "logged?"}, headers=admin)
+        secret = made.json()["secret"]
+        used = client.get("/v1/usage", headers={"Authorization": f"Bearer {secret}"})
+        assert used.status_code == 200
+        metrics = {"Authorization": f"Bearer {metrics_token}"}
+        assert client.get("/metrics", headers=metrics).status_code == 200
         # The embedded emulator's key is made up at start-up: read it from the running app.
         (credential,) = app.state.services.pool.credentials()
         upstream_key = vars(credential.provider)["_key"]
@@ -54,6 +65,8 @@ def test_a_task_with_an_image_logs_no_secret(
     assert "veo_gateway.access" in logged  # the requests were logged, and the task ran
     assert KEY_A not in logged
     assert upstream_key not in logged
+    for token in (admin_token, metrics_token, secret):
+        assert token not in logged
     for start in range(0, len(image) - 40, 997):  # no piece of the image's base64
         assert image[start : start + 40] not in logged
 
