@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -29,6 +30,14 @@ from veo_gateway.worker.retention import RetentionPolicy, Sweeper, describe_peri
 
 FAST = "veo-3.1-fast-generate-preview"
 DAY = 86400.0
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to its end on a loop of its own, in a thread of its own (this thread may
+    already have a loop running, left by the browser tests' driver)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 async def _sweep(
@@ -58,7 +67,7 @@ def sweep(
     metrics: Metrics | None = None,
 ) -> list[str]:
     """One sweep at `now` over the running gateway's database and storage."""
-    return asyncio.run(_sweep(gateway, now, max_bytes, metrics))
+    return run(_sweep(gateway, now, max_bytes, metrics))
 
 
 def finished(gateway: Gateway, prompt: str, **extra: Any) -> dict[str, Any]:
@@ -236,7 +245,7 @@ def test_two_sweepers_on_the_same_tasks_expire_each_once(gateway: Gateway) -> No
                 store.close()
                 await engine.dispose()
 
-    first, second = asyncio.run(race())
+    first, second = run(race())
     assert sorted(first + second) == sorted(ids)
     counted = [
         total(_samples(m), "veo_gateway_retention_expired_total", reason="retention")
@@ -257,7 +266,7 @@ def test_concurrent_sweeps_expire_each_task_once(gateway: Gateway) -> None:
             await asyncio.gather(*(_sweep(gateway, now, None, metrics) for metrics in counters))
         )
 
-    first, second = asyncio.run(both())
+    first, second = run(both())
     assert not set(first) & set(second)
     assert set(first) | set(second) == ids
     counted = sum(
