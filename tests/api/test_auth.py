@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 from tests.conftest import KEY_B, Gateway
 
@@ -42,7 +44,9 @@ def test_a_task_is_visible_only_to_its_key(gateway: Gateway) -> None:
     )
 
 
-def test_keys_create_prints_a_key_that_works(make_gateway, tmp_path) -> None:
+def test_keys_create_prints_a_key_that_works(
+    make_gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
     env = {**os.environ, "VEO_GATEWAY_DATA_DIR": str(tmp_path / "data")}
     result = subprocess.run(
         [sys.executable, "-m", "veo_gateway", "keys", "create", "--name", "ci"],

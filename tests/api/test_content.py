@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from tests.conftest import Gateway
 
 FAST = "veo-3.1-fast-generate-preview"
@@ -45,7 +47,7 @@ def test_content_ranges_and_head(gateway: Gateway) -> None:
     assert int(head.headers["content-length"]) == size
 
 
-def test_content_before_completion_is_a_clear_error(make_gateway) -> None:
+def test_content_before_completion_is_a_clear_error(make_gateway: Callable[..., Gateway]) -> None:
     gateway = make_gateway(emulator_latency="30")
     task_id = gateway.create({"model": FAST, "prompt": "p"}).json()["id"]
     response = gateway.client.get(f"/v1/videos/{task_id}/content", headers=gateway.headers())

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
 import pytest
 
 from tests.conftest import Gateway
@@ -10,11 +14,12 @@ from tests.support.media import b64, make_image
 FAST = "veo-3.1-fast-generate-preview"
 
 
-def error_of(response) -> dict:
-    body = response.json()
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    body: dict[str, Any] = response.json()
     assert set(body) == {"error"}, body
     assert body["error"]["code"] == response.status_code
-    return body["error"]
+    error: dict[str, Any] = body["error"]
+    return error
 
 
 def test_spec_errors_through_http(gateway: Gateway) -> None:
@@ -106,13 +111,13 @@ def test_reference_image_url_refused_names_its_field(gateway: Gateway) -> None:
     assert error["param"] == "metadata.referenceImages[0].image.bytesBase64Encoded"
 
 
-def test_body_over_the_cap_gets_413(make_gateway) -> None:
+def test_body_over_the_cap_gets_413(make_gateway: Callable[..., Gateway]) -> None:
     gateway = make_gateway(max_body_bytes=1024)
     response = gateway.create({"model": FAST, "prompt": "x" * 5000})
     assert response.status_code == 413
     assert error_of(response)["status"] == "INVALID_ARGUMENT"
 
-    def chunks():
+    def chunks() -> Iterator[bytes]:
         yield b'{"model": "veo-3.1-fast-generate-preview", "prompt": "'
         for _ in range(10):
             yield b"x" * 500

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -82,7 +83,7 @@ bodies = (
 )
 
 
-def test_no_body_gives_a_500(tmp_path) -> None:
+def test_no_body_gives_a_500(tmp_path: Path) -> None:
     # The worker is off: bodies that happen to be valid are stored, not rendered.
     app = create_app(gateway_settings(tmp_path, worker_enabled=False))
     with serve_app(app) as url, httpx.Client(base_url=url, timeout=30) as client:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -18,7 +19,7 @@ FAST = "veo-3.1-fast-generate-preview"
 
 
 @pytest.fixture
-def emulator(tmp_path: Path):
+def emulator(tmp_path: Path) -> Iterator[str]:
     config = EmulatorConfig(
         latency=(0.3, 0.3), api_keys=frozenset({"good-key"}), storage_dir=tmp_path / "emulator"
     )
@@ -51,7 +52,9 @@ def test_models_lists_capabilities(gateway: Gateway) -> None:
     assert models["veo-2.0-generate-001"]["audio"] is False
 
 
-def test_config_routes_and_overrides(make_gateway, emulator: str, tmp_path: Path) -> None:
+def test_config_routes_and_overrides(
+    make_gateway: Callable[..., Gateway], emulator: str, tmp_path: Path
+) -> None:
     routes = f'[[routes]]\nmodel = "{FAST}"\ntargets = [{{ upstream = "emu" }}]\n'
     overrides = f'[models."{FAST}"]\ndurations = [8]\n'
     config = write_config(tmp_path, emulator, ["good-key"], routes + overrides)
@@ -68,7 +71,7 @@ def test_config_routes_and_overrides(make_gateway, emulator: str, tmp_path: Path
 
 
 def test_a_rejected_key_is_taken_out_and_tasks_use_the_other(
-    make_gateway, emulator: str, tmp_path: Path
+    make_gateway: Callable[..., Gateway], emulator: str, tmp_path: Path
 ) -> None:
     config = write_config(tmp_path, emulator, ["revoked-key", "good-key"])
     gateway = make_gateway(config=config)
@@ -92,7 +95,7 @@ def test_a_rejected_key_is_taken_out_and_tasks_use_the_other(
 
 
 def test_no_usable_credential_fails_tasks_with_the_reason(
-    make_gateway, emulator: str, tmp_path: Path
+    make_gateway: Callable[..., Gateway], emulator: str, tmp_path: Path
 ) -> None:
     config = write_config(tmp_path, emulator, ["revoked-key"])
     gateway = make_gateway(config=config)
@@ -102,7 +105,9 @@ def test_no_usable_credential_fails_tasks_with_the_reason(
     assert "API key not valid" in final["fail_reason"]
 
 
-def test_readiness_reports_credentials(make_gateway, emulator: str, tmp_path: Path) -> None:
+def test_readiness_reports_credentials(
+    make_gateway: Callable[..., Gateway], emulator: str, tmp_path: Path
+) -> None:
     config = write_config(tmp_path, emulator, ["revoked-key"])
     gateway = make_gateway(config=config)
     ready = gateway.client.get("/readyz")
@@ -116,7 +121,7 @@ def test_readiness_reports_credentials(make_gateway, emulator: str, tmp_path: Pa
     assert "revoked-key" not in ready.text
 
 
-def test_one_clients_burst_does_not_starve_another(make_gateway) -> None:
+def test_one_clients_burst_does_not_starve_another(make_gateway: Callable[..., Gateway]) -> None:
     # One slot upstream: alice queues six tasks, then bob one. Bob's goes second, not seventh.
     gateway = make_gateway(emulator_latency="0.5", max_in_flight=1, poll_interval=0.1)
     body = {"model": FAST, "prompt": "p", "metadata": {"durationSeconds": 4}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,9 @@ def test_text_to_video_reply_shape_and_video(gateway: Gateway, tmp_path: Path) -
     assert info.video_codec == "h264" and info.audio_codec == "aac"
 
 
-def test_image_to_video_from_base64_data_uri_and_url(make_gateway, tmp_path: Path) -> None:
+def test_image_to_video_from_base64_data_uri_and_url(
+    make_gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
     png, jpeg = make_image("PNG"), make_image("JPEG", color=(10, 200, 10))
     with serve_files({"/cat.jpg": send_bytes(jpeg, "image/jpeg")}) as images:
         gateway = make_gateway(allow_private_image_urls=True)
@@ -131,7 +134,7 @@ def test_upstream_failure_and_safety_block_reach_fail_reason(gateway: Gateway) -
     assert content.json()["error"]["status"] == "FAILED_PRECONDITION"
 
 
-def test_progress_moves_and_never_goes_backwards(make_gateway) -> None:
+def test_progress_moves_and_never_goes_backwards(make_gateway: Callable[..., Gateway]) -> None:
     gateway = make_gateway(emulator_latency="3", poll_interval=0.5)
     task_id = gateway.create(
         {"model": FAST, "prompt": "slow", "metadata": {"durationSeconds": 4}}
@@ -152,7 +155,7 @@ def test_progress_moves_and_never_goes_backwards(make_gateway) -> None:
 
 
 @pytest.mark.parametrize("timeout", [0.5])
-def test_timeout_fails_the_task(make_gateway, timeout: float) -> None:
+def test_timeout_fails_the_task(make_gateway: Callable[..., Gateway], timeout: float) -> None:
     gateway = make_gateway(emulator_latency="30", task_timeout=timeout, poll_interval=0.2)
     task_id = gateway.create({"model": FAST, "prompt": "never"}).json()["id"]
     final = gateway.wait(task_id, timeout=30)
@@ -176,19 +179,19 @@ def _most_in_progress_at_once(gateway: Gateway, count: int, **metadata: object) 
             return most
 
 
-def test_many_tasks_run_upstream_at_once(make_gateway) -> None:
+def test_many_tasks_run_upstream_at_once(make_gateway: Callable[..., Gateway]) -> None:
     # Ten tasks of 1.5 s each upstream: all ten must be in flight together, which a serial
     # worker (submit, wait, poll, next) could never show.
     gateway = make_gateway(emulator_latency="1.5", poll_interval=0.3)
     assert _most_in_progress_at_once(gateway, 10) == 10
 
 
-def test_max_in_flight_holds_the_rest_queued(make_gateway) -> None:
+def test_max_in_flight_holds_the_rest_queued(make_gateway: Callable[..., Gateway]) -> None:
     gateway = make_gateway(emulator_latency="1", poll_interval=0.2, max_in_flight=2)
     assert _most_in_progress_at_once(gateway, 5) == 2
 
 
-def test_an_upstream_refusal_at_create_reaches_the_client(gateway: Gateway, tmp_path) -> None:
+def test_an_upstream_refusal_at_create_reaches_the_client(gateway: Gateway, tmp_path: Path) -> None:
     # Unknown metadata goes to Google untouched; the emulator refuses this one as Google would,
     # while the POST waits for its inline submission: Google's answer, and nothing kept.
     response = gateway.create({"model": FAST, "prompt": "p", "metadata": {"sampleCount": 9}})
@@ -201,7 +204,9 @@ def test_an_upstream_refusal_at_create_reaches_the_client(gateway: Gateway, tmp_
     assert not any((gateway.settings.data_dir / "inputs").iterdir())
 
 
-def test_a_later_upstream_refusal_fails_the_task_with_googles_message(make_gateway) -> None:
+def test_a_later_upstream_refusal_fails_the_task_with_googles_message(
+    make_gateway: Callable[..., Gateway],
+) -> None:
     # One slot, taken by a slow task: the second create cannot be submitted inline, so Google's
     # refusal comes later and lands in fail_reason.
     gateway = make_gateway(emulator_latency="2", max_in_flight=1)

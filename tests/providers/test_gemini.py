@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,7 +19,7 @@ FAST = "veo-3.1-fast-generate-preview"
 
 
 @pytest.fixture
-def emulator_url(tmp_path: Path):
+def emulator_url(tmp_path: Path) -> Iterator[str]:
     config = EmulatorConfig(
         latency=(0.0, 0.0), api_keys=frozenset({"good"}), storage_dir=tmp_path / "emu"
     )

@@ -12,8 +12,12 @@ from veo_gateway.providers.vertex import StaticToken, VertexProvider, parse_vert
 
 def provider(base_url: str | None = None) -> VertexProvider:
     return VertexProvider(
-        project="p", location="us-central1", tokens=StaticToken("t"), client=None, base_url=base_url
-    )  # type: ignore[arg-type]
+        project="p",
+        location="us-central1",
+        tokens=StaticToken("t"),
+        client=None,  # type: ignore[arg-type]  # these tests never send a request
+        base_url=base_url,
+    )
 
 
 def test_operation_outcomes() -> None:
