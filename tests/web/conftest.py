@@ -58,7 +58,9 @@ class Playground:
         self.page.check(f'input[name="mode"][value="{mode}"]')
 
 
-def open_playground(browser: Browser, gateway: Gateway, **context_args: object) -> Playground:
+def open_playground(
+    browser: Browser, gateway: Gateway, path: str = "/", **context_args: object
+) -> Playground:
     context = browser.new_context(**context_args)  # type: ignore[arg-type]
     page = context.new_page()
     page.set_default_timeout(30_000)
@@ -73,7 +75,7 @@ def open_playground(browser: Browser, gateway: Gateway, **context_args: object) 
     page.on("request", lambda request: playground.request_urls.append(request.url))
     # page.wait_for_function evaluates strings, which this page's CSP forbids (no unsafe-eval):
     # the tests wait with locators and Python loops instead.
-    page.goto(gateway.url + "/")
+    page.goto(gateway.url + path)
     return playground
 
 

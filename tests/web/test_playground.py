@@ -25,21 +25,24 @@ def make_png(path: Path, color: tuple[int, int, int], size: tuple[int, int] = (3
 
 
 def task_ids(page: Page) -> list[str]:
-    ids: list[str] = page.evaluate(
-        "JSON.parse(sessionStorage.getItem('veo-gateway.tasks') || '[]').map(t => t.id)"
+    """The ids of the videos listed, top first."""
+    ids: list[str] = page.locator("#tasks > li.task").evaluate_all(
+        "cards => cards.map(card => card.dataset.id)"
     )
     return ids
 
 
 def submit_and_wait_for_task(page: Page) -> str:
-    before = len(task_ids(page))
+    before = set(task_ids(page))
     page.click("#submit")
     deadline = time.monotonic() + 30
-    while len(task_ids(page)) == before and page.locator("#form-error").is_hidden():
+    while page.locator("#form-error").is_hidden():
+        ids = task_ids(page)
+        if ids and ids[0] not in before:
+            return ids[0]  # the new video, on top
         assert time.monotonic() < deadline, "the page created no task"
         page.wait_for_timeout(50)
-    assert page.locator("#form-error").is_hidden(), page.locator("#form-error").inner_text()
-    return task_ids(page)[0]
+    raise AssertionError(page.locator("#form-error").inner_text())
 
 
 # Resolves once the <video> has its metadata, failed to decode, or after 15 s.
@@ -62,6 +65,8 @@ VIDEO_STATE = """v => new Promise(resolve => {
 
 def assert_playable(page: Page, task_id: str) -> dict[str, Any]:
     card = page.locator(f"#task-{task_id}")
+    # A finished video is fetched once its card is near the screen, as a reader would see it.
+    card.scroll_into_view_if_needed()
     video = card.locator("video")
     video.wait_for(state="attached", timeout=90_000)
     state: dict[str, Any] = video.evaluate(VIDEO_STATE)
@@ -95,7 +100,9 @@ def test_page_is_served_with_a_strict_content_security_policy(gateway: Gateway) 
     assert "img-src 'self' data: blob:" in csp
     assert "unsafe-inline" not in csp
     assert "<script>" not in page.text  # no inline script: only <script src=...>
-    for name, kind in [("app.js", "text/javascript"), ("style.css", "text/css")]:
+    assert '<script type="module" src="/web/app.js">' in page.text
+    scripts = ["app.js", "api.js", "dom.js", "form.js", "tasks.js"]
+    for name, kind in [*((js, "text/javascript") for js in scripts), ("style.css", "text/css")]:
         asset = gateway.client.get(f"/web/{name}")
         assert asset.status_code == 200
         assert asset.headers["content-type"].startswith(kind)
@@ -169,12 +176,14 @@ def test_an_api_refusal_is_shown_in_the_api_words(playground: Playground, tmp_pa
     fake.write_bytes(b"this is plain text, not an image")
     page.set_input_files("#file-first", str(fake))
     page.fill("#prompt", "a cat")
-    page.click("#submit")
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/v1/videos")) as sent:
+        page.click("#submit")
     error = page.locator("#form-error")
     error.wait_for()
 
     # The same request sent directly: the page must show the API's own message.
-    body = page.evaluate("buildBody()")
+    body = sent.value.post_data_json
+    assert isinstance(body, dict)
     refused = playground.gateway.create(body)
     assert refused.status_code == 400
     envelope = refused.json()["error"]

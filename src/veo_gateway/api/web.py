@@ -32,8 +32,15 @@ CONTENT_SECURITY_POLICY = "; ".join(
     ]
 )
 
+# The script is a handful of ES modules: browsers refuse a module served under any type but a
+# JavaScript one, and `script-src 'self'` covers their imports.
+_SCRIPT = "text/javascript; charset=utf-8"
 _ASSETS = {
-    "app.js": "text/javascript; charset=utf-8",
+    "app.js": _SCRIPT,
+    "api.js": _SCRIPT,
+    "dom.js": _SCRIPT,
+    "form.js": _SCRIPT,
+    "tasks.js": _SCRIPT,
     "style.css": "text/css; charset=utf-8",
 }
 
@@ -64,7 +71,7 @@ async def playground() -> Response:
 
 @router.get("/web/{name}", include_in_schema=False)
 async def asset(name: str) -> Response:
-    """The page's script and style sheet; nothing else under `web/` is served."""
+    """The page's script modules and style sheet; nothing else under `web/` is served."""
     media_type = _ASSETS.get(name)
     if media_type is None:
         raise NotFound(f"no web asset named {name!r}", param="name")
