@@ -66,7 +66,8 @@ VIDEO_STATE = """v => new Promise(resolve => {
 def assert_playable(page: Page, task_id: str) -> dict[str, Any]:
     card = page.locator(f"#task-{task_id}")
     # A finished video is fetched once its card is near the screen, as a reader would see it.
-    card.scroll_into_view_if_needed()
+    # (Scrolled from the page: a polled card is redrawn every second, so it is never "stable".)
+    card.evaluate("card => card.scrollIntoView({block: 'center'})")
     video = card.locator("video")
     video.wait_for(state="attached", timeout=90_000)
     state: dict[str, Any] = video.evaluate(VIDEO_STATE)
