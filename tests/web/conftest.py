@@ -22,13 +22,15 @@ from tests.conftest import KEY_A, Gateway
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-@pytest.fixture(scope="session")
+# Package-scoped, not session-scoped: Playwright's sync API runs an event loop in the main
+# thread until it stops, and tests after these ones call asyncio.run().
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     """The system Chromium; missing it is a failure, not a skip (CI installs it)."""
     executable = shutil.which("chromium")
