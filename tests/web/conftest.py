@@ -1,8 +1,10 @@
-"""Fixtures for the playground tests: Debian's Chromium driven by Playwright, headless."""
+"""Fixtures for the playground tests: Chromium driven by Playwright, headless."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,7 @@ from playwright.sync_api import (
     expect,
     sync_playwright,
 )
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.conftest import KEY_A, Gateway
 
@@ -30,13 +33,35 @@ def playwright() -> Iterator[Playwright]:
         yield driver
 
 
+def _launch(playwright: Playwright) -> Browser:
+    """A system Chromium (CI installs Debian's), else Playwright's own, downloaded once if need
+    be; with neither, the tests fail rather than skip."""
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is not None:
+        return playwright.chromium.launch(executable_path=executable, headless=True)
+    try:
+        return playwright.chromium.launch(headless=True)
+    except PlaywrightError:
+        pass
+    download = subprocess.run(
+        [sys.executable, "-m", "playwright", "install", "chromium"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if download.returncode != 0:
+        pytest.fail(
+            "no Chromium for the playground tests: install the system's "
+            "(apt-get install chromium) or Playwright's (python -m playwright install "
+            f"chromium); downloading Playwright's failed:\n{download.stderr[-2000:]}"
+        )
+    return playwright.chromium.launch(headless=True)
+
+
 @pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    """The system Chromium; missing it is a failure, not a skip (CI installs it)."""
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail("chromium is not installed: apt-get install -y chromium")
-    browser = playwright.chromium.launch(executable_path=executable, headless=True)
+    """Chromium, headless (see `_launch`)."""
+    browser = _launch(playwright)
     yield browser
     browser.close()
 
