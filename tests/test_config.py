@@ -136,3 +136,22 @@ def test_a_bad_setting_stops_the_command_with_a_message(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "invalid configuration" in result.stderr and "poll.404" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_bad_secret_setting_is_named_without_its_value(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "VEO_GATEWAY_ADMIN_TOKEN": "tooshort-s3cr3t"}
+    result = subprocess.run(
+        [sys.executable, "-m", "veo_gateway", "keys", "list"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "VEO_GATEWAY_ADMIN_TOKEN: String should have at least 16 characters" in result.stderr
+    assert "tooshort-s3cr3t" not in result.stderr and "Traceback" not in result.stderr

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from pydantic import AliasChoices, ValidationError
 
 from veo_gateway.cli_client import generate, videos_app
 from veo_gateway.cli_keys import keys_app
@@ -109,13 +110,28 @@ def emulator(
 
 def main() -> None:
     """Entry point of the `veo-gateway` command."""
-    from pydantic import ValidationError
-
     from veo_gateway.config import ConfigError
 
     try:
         app()
-    except (ValidationError, ConfigError) as exc:
-        # A wrong setting or config file: say which, without a traceback.
+    except ValidationError as exc:
+        # A wrong setting: say which and why, without a traceback or the value (it may be a
+        # secret).
+        lines = "\n".join(f"  {_setting_name(exc, e['loc'])}: {e['msg']}" for e in exc.errors())
+        typer.echo(f"veo-gateway: invalid configuration:\n{lines}", err=True)
+        raise SystemExit(2) from None
+    except ConfigError as exc:
         typer.echo(f"veo-gateway: invalid configuration:\n{exc}", err=True)
         raise SystemExit(2) from None
+
+
+def _setting_name(exc: ValidationError, loc: tuple[int | str, ...]) -> str:
+    """The environment variable behind an error's location (for Settings), else the location."""
+    where = ".".join(str(part) for part in loc)
+    field = Settings.model_fields.get(str(loc[0])) if exc.title == "Settings" and loc else None
+    if field is None:
+        return where
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return "VEO_GATEWAY_" + where.upper()

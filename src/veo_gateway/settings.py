@@ -149,8 +149,10 @@ class Settings(BaseSettings):
     )
     admin_token: str | None = Field(
         None,
+        min_length=16,
         description="Opens the admin API under `/admin/` (keys and usage) to "
-        "`Authorization: Bearer TOKEN`; unset, the admin API is disabled (403).",
+        "`Authorization: Bearer TOKEN` (at least 16 characters); unset, the admin API is "
+        "disabled (403).",
     )
     metrics_token: str | None = Field(
         None,
