@@ -84,7 +84,7 @@ def _check_models(services: Services, models: list[str] | None) -> tuple[str, ..
     return tuple(dict.fromkeys(models))
 
 
-async def _live_key(services: Services, key_id: str) -> ApiKey:
+async def _stored_key(services: Services, key_id: str) -> ApiKey:
     key = await services.keys.get(key_id)
     if key is None:
         raise NotFound(f"no API key with id {key_id!r}", param="id")
@@ -116,7 +116,7 @@ async def list_keys(services: ServicesDep) -> JSONResponse:
 @router.get("/keys/{key_id}")
 async def get_key(key_id: str, services: ServicesDep) -> JSONResponse:
     """One stored key."""
-    return JSONResponse((await _live_key(services, key_id)).as_dict())
+    return JSONResponse((await _stored_key(services, key_id)).as_dict())
 
 
 @router.patch("/keys/{key_id}")
@@ -143,7 +143,7 @@ async def revoke_key(key_id: str, services: ServicesDep) -> JSONResponse:
     if not await services.keys.revoke(key_id):
         raise NotFound(f"no active API key with id {key_id!r}", param="id")
     services.auth.forget_cached()
-    return JSONResponse((await _live_key(services, key_id)).as_dict())
+    return JSONResponse((await _stored_key(services, key_id)).as_dict())
 
 
 @router.get("/keys/{key_id}/usage")
@@ -153,7 +153,7 @@ async def key_usage(
     """The same report as the key's own `GET /v1/usage`."""
     now = time.time()
     first, last = period(start, end, now)
-    key = await _live_key(services, key_id)
+    key = await _stored_key(services, key_id)
     report = await owner_report(services.usage, key.id, key.limits, first, last, now)
     return JSONResponse({**report, "key": key.as_dict()})
 
