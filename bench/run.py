@@ -9,7 +9,13 @@ uvicorn worker each), then measures in the same run:
 - create latency with no image and with a 5 MB image;
 - a 200 MB video served to one slow client and to 20 clients at once: peak RSS growth of the
   server, time to first byte, throughput, gateway vs. a bare Starlette FileResponse, and status
-  polls during the 20 downloads.
+  polls during the 20 downloads;
+- 1,000 tasks in flight: how long after the upstream finishes each completion reaches clients,
+  in poll intervals (bench/inflight.py);
+- the scheduler's fair-order query over 200,000 finished tasks, against the query it replaced
+  (bench/scheduler.py).
+
+`--only polls,inflight,scheduler` runs some of the parts.
 
 Prints a Markdown report (paste it into docs/benchmarks.md) and writes it to bench/results/.
 """
@@ -282,7 +288,45 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=15, help="wrk duration per run")
+    parser.add_argument(
+        "--only",
+        default=",".join(PARTS),
+        help=f"comma-separated parts to run, of: {', '.join(PARTS)} (default: all)",
+    )
     args = parser.parse_args()
+    parts = [part.strip() for part in args.only.split(",") if part.strip()]
+    if unknown := set(parts) - set(PARTS):
+        sys.exit(f"unknown parts: {', '.join(sorted(unknown))}; known: {', '.join(PARTS)}")
+    lines = [
+        f"Machine: {machine()}. Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+    ]
+    if "polls" in parts:
+        lines += [*_polls_and_downloads(args.seconds), ""]
+    if "inflight" in parts:
+        import inflight
+
+        work = Path(tempfile.mkdtemp(prefix="veo-bench-"))
+        try:
+            lines += [*inflight.run(work), ""]
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    if "scheduler" in parts:
+        import scheduler
+
+        lines += [*scheduler.run(), ""]
+    report = "\n".join(lines).rstrip()
+    print(report)
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.md").write_text(report + "\n")
+
+
+PARTS = ("polls", "inflight", "scheduler")
+
+
+def _polls_and_downloads(seconds: int) -> list[str]:
+    """Status polls, creates and downloads against the bare baseline: the report's lines."""
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
 
@@ -316,8 +360,8 @@ def main() -> None:
         shutil.copyfile(video, stored)
 
         emulator_before = _emulator_calls(emulator_url)
-        bare_polls = wrk(f"{bare}/status", args.seconds)
-        gw_polls = wrk(f"{base}/v1/videos/{task_id}", args.seconds, auth)
+        bare_polls = wrk(f"{bare}/status", seconds)
+        gw_polls = wrk(f"{base}/v1/videos/{task_id}", seconds, auth)
         emulator_after = _emulator_calls(emulator_url)
 
         created = [
@@ -350,14 +394,12 @@ def main() -> None:
         slow_bare = _slow(f"{bare}/video", {}, baseline.pid)
         many_bare = parallel_downloads(f"{bare}/video", {}, baseline.pid)
         many_gw = parallel_downloads(content, auth, gateway.pid)
-        polls_during = _polls_during_downloads(base, task_id, content, auth, args.seconds)
+        polls_during = _polls_during_downloads(base, task_id, content, auth, seconds)
 
         lines += [
-            f"Machine: {machine()}. Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
-            "",
             "| measure | bare Starlette | gateway | ratio (gateway / bare) |",
             "|---|---|---|---|",
-            f"| status polls/s (wrk -t2 -c50 -d{args.seconds}s) | {bare_polls['rps']:,.0f} | "
+            f"| status polls/s (wrk -t2 -c50 -d{seconds}s) | {bare_polls['rps']:,.0f} | "
             f"{gw_polls['rps']:,.0f} | {gw_polls['rps'] / bare_polls['rps']:.2f} |",
             f"| poll p50 latency (ms) | {bare_polls['p50']:.2f} | {gw_polls['p50']:.2f} | "
             f"{gw_polls['p50'] / bare_polls['p50']:.2f} |",
@@ -376,7 +418,7 @@ def main() -> None:
             f"| poll p99 during the 20 downloads (ms) | | {polls_during['p99']:.2f} | "
             f"{polls_during['p99'] / gw_polls['p99']:.2f} of idle |",
             "",
-            f"- Upstream (emulator) calls during {gw_polls['rps'] * args.seconds:,.0f} client "
+            f"- Upstream (emulator) calls during {gw_polls['rps'] * seconds:,.0f} client "
             f"polls: {emulator_after - emulator_before} (no task was running, so the worker "
             "had nothing to poll either).",
             f"- Non-2xx answers during the gateway poll run: {gw_polls['errors']:.0f}.",
@@ -390,11 +432,7 @@ def main() -> None:
             process.terminate()
             process.wait(timeout=15)
         shutil.rmtree(work, ignore_errors=True)
-    report = "\n".join(lines)
-    print(report)
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "latest.md").write_text(report + "\n")
+    return lines
 
 
 def _emulator_calls(emulator: str) -> int:

@@ -14,6 +14,8 @@ And, outside Google's namespace, for tests (no key needed)::
     GET /_emulator/stats      -> submissions, polls, downloads, operations, faults injected
     GET /_emulator/requests   -> the predictLongRunning calls received: {path, body}, each image
                                  as "<N bytes sha256:...>"
+    GET /_emulator/operations -> every operation: {name, created_at, done_at} in Unix seconds,
+                                 done_at null while it runs
 
 Markers in the prompt make outcomes deterministic, for tests:
 
@@ -131,6 +133,9 @@ def create_emulator_app(config: EmulatorConfig) -> Starlette:
     async def requests_log(request: Request) -> Response:
         return JSONResponse(list(core.requests))
 
+    async def operations(request: Request) -> Response:
+        return JSONResponse(book.timeline())
+
     async def gateway_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, GatewayError)
         return JSONResponse(protocol.envelope(exc), status_code=exc.code)
@@ -164,6 +169,7 @@ def create_emulator_app(config: EmulatorConfig) -> Starlette:
             Route("/_emulator/media/{token}", media, methods=["GET"], name="emulator_media"),
             Route("/_emulator/stats", stats, methods=["GET"]),
             Route("/_emulator/requests", requests_log, methods=["GET"]),
+            Route("/_emulator/operations", operations, methods=["GET"]),
         ],
         exception_handlers={GatewayError: gateway_error, HTTPException: http_error},
         lifespan=lifespan,

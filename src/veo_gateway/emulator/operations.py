@@ -58,6 +58,16 @@ class Operation:
     file_ids: tuple[str, ...] = ()
     render: asyncio.Task[None] | None = None
     render_error: str | None = None
+    created_at: float = field(default_factory=time.monotonic)
+    rendered_at: float | None = None  # time.monotonic() when the render ended, if it has
+
+    def done_at(self, now: float) -> float | None:
+        """The time.monotonic() at which the operation became done, or None while it runs."""
+        if not self.is_done(now):
+            return None
+        if self.render is None or self.rendered_at is None:
+            return self.ready_at
+        return max(self.ready_at, self.rendered_at)
 
     @property
     def name(self) -> str:
@@ -207,6 +217,8 @@ class OperationBook:
             except Exception as exc:
                 logger.exception("emulator: render of %s failed", operation.name)
                 operation.render_error = f"Video generation failed: {exc} (emulated)."
+            finally:
+                operation.rendered_at = time.monotonic()
 
     def find(self, name: str, owner: str) -> Operation:
         """The operation called `name`, when `owner` submitted it; NotFound otherwise.
@@ -256,6 +268,24 @@ class OperationBook:
                 op.id: op.injected for op in self._operations.values() if op.injected
             },
         }
+
+    def timeline(self) -> list[dict[str, Any]]:
+        """Every operation's name, creation and completion (Unix seconds; done_at None while
+        it runs), in creation order: when the upstream finished, for benchmarks."""
+        # Monotonic times become wall-clock ones so other processes can compare them with theirs.
+        now = time.monotonic()
+        offset = time.time() - now
+        timeline = []
+        for op in self._operations.values():
+            done_at = op.done_at(now)
+            timeline.append(
+                {
+                    "name": op.name,
+                    "created_at": op.created_at + offset,
+                    "done_at": None if done_at is None else done_at + offset,
+                }
+            )
+        return timeline
 
     async def aclose(self) -> None:
         """Stop renders in progress, wait for their threads, and delete the rendered files.

@@ -1,0 +1,230 @@
+"""1,000 tasks in flight: `python bench/run.py --only inflight`.
+
+Starts the emulator in a process of its own with a fixed latency, so that every operation is
+running upstream at the same time, and `veo-gateway serve` pointed at it with room for all of
+them (in flight, submissions per minute). Creates the tasks concurrently, then polls every
+unfinished task's status as clients do, sweep after sweep, and records when each one first
+answers `completed`. The emulator says when each operation became done (`/_emulator/operations`),
+so for every task:
+
+    delay = first client answer `completed` - upstream done, in gateway poll intervals.
+
+That is an upper bound: the task became visible between the previous sweep's request for it and
+this one, so the sweep duration is reported beside it. The gateway's own `completed_at` (when it
+committed the completion, visible to the next read) gives a second, lower figure.
+
+The emulator renders at one frame per second, with a model that has no audio track: its renders
+stand in for Google's, which run elsewhere, and must not take the CPU the gateway is measured on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from run import KEY, free_port, wait_up
+
+MODEL = "veo-2.0-generate-001"  # no audio: the cheapest render
+EMULATOR = """
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from veo_gateway.emulator.app import EmulatorConfig, create_emulator_app
+
+port, storage, latency = int(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
+storage.mkdir(parents=True, exist_ok=True)
+config = EmulatorConfig(latency=(latency, latency), storage_dir=storage, fps=1)
+uvicorn.run(
+    create_emulator_app(config), host="127.0.0.1", port=port, log_level="warning",
+    access_log=False,
+)
+"""
+
+
+def start_emulator(port: int, storage: Path, latency: float) -> subprocess.Popen[bytes]:
+    """The emulator alone, no quotas, every operation taking exactly `latency` seconds."""
+    return subprocess.Popen([sys.executable, "-c", EMULATOR, str(port), str(storage), str(latency)])
+
+
+def gateway_env(data: Path, port: int, emulator: str, *, tasks: int) -> dict[str, str]:
+    """The gateway's settings: room upstream for every task at once; polling as by default."""
+    return {
+        **os.environ,
+        "VEO_GATEWAY_DATA_DIR": str(data),
+        "VEO_GATEWAY_API_KEYS": KEY,
+        "VEO_GATEWAY_PORT": str(port),
+        "GEMINI_API_KEY": "bench-upstream-key",
+        "VEO_GATEWAY_GEMINI_BASE_URL": emulator,
+        "VEO_GATEWAY_MAX_IN_FLIGHT": str(2 * tasks),
+        "VEO_GATEWAY_UPSTREAM_RPM": str(100 * tasks),
+        "VEO_GATEWAY_POLL_INTERVAL": "5",
+        "VEO_GATEWAY_POLL_CONCURRENCY": "16",
+        "VEO_GATEWAY_LOG_LEVEL": "warning",
+    }
+
+
+async def _create_all(client: httpx.AsyncClient, n: int, concurrency: int) -> list[str]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> str:
+        async with gate:
+            response = await client.post(
+                "/v1/videos",
+                json={
+                    "model": MODEL,
+                    "prompt": f"inflight {i}",
+                    "metadata": {"durationSeconds": 5},
+                },
+            )
+            response.raise_for_status()
+            return str(response.json()["id"])
+
+    return list(await asyncio.gather(*(one(i) for i in range(n))))
+
+
+@dataclass
+class Watched:
+    """What the clients saw."""
+
+    ids: list[str] = field(default_factory=list)
+    create_seconds: float = 0.0
+    seen: dict[str, float] = field(default_factory=dict)  # first answer `completed` or failure
+    final: dict[str, str] = field(default_factory=dict)  # the status then
+    # Per task: from sending the last request answered "not finished" to `seen`. The task became
+    # visible within this window, so it is how coarse the client's figure is.
+    window: dict[str, float] = field(default_factory=dict)
+    sweeps: list[float] = field(default_factory=list)
+
+
+async def _watch(
+    client: httpx.AsyncClient, watched: Watched, concurrency: int, give_up_after: float
+) -> None:
+    """Sweep every unfinished task until all have finished."""
+    gate = asyncio.Semaphore(concurrency)
+    pending_sent: dict[str, float] = {}
+
+    async def check(task_id: str) -> None:
+        async with gate:
+            sent = time.time()
+            response = await client.get(f"/v1/videos/{task_id}")
+        received = time.time()
+        status = response.json()["status"]
+        if status not in ("completed", "failure"):
+            pending_sent[task_id] = sent
+            return
+        watched.seen[task_id] = received
+        watched.final[task_id] = status
+        watched.window[task_id] = received - pending_sent.get(task_id, sent)
+
+    deadline = time.monotonic() + give_up_after
+    while len(watched.seen) < len(watched.ids) and time.monotonic() < deadline:
+        started = time.monotonic()
+        await asyncio.gather(
+            *(check(task_id) for task_id in watched.ids if task_id not in watched.seen)
+        )
+        watched.sweeps.append(time.monotonic() - started)
+
+
+def _pct(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def run(work: Path, *, tasks: int = 1000, latency: float = 60.0) -> list[str]:
+    """Run the measurement in `work` and return the report's Markdown lines."""
+    emu_port, gw_port = free_port(), free_port()
+    emulator_url, base = f"http://127.0.0.1:{emu_port}", f"http://127.0.0.1:{gw_port}"
+    env = gateway_env(work / "data", gw_port, emulator_url, tasks=tasks)
+    interval = float(env["VEO_GATEWAY_POLL_INTERVAL"])
+    emulator = start_emulator(emu_port, work / "emulator", latency)
+    gateway = subprocess.Popen([sys.executable, "-m", "veo_gateway", "serve"], env=env)
+    try:
+        wait_up(f"{emulator_url}/_emulator/stats")
+        wait_up(f"{base}/healthz")
+        watched = asyncio.run(_client_side(base, tasks, latency, interval))
+        timeline = httpx.get(f"{emulator_url}/_emulator/operations", timeout=30).json()
+        stats = httpx.get(f"{emulator_url}/_emulator/stats", timeout=30).json()
+    finally:
+        for process in (gateway, emulator):
+            process.terminate()
+            process.wait(timeout=30)
+    done_at = {op["name"]: op["done_at"] for op in timeline}
+    upstream_latency = [op["done_at"] - op["created_at"] for op in timeline if op["done_at"]]
+    db = sqlite3.connect(work / "data" / "veo-gateway.db")
+    rows = db.execute(
+        "select id, operation_name, completed_at from tasks where id in (select value from "
+        "json_each(?))",
+        (json.dumps(watched.ids),),
+    ).fetchall()
+    db.close()
+    client_delay: list[float] = []
+    gateway_delay: list[float] = []
+    for task_id, operation, completed in rows:
+        upstream_done = done_at.get(operation)
+        if task_id not in watched.seen or upstream_done is None:
+            continue
+        client_delay.append((watched.seen[task_id] - upstream_done) / interval)
+        gateway_delay.append((completed - upstream_done) / interval)
+    completed_count = sum(1 for status in watched.final.values() if status == "completed")
+    window = [seconds / interval for seconds in watched.window.values()]
+    done_times = [op["done_at"] for op in timeline if op["done_at"]]
+    return [
+        f"{tasks:,} tasks created concurrently in {watched.create_seconds:.1f} s (so the "
+        f"upstream finished them over as long a span), upstream latency {latency:.0f} s fixed "
+        f"(measured: {min(upstream_latency):.2f} to {max(upstream_latency):.2f} s: every "
+        f"operation was in flight at once, and the renders had all ended before it); gateway "
+        f"`VEO_GATEWAY_POLL_INTERVAL={interval:g}` (jittered ±20 %), "
+        f"`VEO_GATEWAY_POLL_CONCURRENCY={env['VEO_GATEWAY_POLL_CONCURRENCY']}`, "
+        f"`VEO_GATEWAY_MAX_IN_FLIGHT={env['VEO_GATEWAY_MAX_IN_FLIGHT']}`, "
+        f"`VEO_GATEWAY_UPSTREAM_RPM={env['VEO_GATEWAY_UPSTREAM_RPM']}`.",
+        "",
+        "| delay after the upstream finished, in poll intervals | p50 | p99 | max | within 2 |",
+        "|---|---|---|---|---|",
+        _row("first client poll answering `completed`", client_delay),
+        _row("the gateway's `completed_at` (committed)", gateway_delay),
+        _row("client's uncertainty: last answer not done to first done", window, target=False),
+        "",
+        f"- Finished: {completed_count:,} completed, "
+        f"{len(watched.final) - completed_count:,} failed, "
+        f"{tasks - len(watched.final):,} unfinished at the end; upstream finish times spread "
+        f"over {max(done_times) - min(done_times):.1f} s.",
+        f"- Client sweeps over the unfinished tasks: {len(watched.sweeps)}, longest "
+        f"{max(watched.sweeps) * 1000:.0f} ms (32 requests at a time).",
+        f"- Upstream calls: {stats['submissions']:,} submissions, {stats['polls']:,} polls, "
+        f"{stats['downloads']:,} downloads.",
+    ]
+
+
+def _row(label: str, values: list[float], *, target: bool = True) -> str:
+    within = sum(1 for value in values if value <= 2)
+    return (
+        f"| {label} | {statistics.median(values):.2f} | {_pct(values, 99):.2f} | "
+        f"{max(values):.2f} | {f'{within:,} of {len(values):,}' if target else ''} |"
+    )
+
+
+async def _client_side(base: str, tasks: int, latency: float, interval: float) -> Watched:
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    watched = Watched()
+    async with httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {KEY}"}, timeout=120, limits=limits
+    ) as client:
+        started = time.monotonic()
+        watched.ids = await _create_all(client, tasks, concurrency=32)
+        watched.create_seconds = time.monotonic() - started
+        # Nothing can finish before the latency has passed: sweeping starts shortly before, so
+        # that the sweeps load the gateway as waiting clients would, but not for a minute idle.
+        await asyncio.sleep(max(0.0, started + latency - 2 * interval - time.monotonic()))
+        await _watch(client, watched, concurrency=32, give_up_after=latency + 20 * interval)
+    return watched
