@@ -125,6 +125,10 @@ class TaskStore:
             self._reader = RowReader(url.database, by_id, _task_from_columns)
             self._write_lock = asyncio.Lock()
 
+    def reading(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """A connection for reads, which need not queue behind this process's writers."""
+        return self._engine.connect()
+
     def transaction(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
         """A write transaction on this store's database, queued like the store's own writes
         (for the parts that keep tables of their own beside the tasks: webhooks, usage)."""

@@ -171,7 +171,7 @@ class Sweeper:
             .order_by(tasks.c.completed_at, tasks.c.id)
             .limit(BATCH)
         )
-        async with self._store.transaction() as conn:
+        async with self._store.reading() as conn:
             return [str(task_id) for task_id in (await conn.execute(query)).scalars()]
 
     async def _over_cap(self, max_bytes: int) -> list[str]:
@@ -181,7 +181,7 @@ class Sweeper:
             tasks.c.expired_at.is_(None),
             tasks.c.deleted_at.is_(None),
         )
-        async with self._store.transaction() as conn:
+        async with self._store.reading() as conn:
             stored = sa.select(sa.func.sum(tasks.c.video_bytes)).where(*live)
             total = int(await conn.scalar(stored) or 0)
             if total <= max_bytes:
