@@ -10,7 +10,7 @@ from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, TypeVarTuple
+from typing import Any, Literal, TypeVar, TypeVarTuple
 
 import anyio.to_thread
 from starlette.requests import Request
@@ -59,11 +59,15 @@ class EmulatorConfig:
     faults: Faults = field(default_factory=Faults)
     quota_rpm: int | None = None  # submissions per minute per credential; None: no limit
     max_in_flight_per_credential: int | None = None  # unfinished operations per credential
+    # "each": a render per operation; "once": one per output shape, served to all (benchmarks).
+    render: Literal["each", "once"] = "each"
 
     def __post_init__(self) -> None:
         low, high = self.latency
         if low < 0 or high < low:
             raise ValueError(f"latency must be (min, max) with 0 <= min <= max: {self.latency}")
+        if self.render not in ("each", "once"):
+            raise ValueError(f"render must be 'each' or 'once', not {self.render!r}")
         if self.fps <= 0 or self.max_concurrent_renders <= 0:
             raise ValueError("fps and max_concurrent_renders must be positive")
         for name in ("quota_rpm", "max_in_flight_per_credential"):
@@ -84,6 +88,7 @@ def config_from_settings(
         faults=Faults.parse(settings.emulator_faults),
         quota_rpm=settings.emulator_quota_rpm,
         max_in_flight_per_credential=settings.emulator_max_in_flight,
+        render=settings.emulator_render,
     )
 
 
@@ -102,6 +107,7 @@ class EmulatorCore:
             latency=config.latency,
             fps=config.fps,
             max_concurrent_renders=config.max_concurrent_renders,
+            render=config.render,
         )
         self.faults = FaultInjector(config.faults)
         self.requests: deque[dict[str, Any]] = deque(maxlen=_REQUEST_LOG_SIZE)

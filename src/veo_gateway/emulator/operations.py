@@ -1,12 +1,16 @@
 """The emulator's long-running operations: their latency, their renders and their counters.
 
 An operation is done when its latency has passed *and* its video is rendered. Renders run in
-worker threads, a few at a time, started when the operation is created.
+worker threads, a few at a time, started when the operation is created. With ``render="once"``
+one render serves every operation of the same output shape (model, size, duration, audio): the
+first such operation starts it, and later ones share its file, so a benchmark's upstream costs
+next to no CPU.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import hashlib
 import logging
@@ -18,7 +22,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio.to_thread
 
@@ -34,6 +38,11 @@ BLOCKED_MARKER = "[emulator:blocked]"
 FAIL_MARKER = "[emulator:fail]"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
+RenderMode = Literal["each", "once"]
+# What makes two operations' videos interchangeable in "once" mode: model, width, height,
+# seconds, audio.
+Shape = tuple[str, int, int, int, bool]
+
 
 class Outcome(enum.Enum):
     """How an operation ends."""
@@ -41,6 +50,20 @@ class Outcome(enum.Enum):
     VIDEO = "video"
     BLOCKED = "blocked"
     FAILED = "failed"
+
+
+@dataclass
+class Render:
+    """One video rendered to `path`: by its own operation, or shared by many in "once" mode."""
+
+    path: Path
+    task: asyncio.Task[None] | None = None  # None: rendered before (the file exists)
+    error: str | None = None  # why the render failed, once it has
+    finished_at: float | None = None  # time.monotonic() when the render ended, if it has
+
+    def done(self) -> bool:
+        """True once the render has ended, well or not."""
+        return self.task is None or self.task.done()
 
 
 @dataclass
@@ -56,18 +79,21 @@ class Operation:
     storage_uri: str | None = None  # Vertex: results go to gs://... instead of inline
     injected: str | None = None  # the fault injected into its outcome (fail, blocked), if any
     file_ids: tuple[str, ...] = ()
-    render: asyncio.Task[None] | None = None
-    render_error: str | None = None
+    render: Render | None = None
     created_at: float = field(default_factory=time.monotonic)
-    rendered_at: float | None = None  # time.monotonic() when the render ended, if it has
+
+    @property
+    def render_error(self) -> str | None:
+        """Why its video could not be rendered, if it could not."""
+        return None if self.render is None else self.render.error
 
     def done_at(self, now: float) -> float | None:
         """The time.monotonic() at which the operation became done, or None while it runs."""
         if not self.is_done(now):
             return None
-        if self.render is None or self.rendered_at is None:
+        if self.render is None or self.render.finished_at is None:
             return self.ready_at
-        return max(self.ready_at, self.rendered_at)
+        return max(self.ready_at, self.render.finished_at)
 
     @property
     def name(self) -> str:
@@ -107,6 +133,7 @@ class Counters:
     submissions_by_credential: Counter[str] = field(default_factory=Counter)
     polls: int = 0
     downloads: int = 0
+    renders: int = 0  # videos rendered (started), one per operation unless render="once"
 
 
 class OperationBook:
@@ -119,13 +146,16 @@ class OperationBook:
         latency: tuple[float, float],
         fps: int,
         max_concurrent_renders: int = 2,
+        render: RenderMode = "each",
     ) -> None:
         self._storage_dir = storage_dir
         self._latency = latency
         self._fps = fps
+        self._render_mode = render
         self._operations: dict[str, Operation] = {}
         self._files: dict[str, Path] = {}
         self._file_owners: dict[str, Operation] = {}
+        self._shared: dict[Shape, Render] = {}  # render="once": the one render of each shape
         self._renders = asyncio.Semaphore(max_concurrent_renders)
         # Set at shutdown: a render in its thread checks it between frames and stops.
         self._stopping = threading.Event()
@@ -172,15 +202,17 @@ class OperationBook:
         )
         if outcome is Outcome.VIDEO:
             operation.file_ids = tuple(self._new_id(self._files, 16) for _ in range(samples))
-            path = self._storage_dir / f"{operation.file_ids[0]}.mp4"
+            spec = self._spec(request, row)
+            if self._render_mode == "once":
+                operation.render = self._shared_render(spec)
+            else:
+                operation.render = self._start_render(
+                    spec, self._storage_dir / f"{operation.file_ids[0]}.mp4", operation.name
+                )
             # Every sample is the same file: clients only tell samples apart by their URIs.
             for file_id in operation.file_ids:
-                self._files[file_id] = path
+                self._files[file_id] = operation.render.path
                 self._file_owners[file_id] = operation
-            operation.render = asyncio.create_task(
-                self._render(operation, self._spec(request, row), path),
-                name=f"emulator-render-{operation.id}",
-            )
         self._operations[operation.id] = operation
         self.counters.submissions += 1
         self.counters.submissions_by_model[row.name] += 1
@@ -206,19 +238,48 @@ class OperationBook:
             label=row.name,
         )
 
-    async def _render(self, operation: Operation, spec: RenderSpec, path: Path) -> None:
+    def _shared_render(self, spec: RenderSpec) -> Render:
+        """The one render of `spec`'s shape, started by the first operation that needs it.
+
+        The video shows the shape, never a prompt or image: it is served to every credential.
+        """
+        shape: Shape = (spec.label, spec.width, spec.height, spec.seconds, spec.audio)
+        render = self._shared.get(shape)
+        if render is None or render.error is not None:  # a failed render is tried again
+            neutral = dataclasses.replace(
+                spec,
+                prompt=f"{spec.seconds} s, {spec.width}x{spec.height}: one video for every "
+                "operation of this shape (render=once)",
+                first_image=None,
+                last_image=None,
+                reference_images=(),
+            )
+            name = f"once-{spec.label}-{spec.width}x{spec.height}-{spec.seconds}s"
+            path = self._storage_dir / "once" / f"{name}{'-audio' if spec.audio else ''}.mp4"
+            render = self._shared[shape] = self._start_render(neutral, path, name)
+        return render
+
+    def _start_render(self, spec: RenderSpec, path: Path, name: str) -> Render:
+        render = Render(path)
+        render.task = asyncio.create_task(
+            self._render(render, spec, name), name=f"emulator-render-{name}"
+        )
+        self.counters.renders += 1
+        return render
+
+    async def _render(self, render: Render, spec: RenderSpec, name: str) -> None:
         async with self._renders:
             try:
-                await anyio.to_thread.run_sync(render_video, spec, path, self._stopping)
+                await anyio.to_thread.run_sync(render_video, spec, render.path, self._stopping)
             except RenderCancelled:
                 raise
             # Any render failure (a corrupt image, FFmpeg, the disk) must end the operation
             # with an error, as Google's would, rather than leave it running forever.
             except Exception as exc:
-                logger.exception("emulator: render of %s failed", operation.name)
-                operation.render_error = f"Video generation failed: {exc} (emulated)."
+                logger.exception("emulator: render of %s failed", name)
+                render.error = f"Video generation failed: {exc} (emulated)."
             finally:
-                operation.rendered_at = time.monotonic()
+                render.finished_at = time.monotonic()
 
     def find(self, name: str, owner: str) -> Operation:
         """The operation called `name`, when `owner` submitted it; NotFound otherwise.
@@ -260,6 +321,7 @@ class OperationBook:
             "submissions_by_credential": dict(self.counters.submissions_by_credential),
             "polls": self.counters.polls,
             "downloads": self.counters.downloads,
+            "renders": self.counters.renders,
             "operations": {
                 op.id: {"model": op.model, "done": op.is_done(now)}
                 for op in self._operations.values()
@@ -295,11 +357,11 @@ class OperationBook:
         those still queued stop before their first), so this returns within a frame or two.
         """
         self._stopping.set()
-        tasks = [
-            op.render
+        tasks = {
+            op.render.task
             for op in self._operations.values()
-            if op.render is not None and not op.render.done()
-        ]
+            if op.render is not None and op.render.task is not None and not op.render.done()
+        }
         await asyncio.gather(*tasks, return_exceptions=True)
         # Files are only reachable through this app's memory: once it stops, they are litter.
         for path in set(self._files.values()):
