@@ -65,7 +65,11 @@ def emulator(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     storage_dir: Annotated[
-        Path | None, typer.Option(help="Where rendered videos go. Default: DATA_DIR/emulator.")
+        Path | None,
+        typer.Option(
+            help="Where operations and rendered videos are kept (a restart carries on with "
+            "them). Default: DATA_DIR/emulator."
+        ),
     ] = None,
     faults: Annotated[
         str | None,
@@ -98,7 +102,7 @@ def emulator(
             raise typer.BadParameter(str(exc), param_hint=option) from None
     configure_logging(settings.log_level, settings.log_format)
     config = config_from_settings(
-        settings, storage_dir=storage_dir or settings.data_dir / "emulator"
+        settings, storage_dir=storage_dir or settings.data_dir / "emulator", persist=True
     )
     bind_host = host or settings.emulator_host
     bind_port = port or settings.emulator_port

@@ -61,6 +61,8 @@ class EmulatorConfig:
     max_in_flight_per_credential: int | None = None  # unfinished operations per credential
     # "each": a render per operation; "once": one per output shape, served to all (benchmarks).
     render: Literal["each", "once"] = "each"
+    # Keep operations on disk under storage_dir, so a restart carries on with them.
+    persist: bool = False
 
     def __post_init__(self) -> None:
         low, high = self.latency
@@ -77,7 +79,11 @@ class EmulatorConfig:
 
 
 def config_from_settings(
-    settings: Settings, *, storage_dir: Path, api_keys: frozenset[str] | None = None
+    settings: Settings,
+    *,
+    storage_dir: Path,
+    api_keys: frozenset[str] | None = None,
+    persist: bool = False,
 ) -> EmulatorConfig:
     """The emulator's configuration from the `VEO_GATEWAY_EMULATOR_*` settings."""
     return EmulatorConfig(
@@ -89,6 +95,7 @@ def config_from_settings(
         quota_rpm=settings.emulator_quota_rpm,
         max_in_flight_per_credential=settings.emulator_max_in_flight,
         render=settings.emulator_render,
+        persist=persist,
     )
 
 
@@ -108,6 +115,7 @@ class EmulatorCore:
             fps=config.fps,
             max_concurrent_renders=config.max_concurrent_renders,
             render=config.render,
+            persist=config.persist,
         )
         self.faults = FaultInjector(config.faults)
         self.requests: deque[dict[str, Any]] = deque(maxlen=_REQUEST_LOG_SIZE)
