@@ -23,6 +23,7 @@ import anyio.to_thread
 from veo_gateway.domain.catalog import ModelCapabilities
 from veo_gateway.domain.request import Image, VideoRequest
 from veo_gateway.emulator.render import RenderCancelled, RenderSpec, frame_size, render_video
+from veo_gateway.emulator.text import Fonts
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class Renderer:
         self._stopping = threading.Event()
         self._shared: dict[Shape, Render] = {}
         self._running: set[asyncio.Task[None]] = set()
+        self._fonts = Fonts()  # chosen once; warns once of characters it cannot draw
         self.count = 0  # renders started by this app
 
     def spec(self, request: VideoRequest[Image], row: ModelCapabilities) -> RenderSpec:
@@ -181,7 +183,7 @@ class Renderer:
         after: Callable[[str | None], None] | None,
     ) -> None:
         try:
-            render_video(spec, render.path, self._stopping)
+            render_video(spec, render.path, self._stopping, self._fonts)
         except RenderCancelled:
             raise
         # Any render failure (a corrupt image, FFmpeg, the disk) must end the operation
