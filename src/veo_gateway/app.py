@@ -7,12 +7,14 @@ import contextlib
 import fcntl
 import logging
 import os
+import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO
 
 import httpx
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -33,7 +35,7 @@ from veo_gateway.errors import (
 )
 from veo_gateway.media.fetch import FetchLimits, SafeFetcher
 from veo_gateway.media.images import ImageLimits
-from veo_gateway.media.storage import LocalStorage
+from veo_gateway.media.storage import LocalStorage, describe_bytes
 from veo_gateway.observability.census import Census, KeyNames
 from veo_gateway.observability.metrics import Metrics
 from veo_gateway.observability.middleware import Observe
@@ -101,6 +103,36 @@ def _take_worker_lock(data_dir: Path) -> IO[str] | None:
     except OSError:
         pass  # the pid is only a hint for operators; a full disk must not stop the start
     return handle
+
+
+class StartupError(Exception):
+    """The gateway cannot start, for a reason an operator can fix (said in one line)."""
+
+
+# Below this much free space, a database error at start-up is taken for the full disk it is
+# (SQLite cannot even open its WAL index, and says only "disk I/O error").
+_FULL_DISK_BYTES = 1024 * 1024
+
+
+async def preflight(settings: Settings) -> None:
+    """Open the database and bring its schema up to date before serving, so what keeps the
+    gateway from starting (a full disk) is said in one line rather than a traceback."""
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        await migrate(engine)
+    except (sa.exc.DBAPIError, InsufficientStorage, OSError) as exc:
+        directory = settings.data_dir
+        while not directory.exists() and directory != directory.parent:
+            directory = directory.parent
+        free = shutil.disk_usage(directory).free
+        if isinstance(exc, InsufficientStorage) or free < _FULL_DISK_BYTES:
+            raise StartupError(
+                f"the disk of {settings.data_dir} is full ({describe_bytes(free)} free): the "
+                "database cannot be opened; free some space and start again"
+            ) from exc
+        raise
+    finally:
+        await engine.dispose()
 
 
 @contextlib.asynccontextmanager

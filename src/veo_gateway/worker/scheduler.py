@@ -100,6 +100,9 @@ class Worker:
         self._submitting: set[asyncio.Task[Any]] = set()
         self._polling: set[asyncio.Task[Any]] = set()
         self._trouble = ThrottledLog(log, config.log_period)
+        # Tasks whose job could not record its end (the database refused the write): their
+        # lease is lifted as soon as the database takes writes again, not when it runs out.
+        self._unrecorded: dict[str, State] = {}
 
     @contextlib.contextmanager
     def _timed(self, credential: str | None, kind: str) -> Iterator[None]:
@@ -222,6 +225,7 @@ class Worker:
 
     async def step(self) -> None:
         """Match due queued tasks with free credentials, and start polls that are due."""
+        await self._lift_unrecorded()
         if abandoned := await self._store.requeue_abandoned_submissions():
             log.warning("requeued %d submission(s) whose job ended unrecorded", len(abandoned))
         for task in await self._store.due_queued(self._config.submit_batch):
@@ -235,6 +239,14 @@ class Worker:
             State.IN_PROGRESS, limit=room, lease_seconds=self._config.poll_lease
         ):
             self._spawn(self._polling, self._poll(task))
+
+    async def _lift_unrecorded(self) -> None:
+        for task_id, state in list(self._unrecorded.items()):
+            fields: dict[str, Any] = {"lease_until": 0.0}
+            if state is State.SUBMITTING:
+                fields |= {"state": State.QUEUED.value, "upstream": None, "upstream_model": None}
+            await self._store.update(task_id, state, **fields)
+            del self._unrecorded[task_id]
 
     async def submit_now(self, task: Task, wait_seconds: float) -> UpstreamError | None:
         """Submit a just-created task at once when a credential is free (the POST waits up to
@@ -393,6 +405,13 @@ class Worker:
     async def _job_failed(self, task: Task, state: State, doing: str, exc: Exception) -> None:
         """A job raised something nobody foresaw: count an attempt and retry with backoff, or
         fail the task with the error as its reason (at once for a programming error)."""
+        try:
+            await self._settle_failure(task, state, doing, exc)
+        except Exception:
+            self._unrecorded[task.id] = state  # the database refused even that
+            raise
+
+    async def _settle_failure(self, task: Task, state: State, doing: str, exc: Exception) -> None:
         if isinstance(exc, InsufficientStorage):
             await self._wait_for_space(task, state, str(exc))
             return
