@@ -7,11 +7,14 @@ import contextlib
 import fcntl
 import logging
 import os
+import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO
 
 import httpx
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -23,10 +26,16 @@ from veo_gateway.api.deps import Services
 from veo_gateway.api.limits import BodySizeLimit
 from veo_gateway.api.status import StatusRoute
 from veo_gateway.domain.pricing import PriceTable
-from veo_gateway.errors import GatewayError, InvalidArgument, MethodNotAllowed, NotFound
+from veo_gateway.errors import (
+    GatewayError,
+    InsufficientStorage,
+    InvalidArgument,
+    MethodNotAllowed,
+    NotFound,
+)
 from veo_gateway.media.fetch import FetchLimits, SafeFetcher
 from veo_gateway.media.images import ImageLimits
-from veo_gateway.media.storage import LocalStorage
+from veo_gateway.media.storage import LocalStorage, describe_bytes
 from veo_gateway.observability.census import Census, KeyNames
 from veo_gateway.observability.metrics import Metrics
 from veo_gateway.observability.middleware import Observe
@@ -88,9 +97,42 @@ def _take_worker_lock(data_dir: Path) -> IO[str] | None:
     except BlockingIOError:
         handle.close()
         return None
-    handle.write(str(os.getpid()))
-    handle.flush()
+    try:
+        handle.write(str(os.getpid()))
+        handle.flush()
+    except OSError:
+        pass  # the pid is only a hint for operators; a full disk must not stop the start
     return handle
+
+
+class StartupError(Exception):
+    """The gateway cannot start, for a reason an operator can fix (said in one line)."""
+
+
+# Below this much free space, a database error at start-up is taken for the full disk it is
+# (SQLite cannot even open its WAL index, and says only "disk I/O error").
+_FULL_DISK_BYTES = 1024 * 1024
+
+
+async def preflight(settings: Settings) -> None:
+    """Open the database and bring its schema up to date before serving, so what keeps the
+    gateway from starting (a full disk) is said in one line rather than a traceback."""
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        await migrate(engine)
+    except (sa.exc.DBAPIError, InsufficientStorage, OSError) as exc:
+        directory = settings.data_dir
+        while not directory.exists() and directory != directory.parent:
+            directory = directory.parent
+        free = shutil.disk_usage(directory).free
+        if isinstance(exc, InsufficientStorage) or free < _FULL_DISK_BYTES:
+            raise StartupError(
+                f"the disk of {settings.data_dir} is full ({describe_bytes(free)} free): the "
+                "database cannot be opened; free some space and start again"
+            ) from exc
+        raise
+    finally:
+        await engine.dispose()
 
 
 @contextlib.asynccontextmanager
@@ -100,8 +142,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await migrate(engine)
     tasks, keys = TaskStore(engine), KeyStore(engine)
     app.state.census, app.state.key_names = Census(engine), KeyNames(engine)
-    storage = LocalStorage(settings.data_dir / "inputs", settings.resolved_videos_dir)
+    storage = LocalStorage(
+        settings.data_dir / "inputs",
+        settings.resolved_videos_dir,
+        min_free_bytes=settings.min_free_bytes,
+    )
     storage.prepare()
+    if problem := storage.space_problem():
+        log.error("%s: creates get 507 until space is freed", problem)
     fetcher = SafeFetcher(
         FetchLimits(
             timeout=settings.image_fetch_timeout,
@@ -145,10 +193,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                     "another process runs the worker for %s; not starting one", settings.data_dir
                 )
             else:
-                requeued = await tasks.recover()
-                if requeued:
-                    log.warning("requeued %d interrupted submission(s)", requeued)
-                upstreams.pool.restore_in_flight(await tasks.in_flight_by_upstream())
+                # No other worker is alive: its downloads' temp files are leftovers of a kill.
+                if swept := await asyncio.to_thread(storage.sweep_temp_files, worker_stopped=True):
+                    log.warning("removed %d temp file(s) left by an interrupted write", swept)
                 # Webhooks are sent by the process holding the worker lock, as tasks finish.
                 dispatcher = WebhookDispatcher(
                     store=WebhookStore(tasks, engine, retention_seconds=settings.retention_seconds),
@@ -171,6 +218,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                         poll_concurrency=settings.poll_concurrency,
                         task_timeout=settings.task_timeout,
                         submit_attempts=settings.submit_attempts,
+                        space_wait=max(1.0, min(60.0, 4 * settings.poll_interval)),
                     ),
                     metrics=app.state.metrics,
                     # A finished task's events go out at once, not at the next idle poll.
@@ -180,11 +228,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 webhooks_task = asyncio.create_task(dispatcher.run(), name="veo-gateway-webhooks")
 
         if not settings.client_keys and await keys.count_live() == 0:
-            _, secret = await keys.create("default")
-            log.warning(
-                "no API keys were configured, so one was created (shown once, keep it): %s",
-                secret,
-            )
+            try:
+                _, secret = await keys.create("default")
+            except InsufficientStorage:
+                log.error("no API key is configured, and none could be created: disk full")
+            else:
+                log.warning(
+                    "no API keys were configured, so one was created (shown once, keep it): %s",
+                    secret,
+                )
         log.info("create API keys with: veo-gateway keys create --name NAME")
         app.state.services = Services(
             settings=settings,
@@ -204,7 +256,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             usage=UsageReport(engine),
         )
         yield
+        log.info("shutting down")
     finally:
+        stopping = time.monotonic()
         for background in (sweeper_task, webhooks_task, worker_task):
             if background is not None:
                 background.cancel()
@@ -218,6 +272,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await engine.dispose()
         if lock is not None:
             lock.close()
+        log.info("stopped in %.1f s", time.monotonic() - stopping)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -32,13 +32,20 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
 ) -> None:
     """Run the gateway (and, with no GEMINI_API_KEY, the built-in emulator in-process)."""
-    from veo_gateway.app import create_app
+    import asyncio
+
+    from veo_gateway.app import StartupError, create_app, preflight
 
     settings = Settings()
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     if overrides:
         settings = settings.model_copy(update=overrides)
     configure_logging(settings.log_level, settings.log_format)
+    try:
+        asyncio.run(preflight(settings))
+    except StartupError as exc:
+        typer.echo(f"veo-gateway: cannot start: {exc}", err=True)
+        raise SystemExit(1) from None
     url = f"http://{settings.host}:{settings.port}"
     typer.echo(f"veo-gateway listening on {url}  (data in {settings.data_dir.resolve()})")
     if settings.uses_emulator:

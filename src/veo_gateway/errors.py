@@ -12,6 +12,7 @@
     ├── PayloadTooLarge               413 INVALID_ARGUMENT
     ├── RangeNotSatisfiable           416 OUT_OF_RANGE
     ├── ResourceExhausted             429 RESOURCE_EXHAUSTED
+    ├── InsufficientStorage           507 RESOURCE_EXHAUSTED (the gateway's own disk is full)
     └── UpstreamError                 the upstream's own code and status, passed through
         └── UpstreamUnavailable       503 UNAVAILABLE (network errors, timeouts: retryable)
 
@@ -155,6 +156,18 @@ class ResourceExhausted(GatewayError):
 
     http_status = 429
     status = "RESOURCE_EXHAUSTED"
+
+
+class InsufficientStorage(GatewayError):
+    """The gateway's storage is out of space (or under its free-space floor): nothing new can
+    be kept until space is freed. Not the client's fault, and not a rate limit: 507, with
+    Google's RESOURCE_EXHAUSTED ("perhaps the entire file system is out of space")."""
+
+    http_status = 507
+    status = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str, *, retry_after: int = 60) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
 
 
 class UpstreamError(GatewayError):

@@ -180,6 +180,13 @@ class Settings(BaseSettings):
         "files are deleted early (as by the retention) until the total is under it. Unset: no "
         "cap.",
     )
+    min_free_bytes: int = Field(
+        1024**3,
+        ge=0,
+        description="Free-space floor (bytes) of the filesystems holding the inputs and videos: "
+        "at or under it, creates are refused with 507, finished videos wait at the upstream "
+        "before being downloaded, and /readyz fails. 0: only a full disk stops new work.",
+    )
 
     webhook_urls: str = Field(
         "",

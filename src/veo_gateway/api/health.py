@@ -23,7 +23,8 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", include_in_schema=False)
 async def readyz(services: ServicesDep) -> JSONResponse:
-    """Ready when the database answers, storage is writable and an upstream can take work.
+    """Ready when the database answers, storage is writable with more free space than the
+    floor, and an upstream can take work.
 
     Lists each credential's state, so one taken out of service (401/403) shows here.
     """
@@ -33,9 +34,15 @@ async def readyz(services: ServicesDep) -> JSONResponse:
         checks["database"] = "ok"
     except Exception as exc:  # any failure means not ready; say which
         checks["database"] = f"error: {type(exc).__name__}"
-    videos = services.storage.videos_dir
-    writable = await anyio.to_thread.run_sync(os.access, videos, os.W_OK)
-    checks["storage"] = "ok" if writable else f"error: {videos} is not writable"
+    storage = services.storage
+    writable = await anyio.to_thread.run_sync(os.access, storage.videos_dir, os.W_OK)
+    free = await anyio.to_thread.run_sync(storage.free_bytes)
+    if not writable:
+        checks["storage"] = f"error: {storage.videos_dir} is not writable"
+    elif problem := storage.space_problem(free):
+        checks["storage"] = f"error: {problem}"
+    else:
+        checks["storage"] = "ok"
     now = time.time()
     credentials = [
         {
@@ -51,6 +58,11 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     checks["upstreams"] = "ok" if services.pool.can_take_work() else "error: none in service"
     ready = all(value == "ok" for value in checks.values())
     return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks, "credentials": credentials},
+        {
+            "status": "ready" if ready else "not ready",
+            "checks": checks,
+            "storage": {"free_bytes": free, "min_free_bytes": storage.min_free_bytes},
+            "credentials": credentials,
+        },
         status_code=200 if ready else 503,
     )

@@ -6,6 +6,7 @@ No client key is needed: monitoring systems scrape with a token of their own
 
 from __future__ import annotations
 
+import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -32,4 +33,6 @@ async def metrics(request: Request) -> Response:
     census: Census = request.app.state.census
     by_state, stored_bytes = await census.tasks()
     registry.set_census(by_state, stored_bytes)
+    storage = request.app.state.services.storage
+    registry.set_storage_free(await anyio.to_thread.run_sync(storage.free_bytes))
     return Response(registry.render(), media_type=CONTENT_TYPE_LATEST)

@@ -26,7 +26,14 @@ from veo_gateway.api.status import owned_task
 from veo_gateway.domain.catalog import ModelCapabilities
 from veo_gateway.domain.request import ImageSource, VideoRequest
 from veo_gateway.domain.validation import validate_request
-from veo_gateway.errors import Conflict, FailedPrecondition, Gone, InvalidArgument, NotFound
+from veo_gateway.errors import (
+    Conflict,
+    FailedPrecondition,
+    Gone,
+    InsufficientStorage,
+    InvalidArgument,
+    NotFound,
+)
 from veo_gateway.media.frames import make_spritesheet, make_thumbnail
 from veo_gateway.media.images import resolve_images
 from veo_gateway.media.inputs import save_request
@@ -78,6 +85,7 @@ async def create_video(request: Request, services: ServicesDep, owner: OwnerDep)
     if key is not None and (earlier := await services.tasks.find_idempotent(owner, key)):
         return await _replay(services, owner, key, fingerprint, *earlier)
     resolved = await resolve_images(parsed, services.fetcher, services.image_limits)
+    services.storage.check_space()  # 507 under the free-space floor, before writing anything
     task_id = new_task_id()
     try:
         stored = await save_request(services.storage, task_id, resolved)
@@ -257,11 +265,22 @@ async def list_videos(
 @router.delete("/v1/videos/{task_id}")
 async def delete_video(task_id: str, services: ServicesDep, owner: OwnerDep) -> JSONResponse:
     """Delete the video and its inputs; a task still running is cancelled and never charged."""
-    before = await services.tasks.mark_deleted(task_id, owner, "cancelled: deleted by its owner")
+    reason = "cancelled: deleted by its owner"
+    try:
+        before = await services.tasks.mark_deleted(task_id, owner, reason)
+    except InsufficientStorage:
+        # The database needs a little room to record the delete: the task's files make it.
+        if await services.tasks.get(task_id, owner) is None:
+            raise NotFound(f"no video task with id {task_id!r}", param="id") from None
+        await services.storage.delete_video(task_id)
+        await services.storage.delete_inputs(task_id)
+        before = await services.tasks.mark_deleted(task_id, owner, reason)
     if before is None:
         raise NotFound(f"no video task with id {task_id!r}", param="id")
-    if before.state is State.IN_PROGRESS and before.upstream is not None:
-        services.pool.release(before.upstream)  # the worker will not poll it any more
+    if before.state in (State.SUBMITTING, State.IN_PROGRESS):
+        # The worker will not poll it any more (a submission's job gives it back too: a
+        # release is idempotent, so a job that died with it cannot keep it).
+        services.pool.release(before.upstream, task_id)
     await services.storage.delete_video(task_id)
     await services.storage.delete_inputs(task_id)
     log.info("task %s deleted (was %s)", task_id, before.state.value)
@@ -331,6 +350,7 @@ async def _still(services: Services, task_id: str, video: Path, variant: str, go
     """The JPEG `variant` of a stored video, made on first request and kept beside it."""
     out = services.storage.derived_path(task_id, variant, ".jpg")
     if not await anyio.Path(out).exists():
+        services.storage.check_space()  # 507 under the free-space floor
         make = make_thumbnail if variant == "thumbnail" else make_spritesheet
         try:
             await anyio.to_thread.run_sync(make, video, out)

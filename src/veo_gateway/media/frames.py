@@ -14,6 +14,8 @@ from pathlib import Path
 import av
 from PIL import Image
 
+from veo_gateway.media.storage import TEMP_PREFIX, space_errors
+
 THUMBNAIL_WIDTH = 640
 SPRITE_FRAMES = 16  # a 4 x 4 grid
 SPRITE_COLUMNS = 4
@@ -54,14 +56,16 @@ def _scaled(image: Image.Image, width: int) -> Image.Image:
 
 
 def _save_jpeg(image: Image.Image, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".jpg")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            image.save(handle, format="JPEG", quality=85)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the JPEG under a temp name and rename it; a full disk is InsufficientStorage."""
+    with space_errors():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX, suffix=".jpg")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                image.save(handle, format="JPEG", quality=85)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def make_thumbnail(video: Path, out: Path) -> None:

@@ -1,41 +1,143 @@
-"""Local blob storage: task inputs and finished videos, written atomically (temp file + rename)."""
+"""Local blob storage: task inputs and finished videos, written atomically (temp file + rename).
+
+A full disk is not an internal error: every write that fails for lack of space (ENOSPC, EDQUOT)
+raises `InsufficientStorage`, and under the free-space floor (`min_free_bytes`) no new file is
+started at all, so the database and the writes under way keep some room.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+
+from veo_gateway.errors import InsufficientStorage
+
+TEMP_PREFIX = ".tmp-"
+# Temp files of other processes (an input being stored, a JPEG being made) are only swept once
+# they are this old: no live write takes anywhere near as long.
+STALE_TEMP_SECONDS = 3600.0
+_OUT_OF_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_out_of_space(exc: BaseException) -> bool:
+    """True for an OSError that says the filesystem (or the quota) is full."""
+    return isinstance(exc, OSError) and exc.errno in _OUT_OF_SPACE
+
+
+def out_of_space() -> InsufficientStorage:
+    """What a client is told when its work cannot be stored (no path, no figures)."""
+    return InsufficientStorage(
+        "the gateway is out of storage space and cannot take new work now; try again later"
+    )
+
+
+@contextlib.contextmanager
+def space_errors() -> Iterator[None]:
+    """Turn a write's ENOSPC / EDQUOT into InsufficientStorage."""
+    try:
+        yield
+    except OSError as exc:
+        if is_out_of_space(exc):
+            raise out_of_space() from exc
+        raise
+
+
+def describe_bytes(size: float) -> str:
+    """`1073741824` -> `1.0 GiB` (for operators' messages)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(size) < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
 
 
 def _write_file(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with space_errors():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 class LocalStorage:
     """Files under two directories: `inputs/{task}/...` and `videos/{task}.mp4`."""
 
-    def __init__(self, inputs_dir: Path, videos_dir: Path) -> None:
+    def __init__(self, inputs_dir: Path, videos_dir: Path, *, min_free_bytes: int = 0) -> None:
         self.inputs_dir = inputs_dir
         self.videos_dir = videos_dir
+        self.min_free_bytes = min_free_bytes
 
     def prepare(self) -> None:
         """Create the directories (called once at start-up)."""
         self.inputs_dir.mkdir(parents=True, exist_ok=True)
         self.videos_dir.mkdir(parents=True, exist_ok=True)
+
+    def free_bytes(self) -> int:
+        """Bytes free to this process on the fuller of the filesystems holding the inputs and
+        the videos (one statvfs each: cheap enough to ask before every new file)."""
+        free = []
+        for directory in (self.inputs_dir, self.videos_dir):
+            while not directory.exists() and directory != directory.parent:
+                directory = directory.parent
+            stat = os.statvfs(directory)
+            free.append(stat.f_bavail * stat.f_frsize)
+        return min(free)
+
+    def has_room(self) -> bool:
+        """True while the free space is above the floor (new files may be started)."""
+        return self.free_bytes() > self.min_free_bytes
+
+    def space_problem(self, free: int | None = None) -> str | None:
+        """Why new work is refused (free space and floor, for operators), or None; `free` is
+        the free space when the caller has just measured it."""
+        free = self.free_bytes() if free is None else free
+        if free > self.min_free_bytes:
+            return None
+        return (
+            f"out of storage space: {describe_bytes(free)} ({free} bytes) free under "
+            f"{self.inputs_dir.parent}, at or below the floor of "
+            f"{describe_bytes(self.min_free_bytes)} (VEO_GATEWAY_MIN_FREE_BYTES)"
+        )
+
+    def check_space(self) -> None:
+        """Raise InsufficientStorage when the free space is at or under the floor."""
+        if not self.has_room():
+            raise out_of_space()
+
+    def sweep_temp_files(self, *, worker_stopped: bool) -> int:
+        """Remove temp files left by a process killed mid-write; returns how many.
+
+        Videos are only downloaded by the worker, so with `worker_stopped` (the caller holds
+        the worker lock, no other worker is alive) every video temp file is a leftover. Other
+        temp files (inputs, JPEGs) may belong to a live process's request: only stale ones go.
+        """
+        now = time.time()
+        removed = 0
+        candidates = [*self.videos_dir.glob(TEMP_PREFIX + "*")]
+        candidates += self.inputs_dir.glob(f"*/{TEMP_PREFIX}*")
+        for path in candidates:
+            try:
+                mine = worker_stopped and path.parent == self.videos_dir and path.suffix == ".mp4"
+                if mine or now - path.stat().st_mtime > STALE_TEMP_SECONDS:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue  # finished (renamed) or removed meanwhile
+        return removed
 
     def _input_path(self, task_id: str, name: str) -> Path:
         return self.inputs_dir / task_id / name
@@ -95,10 +197,19 @@ class LocalStorage:
         return self.videos_dir / f"{task_id}.mp4"
 
     async def save_video(self, task_id: str, chunks: AsyncIterator[bytes]) -> tuple[Path, int]:
-        """Stream a video into storage; it appears under its final name only when complete."""
+        """Stream a video into storage; it appears under its final name only when complete.
+
+        Raises InsufficientStorage under the free-space floor (before anything is written) or
+        when the disk fills up on the way (the temp file is removed).
+        """
         final = self.video_path(task_id)
+        self.check_space()
+        with space_errors():
+            return await self._save_video(final, chunks)
+
+    async def _save_video(self, final: Path, chunks: AsyncIterator[bytes]) -> tuple[Path, int]:
         self.videos_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=self.videos_dir, prefix=".tmp-", suffix=".mp4")
+        fd, tmp_name = tempfile.mkstemp(dir=self.videos_dir, prefix=TEMP_PREFIX, suffix=".mp4")
         tmp = Path(tmp_name)
         size = 0
         try:

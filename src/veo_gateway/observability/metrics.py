@@ -70,6 +70,12 @@ class Metrics(WorkerMetrics):
             "Bytes of stored input images (measured on disk by each retention sweep).",
             registry=r,
         )
+        self.storage_free = Gauge(
+            "veo_gateway_storage_free_bytes",
+            "Bytes free on the fuller of the filesystems holding stored inputs and videos "
+            "(read at scrape time); at or under VEO_GATEWAY_MIN_FREE_BYTES new work is refused.",
+            registry=r,
+        )
         self.retention_expirations = Counter(
             "veo_gateway_retention_expired",
             "Tasks whose stored files the retention sweeper deleted, by reason (retention, "
@@ -121,6 +127,10 @@ class Metrics(WorkerMetrics):
             self.tasks.labels(state).set(by_state.get(state, 0))
         self.queue_depth.set(by_state.get("queued", 0))
         self.stored_bytes.set(stored_bytes)
+
+    def set_storage_free(self, free_bytes: int) -> None:
+        """Set the free-space gauge (measured by the `/metrics` handler)."""
+        self.storage_free.set(free_bytes)
 
     def render(self) -> bytes:
         """The registry in Prometheus's text format."""

@@ -3,6 +3,10 @@
 Each credential has a requests-per-minute limit and a cap on operations in flight. A 429 cools
 it down for a while; a 401 or 403 takes it out of service until restart (and says why). A task
 stays pinned to the credential that submitted it: its polls and download use that one.
+
+A slot in flight is held by a task id, not counted: releasing is idempotent, so every path
+that ends a task's hold (a finished job, a failure, a DELETE, whatever raised) may release it
+without a second release freeing someone else's slot, and none can leak it.
 """
 
 from __future__ import annotations
@@ -30,10 +34,16 @@ class Credential:
     rpm: int
     max_in_flight: int
     cool_down_seconds: float = 30.0
-    in_flight: int = 0
     cool_until: float = 0.0
     disabled: str | None = None
+    # The tasks holding a slot: submitting, or running upstream.
+    holders: set[str] = field(default_factory=set)
     _recent: deque[float] = field(default_factory=deque)
+
+    @property
+    def in_flight(self) -> int:
+        """Slots taken (tasks being submitted or running upstream)."""
+        return len(self.holders)
 
     def _trim(self, now: float) -> None:
         while self._recent and self._recent[0] <= now - 60.0:
@@ -110,8 +120,8 @@ class CredentialPool:
         """Operations running across every credential."""
         return sum(c.in_flight for c in self._credentials.values())
 
-    def acquire(self, model: str, now: float | None = None) -> Lease | None:
-        """Reserve a slot for one submission of `model`, or None when all are busy.
+    def acquire(self, model: str, holder: str, now: float | None = None) -> Lease | None:
+        """Reserve a slot for task `holder`'s submission of `model`, or None when all are busy.
 
         Targets are tried in route order; within an upstream, the least loaded key first.
         Raises NoRoute when every credential for the model is out of service.
@@ -123,11 +133,13 @@ class CredentialPool:
             raise NoRoute(f"no upstream credential can serve {model} ({reasons})")
         if self._max_in_flight is not None and self.total_in_flight() >= self._max_in_flight:
             return None
+        if any(holder in c.holders for c in self._credentials.values()):
+            return None  # its last job has not given its slot back yet: one slot per task
         ready = [(c, m) for c, m in candidates if c.free_at(now) <= now]
         if not ready:
             return None
         credential, upstream_model = min(ready, key=lambda pair: pair[0].in_flight)
-        credential.in_flight += 1
+        credential.holders.add(holder)
         credential._recent.append(now)
         return Lease(credential, upstream_model)
 
@@ -136,11 +148,12 @@ class CredentialPool:
         now = time.time() if now is None else now
         return min((c.free_at(now) for c in self._credentials.values()), default=float("inf"))
 
-    def release(self, credential_id: str | None) -> None:
-        """An operation of this credential ended (or its submission did not start one)."""
+    def release(self, credential_id: str | None, holder: str) -> None:
+        """Task `holder`'s operation on this credential ended (or its submission did not start
+        one); releasing a slot already released does nothing."""
         credential = self.get(credential_id)
-        if credential is not None and credential.in_flight > 0:
-            credential.in_flight -= 1
+        if credential is not None:
+            credential.holders.discard(holder)
 
     def cool_down(self, credential_id: str, seconds: float | None = None) -> None:
         """The upstream said 429: give this credential a rest (its configured time)."""
@@ -159,12 +172,12 @@ class CredentialPool:
             credential.disabled = reason
             log.error("credential %s taken out of service: %s", credential_id, reason)
 
-    def restore_in_flight(self, counts: dict[str, int]) -> None:
-        """Set in-flight counts from the store (at start-up, after a restart)."""
-        for credential_id, count in counts.items():
+    def restore_in_flight(self, holders: dict[str, list[str]]) -> None:
+        """Take the slots of the tasks the store has running upstream (at start-up)."""
+        for credential_id, task_ids in holders.items():
             credential = self.get(credential_id)
             if credential is not None:
-                credential.in_flight = count
+                credential.holders.update(task_ids)
 
     def can_take_work(self) -> bool:
         """True when at least one credential is in service (readiness)."""

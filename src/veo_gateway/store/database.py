@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +13,35 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from veo_gateway.errors import InsufficientStorage
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
+_PG_DISK_FULL = "53100"  # PostgreSQL's SQLSTATE disk_full
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True when the database refused a write because its disk is full."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    orig = exc.orig
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None:
+        return bool(code & 0xFF == sqlite3.SQLITE_FULL)
+    return _PG_DISK_FULL in (getattr(orig, "sqlstate", None), getattr(orig, "pgcode", None))
+
+
+@contextlib.contextmanager
+def disk_full_errors() -> Iterator[None]:
+    """Turn the database's "disk is full" into InsufficientStorage (507, not a 500)."""
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        if is_disk_full(exc):
+            raise InsufficientStorage(
+                "the gateway's database is out of storage space and cannot record new work "
+                "now; try again later"
+            ) from exc
+        raise
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -45,5 +76,6 @@ def _upgrade(connection: sa.Connection) -> None:
 
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema up to the newest migration."""
-    async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+    with disk_full_errors():
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade)

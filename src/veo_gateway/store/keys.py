@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from veo_gateway.store.database import disk_full_errors
 from veo_gateway.store.tables import api_keys
 from veo_gateway.store.usage import Limits
 
@@ -72,17 +73,18 @@ class KeyStore:
             created_at=time.time(),
             limits=limits or Limits(),
         )
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                api_keys.insert().values(
-                    id=key.id,
-                    name=key.name,
-                    key_hash=hash_key(secret),
-                    prefix=key.prefix,
-                    created_at=key.created_at,
-                    **_limit_values(key.limits),
+        with disk_full_errors():
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    api_keys.insert().values(
+                        id=key.id,
+                        name=key.name,
+                        key_hash=hash_key(secret),
+                        prefix=key.prefix,
+                        created_at=key.created_at,
+                        **_limit_values(key.limits),
+                    )
                 )
-            )
         return key, secret
 
     async def get(self, key_id: str) -> ApiKey | None:

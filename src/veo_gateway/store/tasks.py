@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from veo_gateway.store import usage as ledger
+from veo_gateway.store.database import disk_full_errors
 from veo_gateway.store.reader import RowReader
 from veo_gateway.store.tables import idempotency_keys, tasks, webhook_callbacks
 from veo_gateway.store.usage import Charge, Limits
@@ -136,13 +137,15 @@ class TaskStore:
 
     @contextlib.asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction (queued behind this process's other writers on SQLite)."""
-        if self._write_lock is None:
-            async with self._engine.begin() as conn:
+        """A write transaction (queued behind this process's other writers on SQLite); a full
+        disk raises InsufficientStorage."""
+        with disk_full_errors():
+            if self._write_lock is None:
+                async with self._engine.begin() as conn:
+                    yield conn
+                return
+            async with self._write_lock, self._engine.begin() as conn:
                 yield conn
-            return
-        async with self._write_lock, self._engine.begin() as conn:
-            yield conn
 
     def close(self) -> None:
         """Close the direct reader (the engine is disposed by its owner)."""
@@ -396,15 +399,16 @@ class TaskStore:
         async with self._write() as conn:
             return await _leased_update(conn, task_id, expected, now, values)
 
-    async def in_flight_by_upstream(self) -> dict[str, int]:
-        """Running operations per credential (to restore the pool after a restart)."""
-        query = (
-            sa.select(tasks.c.upstream, sa.func.count())
-            .where(tasks.c.state == State.IN_PROGRESS.value, tasks.c.upstream.is_not(None))
-            .group_by(tasks.c.upstream)
+    async def in_flight_by_upstream(self) -> dict[str, list[str]]:
+        """The tasks running upstream, per credential (to restore the pool after a restart)."""
+        query = sa.select(tasks.c.upstream, tasks.c.id).where(
+            tasks.c.state == State.IN_PROGRESS.value, tasks.c.upstream.is_not(None)
         )
+        found: dict[str, list[str]] = {}
         async with self._engine.connect() as conn:
-            return {str(k): int(v) for k, v in (await conn.execute(query)).all()}
+            for upstream, task_id in (await conn.execute(query)).all():
+                found.setdefault(str(upstream), []).append(str(task_id))
+        return found
 
     async def delete(self, task_id: str) -> bool:
         """Remove a task row (a create the upstream refused at once leaves nothing behind),
@@ -502,7 +506,14 @@ class TaskStore:
             requeued = await conn.execute(
                 tasks.update()
                 .where(tasks.c.state == State.SUBMITTING.value)
-                .values(state=State.QUEUED.value, lease_until=0.0, due_at=now, updated_at=now)
+                .values(
+                    state=State.QUEUED.value,
+                    lease_until=0.0,
+                    due_at=now,
+                    updated_at=now,
+                    upstream=None,
+                    upstream_model=None,
+                )
             )
             await conn.execute(
                 tasks.update()
@@ -510,6 +521,39 @@ class TaskStore:
                 .values(lease_until=0.0, due_at=now)
             )
         return int(requeued.rowcount)
+
+    async def requeue_abandoned_submissions(self) -> list[str]:
+        """Requeue submissions whose lease ran out (their job ended without recording an end,
+        e.g. the database refused its last write); returns their ids.
+
+        A live job always outlives its lease (the lease covers the longest upstream call), so a
+        submission past its lease has no job any more; like one cut off by a crash, it is
+        submitted again.
+        """
+        now = time.time()
+        abandoned = sa.and_(
+            tasks.c.state == State.SUBMITTING.value,
+            tasks.c.lease_until > 0,
+            tasks.c.lease_until <= now,
+        )
+        async with self._engine.connect() as conn:
+            if not (await conn.execute(sa.select(tasks.c.id).where(abandoned).limit(1))).first():
+                return []  # the usual case: a read, no write transaction every round
+        async with self._write() as conn:
+            result = await conn.execute(
+                tasks.update()
+                .where(abandoned)
+                .values(
+                    state=State.QUEUED.value,
+                    lease_until=0.0,
+                    due_at=now,
+                    updated_at=now,
+                    upstream=None,
+                    upstream_model=None,
+                )
+                .returning(tasks.c.id)
+            )
+            return [str(task_id) for task_id in result.scalars().all()]
 
     async def list_for_owner(
         self,

@@ -2,6 +2,15 @@
 
 One loop claims due work from the store and hands each task to its own asyncio task, so polls
 run side by side (bounded), never one after another. Every state change is a compare-and-swap.
+
+Whatever a job raises, its task is not left behind: the upstream's errors are handled by kind
+(429, 401/403, retryable, final); a full disk puts the task off without counting an attempt; any
+other exception counts one attempt and retries with backoff, or fails the task with the error
+as its reason once the attempts run out, at once when the error says the code or the task's
+stored data is wrong (TypeError, ValueError, ...: trying again cannot help). A submission's
+credential slot is given back on every way out but one: the operation recorded as running.
+Recurring trouble (a full disk, a database refusing writes) is logged once per period, and the
+loop backs off instead of spinning.
 """
 
 from __future__ import annotations
@@ -16,15 +25,29 @@ from dataclasses import dataclass
 from typing import Any
 
 from veo_gateway.domain.progress import LatencyModel
-from veo_gateway.errors import UpstreamError
+from veo_gateway.errors import InsufficientStorage, UpstreamError
 from veo_gateway.media.inputs import load_request
 from veo_gateway.media.storage import LocalStorage
 from veo_gateway.observability.metrics import WorkerMetrics, call_outcome
+from veo_gateway.observability.throttled import ThrottledLog
 from veo_gateway.providers.base import OperationStatus, Provider
 from veo_gateway.providers.pool import CredentialPool, Lease, NoRoute, rejects_credential
 from veo_gateway.store.tasks import State, Task, TaskStore
 
 log = logging.getLogger("veo_gateway.worker")
+
+# Errors that say the code, or the task's stored data, is wrong: the same input raises the same
+# error again, so the task fails at once instead of being retried.
+PROGRAMMING_ERRORS: tuple[type[Exception], ...] = (
+    TypeError,
+    ValueError,
+    LookupError,
+    AttributeError,
+    AssertionError,
+    ArithmeticError,
+    NotImplementedError,
+)
+SPACE = "space"  # the ThrottledLog kind of "the disk is full"
 
 
 @dataclass(frozen=True)
@@ -41,6 +64,14 @@ class WorkerConfig:
     submit_batch: int = 50
     poll_lease: float = 600.0
     idle_wait: float = 5.0
+    # Seconds before the first retry of a failed step or job; doubled per attempt, at most 60.
+    retry_base: float = 1.0
+    # Seconds between looks at a finished video that waits for disk space.
+    space_wait: float = 20.0
+    # Recurring trouble is logged at most once per this many seconds.
+    log_period: float = 60.0
+    # Seconds a shutdown waits for submissions on the wire (cut off, they might run twice).
+    shutdown_grace: float = 10.0
 
 
 class Worker:
@@ -65,8 +96,13 @@ class Worker:
         self._latency = latency
         self._config = config
         self._wake = asyncio.Event()
+        self._ready = asyncio.Event()  # set once leases are recovered and slots restored
         self._submitting: set[asyncio.Task[Any]] = set()
         self._polling: set[asyncio.Task[Any]] = set()
+        self._trouble = ThrottledLog(log, config.log_period)
+        # Tasks whose job could not record its end (the database refused the write): their
+        # lease is lifted as soon as the database takes writes again, not when it runs out.
+        self._unrecorded: dict[str, State] = {}
 
     @contextlib.contextmanager
     def _timed(self, credential: str | None, kind: str) -> Iterator[None]:
@@ -91,20 +127,88 @@ class Worker:
         """Look for work now (a task was created, or a job finished)."""
         self._wake.set()
 
+    def _backoff(self, attempts: int) -> float:
+        """Seconds before retry number `attempts` (1, 2, ...): doubling, jittered, at most 60."""
+        return min(60.0, self._config.retry_base * 2.0 ** min(attempts, 16)) * random.uniform(
+            0.8, 1.2
+        )
+
     async def run(self) -> None:
-        """Loop until cancelled."""
+        """Recover, then loop until cancelled; on the way out, let submissions on the wire end."""
         try:
+            await self._recover()
+            failures = 0
             while True:
                 self._wake.clear()
                 try:
                     await self.step()
-                except Exception:  # a database hiccup must not end the worker
-                    log.exception("worker step failed; retrying")
-                await self._sleep()
+                    await self._sleep()
+                except Exception as exc:  # a database hiccup, a full disk: never end the worker
+                    failures += 1
+                    self._trouble.trouble(
+                        "step", "worker step failed (%s); backing off", _describe(exc), exc=exc
+                    )
+                    await asyncio.sleep(self._backoff(failures))
+                    continue
+                if failures:
+                    failures = 0
+                    self._trouble.over("step", "worker steps succeed again")
         finally:
-            for job in self._submitting | self._polling:
-                job.cancel()
-            await asyncio.gather(*self._submitting, *self._polling, return_exceptions=True)
+            await self._stop_jobs()
+
+    async def _recover(self) -> None:
+        """Release every lease and requeue interrupted submissions (this process holds the
+        worker lock), and take the slots of the tasks running upstream; retried until the
+        database lets it (a full disk), and done before any submission starts."""
+        attempts = 0
+        while True:
+            try:
+                requeued = await self._store.recover()
+                self._pool.restore_in_flight(await self._store.in_flight_by_upstream())
+                break
+            except Exception as exc:
+                attempts += 1
+                self._trouble.trouble(
+                    "recover", "worker cannot start yet (%s); retrying", _describe(exc), exc=exc
+                )
+                await asyncio.sleep(self._backoff(attempts))
+        if requeued:
+            log.warning("requeued %d interrupted submission(s)", requeued)
+        self._trouble.over("recover", "worker started")
+        self._ready.set()
+
+    async def _stop_jobs(self) -> None:
+        """Cancel polls at once (a poll or download cut off is simply made again); give
+        submissions on the wire up to `shutdown_grace` seconds, since one cut off after Google
+        accepted it is submitted again at the next start."""
+        started = time.monotonic()
+        submitting, polling = set(self._submitting), set(self._polling)
+        if not submitting and not polling:
+            log.info("worker stopped (no job in flight)")
+            return
+        log.info(
+            "worker stopping: waiting up to %.0f s for %d submission(s) on the wire; "
+            "cancelling %d poll(s) or download(s), taken up again at the next start",
+            self._config.shutdown_grace,
+            len(submitting),
+            len(polling),
+        )
+        for job in polling:
+            job.cancel()
+        unfinished: set[asyncio.Task[Any]] = set()
+        if submitting:
+            _, unfinished = await asyncio.wait(submitting, timeout=self._config.shutdown_grace)
+        for job in unfinished:
+            job.cancel()
+        await asyncio.gather(*submitting, *polling, return_exceptions=True)
+        log.info(
+            "worker stopped after %.1f s: %d submission(s) finished, %d cut off (submitted "
+            "again at the next start), %d poll(s) cancelled",
+            time.monotonic() - started,
+            len(submitting) - len(unfinished),
+            len(unfinished),
+            len(polling),
+        )
 
     async def _sleep(self) -> None:
         now = time.time()
@@ -121,6 +225,9 @@ class Worker:
 
     async def step(self) -> None:
         """Match due queued tasks with free credentials, and start polls that are due."""
+        await self._lift_unrecorded()
+        if abandoned := await self._store.requeue_abandoned_submissions():
+            log.warning("requeued %d submission(s) whose job ended unrecorded", len(abandoned))
         for task in await self._store.due_queued(self._config.submit_batch):
             try:
                 if started := await self._start_submission(task):
@@ -133,9 +240,19 @@ class Worker:
         ):
             self._spawn(self._polling, self._poll(task))
 
+    async def _lift_unrecorded(self) -> None:
+        for task_id, state in list(self._unrecorded.items()):
+            fields: dict[str, Any] = {"lease_until": 0.0}
+            if state is State.SUBMITTING:
+                fields |= {"state": State.QUEUED.value, "upstream": None, "upstream_model": None}
+            await self._store.update(task_id, state, **fields)
+            del self._unrecorded[task_id]
+
     async def submit_now(self, task: Task, wait_seconds: float) -> UpstreamError | None:
         """Submit a just-created task at once when a credential is free (the POST waits up to
         `wait_seconds`); returns the upstream's refusal when it refused the request for good."""
+        if not self._ready.is_set():
+            return None  # leases not yet recovered: the loop submits it once they are
         try:
             started = await self._start_submission(task)
         except NoRoute:
@@ -156,19 +273,23 @@ class Worker:
 
         Raises NoRoute when no credential in service can ever serve the task's model.
         """
-        lease = self._pool.acquire(task.model)
+        lease = self._pool.acquire(task.model, task.id)
         if lease is None:
             return None  # every credential for this model is busy; the task waits its turn
-        claimed = await self._store.claim_task(
-            task.id,
-            State.QUEUED,
-            State.SUBMITTING,
-            lease_seconds=self._config.submit_lease,
-            upstream=lease.credential.id,
-            upstream_model=lease.upstream_model,
-        )
+        try:
+            claimed = await self._store.claim_task(
+                task.id,
+                State.QUEUED,
+                State.SUBMITTING,
+                lease_seconds=self._config.submit_lease,
+                upstream=lease.credential.id,
+                upstream_model=lease.upstream_model,
+            )
+        except BaseException:
+            self._pool.release(lease.credential.id, task.id)
+            raise
         if claimed is None:
-            self._pool.release(lease.credential.id)
+            self._pool.release(lease.credential.id, task.id)
             return None
         return claimed, lease
 
@@ -181,7 +302,11 @@ class Worker:
         def done(finished: asyncio.Task[Any]) -> None:
             jobs.discard(finished)
             if not finished.cancelled() and (exc := finished.exception()):
-                log.error("worker job crashed", exc_info=exc)
+                # Only when even recording the failure failed (the database refuses writes):
+                # the task's lease runs out and it is taken up again.
+                self._trouble.trouble(
+                    "job", "a worker job could not record its end (%s)", _describe(exc), exc=exc
+                )
             self.wake()
 
         job.add_done_callback(done)
@@ -190,21 +315,36 @@ class Worker:
     # -- submission -------------------------------------------------------------------------
 
     async def submit(self, task: Task, lease: Lease) -> UpstreamError | None:
-        """Submit a claimed task with its leased credential; the refusal, if final."""
+        """Submit a claimed task with its leased credential; the refusal, if final.
+
+        The slot is given back on every way out (whatever raised) except one: the operation
+        recorded as running, whose slot is then held until the task ends.
+        """
+        recorded = False
+        try:
+            refusal, recorded = await self._submit(task, lease)
+            return refusal
+        except Exception as exc:
+            await self._job_failed(task, State.SUBMITTING, "submit this task", exc)
+            return None
+        finally:
+            if not recorded:
+                self._pool.release(lease.credential.id, task.id)
+
+    async def _submit(self, task: Task, lease: Lease) -> tuple[UpstreamError | None, bool]:
+        """(the refusal if final, whether the operation was recorded as running)."""
         try:
             request = await load_request(self._storage, task.id, task.request)
         except OSError as exc:
-            self._pool.release(lease.credential.id)
             await self._fail(
                 task, State.SUBMITTING, f"the task's stored inputs are unreadable: {exc}"
             )
-            return None
+            return None, False
         try:
             with self._timed(lease.credential.id, "submit"):
                 operation = await lease.credential.provider.submit(lease.upstream_model, request)
         except UpstreamError as exc:
-            self._pool.release(lease.credential.id)
-            return await self._submit_failed(task, lease, exc)
+            return await self._submit_failed(task, lease, exc), False
         now = time.time()
         won = await self._store.transition(
             task.id,
@@ -215,11 +355,10 @@ class Worker:
             expected_seconds=self._latency.expected(task.model),
             due_at=now + min(self._latency.first_poll_after(task.model), self._config.task_timeout),
             lease_until=0.0,
+            attempts=0,  # from here on, attempts count failed polls and downloads
         )
-        if not won:
-            # Cancelled (deleted by its owner) while the call was out: the job runs upstream
-            # but the gateway will never poll it, so its slot is free again.
-            self._pool.release(lease.credential.id)
+        # Not won: cancelled (deleted by its owner) while the call was out. The job runs
+        # upstream but the gateway will never poll it, so its slot is free again.
         log.info(
             "task %s submitted via %s as %s (recorded: %s)",
             task.id,
@@ -227,7 +366,7 @@ class Worker:
             operation,
             won,
         )
-        return None
+        return None, won
 
     async def _submit_failed(
         self, task: Task, lease: Lease, exc: UpstreamError
@@ -244,7 +383,7 @@ class Worker:
             return None
         attempts = task.attempts + 1
         if exc.retryable and attempts < self._config.submit_attempts:
-            delay = min(60.0, 2.0**attempts) * random.uniform(0.8, 1.2)
+            delay = self._backoff(attempts)
             await self._requeue(task, attempts=attempts, delay=delay)
             log.warning("task %s: submission failed (%s); retry in %.0f s", task.id, exc, delay)
             return None
@@ -263,10 +402,65 @@ class Worker:
             upstream_model=None,
         )
 
+    async def _job_failed(self, task: Task, state: State, doing: str, exc: Exception) -> None:
+        """A job raised something nobody foresaw: count an attempt and retry with backoff, or
+        fail the task with the error as its reason (at once for a programming error)."""
+        try:
+            await self._settle_failure(task, state, doing, exc)
+        except Exception:
+            self._unrecorded[task.id] = state  # the database refused even that
+            raise
+
+    async def _settle_failure(self, task: Task, state: State, doing: str, exc: Exception) -> None:
+        if isinstance(exc, InsufficientStorage):
+            await self._wait_for_space(task, state, str(exc))
+            return
+        attempts = task.attempts + 1
+        error = f"{type(exc).__name__}: {str(exc)[:500]}"
+        if isinstance(exc, PROGRAMMING_ERRORS) or attempts >= self._config.submit_attempts:
+            log.error("task %s: could not %s (%s); failing it", task.id, doing, error, exc_info=exc)
+            reason = f"the gateway could not {doing}: {error} (an internal error; it was logged)"
+            await self._fail(task, state, reason, attempts=attempts)
+            return
+        delay = self._backoff(attempts)
+        self._trouble.trouble(
+            f"job:{type(exc).__name__}",
+            "could not %s (%s); task %s retries in %.1f s",
+            doing,
+            error,
+            task.id,
+            delay,
+            exc=exc,
+        )
+        if state is State.SUBMITTING:
+            await self._requeue(task, attempts=attempts, delay=delay)
+        else:
+            await self._store.update(
+                task.id, state, due_at=time.time() + delay, lease_until=0.0, attempts=attempts
+            )
+
+    async def _wait_for_space(self, task: Task, state: State, problem: str) -> None:
+        """Put the task off until there may be space again (no attempt counted). A finished
+        video waiting to be stored keeps its slot: new videos would have nowhere to go."""
+        detail = self._storage.space_problem() or problem
+        self._trouble.trouble(
+            SPACE, "storage: %s; tasks wait, checked every %.0f s", detail, self._config.space_wait
+        )
+        due_at = time.time() + self._config.space_wait
+        if state is State.SUBMITTING:
+            await self._requeue(task, attempts=task.attempts, delay=self._config.space_wait)
+        else:
+            await self._store.update(task.id, state, due_at=due_at, lease_until=0.0)
+
     # -- polling ----------------------------------------------------------------------------
 
     async def _poll(self, task: Task) -> None:
-        now = time.time()
+        try:
+            await self._poll_once(task)
+        except Exception as exc:
+            await self._job_failed(task, State.IN_PROGRESS, "poll this task", exc)
+
+    async def _poll_once(self, task: Task) -> None:
         assert task.operation_name is not None
         credential = self._pool.get(task.upstream)
         if credential is None:
@@ -278,31 +472,27 @@ class Worker:
             )
             return
         started = task.submitted_at or task.created_at
-        if now - started > self._config.task_timeout:
-            await self._fail(
-                task,
-                State.IN_PROGRESS,
-                f"timed out: no result after {self._config.task_timeout:.0f} s upstream",
-            )
-            return
+        # The deadline bounds the wait for the upstream, not for our disk: a video already
+        # made is still fetched once there is room, however long that took.
+        overdue = time.time() - started > self._config.task_timeout
+        timed_out = f"timed out: no result after {self._config.task_timeout:.0f} s upstream"
         try:
             with self._timed(credential.id, "poll"):
                 status = await credential.provider.poll(task.operation_name)
             if not status.done:
-                await self._reschedule(task)
+                if overdue:
+                    await self._fail(task, State.IN_PROGRESS, timed_out)
+                else:
+                    await self._reschedule(task)
             elif status.error is not None or (status.video_ref is None and status.video is None):
                 await self._fail(task, State.IN_PROGRESS, status.error or "no video returned")
             else:
                 await self._finish(task, credential.provider, status)
         except UpstreamError as exc:
-            if not exc.retryable:
-                await self._fail(task, State.IN_PROGRESS, exc.message)
+            if not exc.retryable or overdue:
+                await self._fail(task, State.IN_PROGRESS, timed_out if overdue else exc.message)
                 return
             log.warning("task %s: poll or download failed (%s); will retry", task.id, exc)
-            await self._reschedule(task)
-        except OSError:
-            # Local storage trouble (disk full, permissions): keep the task, try again later.
-            log.exception("task %s: storing the video failed; will retry", task.id)
             await self._reschedule(task)
 
     async def _reschedule(self, task: Task) -> None:
@@ -311,10 +501,19 @@ class Worker:
         # Never sleep past the task's deadline: the poll after it is the one that fails it.
         deadline = (task.submitted_at or task.created_at) + self._config.task_timeout
         await self._store.update(
-            task.id, State.IN_PROGRESS, due_at=min(now + interval, deadline), lease_until=0.0
+            task.id,
+            State.IN_PROGRESS,
+            due_at=max(now, min(now + interval, deadline)),
+            lease_until=0.0,
+            attempts=0,
         )
 
     async def _finish(self, task: Task, provider: Provider, status: OperationStatus) -> None:
+        if not self._storage.has_room():
+            # Under the free-space floor: leave the video at the upstream (kept two days)
+            # rather than start a download that fills the disk.
+            await self._wait_for_space(task, State.IN_PROGRESS, "under the free-space floor")
+            return
         if status.video is not None:
             path, size = await self._storage.save_video(task.id, _once(status.video))
         else:
@@ -322,6 +521,7 @@ class Worker:
             with self._timed(task.upstream, "download"):
                 async with provider.download(status.video_ref) as chunks:
                     path, size = await self._storage.save_video(task.id, chunks)
+        self._trouble.over(SPACE, "storage: videos are stored again")
         now = time.time()
         if await self._store.transition(
             task.id,
@@ -332,13 +532,14 @@ class Worker:
             video_bytes=size,
             lease_until=0.0,
         ):
-            self._pool.release(task.upstream)
+            self._pool.release(task.upstream, task.id)
             self._latency.observe(task.model, now - (task.submitted_at or now))
             self._metrics.task_completed(task.model, now - (task.submitted_at or now))
             log.info("task %s completed (%d bytes)", task.id, size)
             self._on_finished()
         else:
-            # Cancelled meanwhile (its slot was released by the cancel): keep no orphan file.
+            # Cancelled meanwhile (the cancel released its slot): keep no orphan file.
+            self._pool.release(task.upstream, task.id)
             await self._storage.delete_video(task.id)
 
     async def _fail(self, task: Task, expected: State, reason: str, **fields: object) -> None:
@@ -351,11 +552,14 @@ class Worker:
             lease_until=0.0,
             **fields,
         ):
-            if expected is State.IN_PROGRESS:
-                self._pool.release(task.upstream)
+            self._pool.release(task.upstream, task.id)
             log.info("task %s failed: %s", task.id, reason)
             self._on_finished()
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
