@@ -161,7 +161,7 @@ def create_emulator_app(config: EmulatorConfig) -> Starlette:
         finally:
             await book.aclose()
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/v1beta/models", list_models, methods=["GET"]),
             Route("/v1beta/models/{model_action}", predict, methods=["POST"]),
@@ -178,3 +178,5 @@ def create_emulator_app(config: EmulatorConfig) -> Starlette:
         exception_handlers={GatewayError: gateway_error, HTTPException: http_error},
         lifespan=lifespan,
     )
+    app.state.core = core  # for tests that look at an operation's own clock
+    return app

@@ -22,7 +22,13 @@ from veo_gateway.domain.validation import validate_request
 from veo_gateway.emulator import protocol
 from veo_gateway.emulator.faults import FaultInjector, Faults
 from veo_gateway.emulator.operations import OperationBook
-from veo_gateway.errors import GatewayError, NotFound, ResourceExhausted
+from veo_gateway.errors import (
+    GatewayError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+)
 from veo_gateway.settings import Settings
 
 T = TypeVar("T")
@@ -33,6 +39,12 @@ Ts = TypeVarTuple("Ts")
 _INLINE_PARSE_BYTES = 256 * 1024
 _REQUEST_LOG_SIZE = 1000  # bodies kept for /_emulator/requests; older ones are dropped
 INTERNAL_MESSAGE = "Internal error encountered. (emulated)"
+# Google's own wording for each status, as its APIs answer when they say no more than that.
+_REFUSALS: dict[str, Callable[[], GatewayError]] = {
+    "400": lambda: InvalidArgument("Request contains an invalid argument. (emulated)"),
+    "403": lambda: PermissionDenied("The caller does not have permission. (emulated)"),
+    "404": lambda: NotFound("Requested entity was not found. (emulated)"),
+}
 QUOTA_MESSAGE = (
     "You exceeded your current quota, please check your plan and billing details. "
     "(emulated: {limit})"
@@ -133,6 +145,8 @@ class EmulatorCore:
             raise ResourceExhausted(QUOTA_MESSAGE.format(limit="injected fault"))
         if fault == "500":
             raise GatewayError(INTERNAL_MESSAGE)
+        if fault in _REFUSALS:
+            raise _REFUSALS[fault]()
         if fault == "stall":
             await asyncio.sleep(self.faults.faults.stall_seconds)
             return None
@@ -184,7 +198,7 @@ class EmulatorCore:
             return RedirectResponse(
                 str(request.url_for("emulator_media", token=token)), status_code=302
             )
-        if fault in ("broken", "slow"):
+        if fault in ("broken", "truncated", "short", "slow"):
             return self._stream(path, fault)
         return FileResponse(path, media_type="video/mp4")
 
@@ -204,15 +218,19 @@ class EmulatorCore:
                 # Declared length, half the bytes, then the connection drops.
                 yield data[: len(data) // 2]
                 raise ConnectionAbortedError("emulated broken download")
+            if fault in ("truncated", "short"):
+                # Half the bytes and a normal end: under the declared length (truncated), the
+                # server can only close the connection; with none (short), nothing tells.
+                yield data[: len(data) // 2]
+                return
             pieces = 10
             step = -(-len(data) // pieces)
             for start in range(0, len(data), step):
                 yield data[start : start + step]
                 await asyncio.sleep(slow_seconds / pieces)
 
-        return StreamingResponse(
-            body(), media_type="video/mp4", headers={"content-length": str(len(data))}
-        )
+        headers = {} if fault == "short" else {"content-length": str(len(data))}
+        return StreamingResponse(body(), media_type="video/mp4", headers=headers)
 
     # -- observation --------------------------------------------------------------------------
 

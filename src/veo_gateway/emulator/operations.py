@@ -66,6 +66,7 @@ class Operation:
 
     id: str
     model: str
+    created_at: float  # time.monotonic() when it was submitted
     ready_at: float  # time.monotonic() after which the operation may report done
     outcome: Outcome
     owner: str = ""  # fingerprint() of the credential (API key or token) that submitted it
@@ -74,7 +75,6 @@ class Operation:
     injected: str | None = None  # the fault injected into its outcome (fail, blocked), if any
     file_ids: tuple[str, ...] = ()
     render: Render | None = None
-    created_at: float = field(default_factory=time.monotonic)
 
     @property
     def render_error(self) -> str | None:
@@ -221,10 +221,13 @@ class OperationBook:
         else:
             outcome = Outcome.VIDEO
         low, high = self._latency
+        # One reading of the clock: an operation is ready exactly its latency after its creation.
+        now = time.monotonic()
         operation = Operation(
             id=self._new_id(self._operations, 12),
             model=row.name,
-            ready_at=time.monotonic() + self._random.uniform(low, high),
+            created_at=now,
+            ready_at=now + self._random.uniform(low, high),
             outcome=outcome,
             owner=fingerprint(owner),
             parent=parent,
@@ -308,6 +311,7 @@ class OperationBook:
         operation = Operation(
             id=str(record["id"]),
             model=str(record["model"]),
+            created_at=float(record["created_at"]) + offset,
             ready_at=float(record["ready_at"]) + offset,
             outcome=Outcome(record["outcome"]),
             owner=str(record["owner"]),
@@ -315,7 +319,6 @@ class OperationBook:
             storage_uri=record["storage_uri"],
             injected=record["injected"],
             file_ids=tuple(str(file_id) for file_id in record["file_ids"]),
-            created_at=float(record["created_at"]) + offset,
         )
         if operation.outcome is Outcome.VIDEO:
             path = self._storage_dir / str(record["video"])
