@@ -76,6 +76,34 @@ def probe_video(path: Path) -> VideoInfo:
         )
 
 
+class IncompleteVideo(Exception):
+    """A video file that is cut short or damaged (as a download that ended early leaves it)."""
+
+
+def check_whole(path: Path) -> None:
+    """Raise IncompleteVideo unless FFmpeg reads `path` to the end and every stream holds all
+    the packets its index lists.
+
+    A download cut short of an MP4 whose index comes first (faststart) still opens, and its
+    container still reports the full duration; only the packets that are missing tell.
+    """
+    try:
+        with av.open(str(path)) as container:
+            streams = [s for s in container.streams if s.type in ("video", "audio")]
+            if not any(s.type == "video" for s in streams):
+                raise IncompleteVideo("it has no video stream")
+            timings = _measure(container, streams)
+            for stream in streams:
+                found, listed = timings[stream.index].packets, int(stream.frames or 0)
+                if found < listed:
+                    raise IncompleteVideo(
+                        f"its {stream.type} stream holds {found} of the {listed} packets "
+                        "its index lists"
+                    )
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise IncompleteVideo(f"it cannot be read: {exc}") from exc
+
+
 def _measure(container: Any, streams: list[Any]) -> dict[int, StreamTiming]:
     """Each stream's span and packet count, demuxed (not decoded) from the start."""
     spans: dict[int, list[int]] = {s.index: [] for s in streams}  # start, end, count

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 from veo_gateway.errors import InsufficientStorage
@@ -196,18 +196,29 @@ class LocalStorage:
         """Where the finished video of a task is (or will be) stored."""
         return self.videos_dir / f"{task_id}.mp4"
 
-    async def save_video(self, task_id: str, chunks: AsyncIterator[bytes]) -> tuple[Path, int]:
-        """Stream a video into storage; it appears under its final name only when complete.
+    async def save_video(
+        self,
+        task_id: str,
+        chunks: AsyncIterator[bytes],
+        check: Callable[[Path], None] | None = None,
+    ) -> tuple[Path, int]:
+        """Stream a video into storage; it appears under its final name only when complete
+        (and, with `check`, once `check` accepted the temp file: run in a thread).
 
         Raises InsufficientStorage under the free-space floor (before anything is written) or
-        when the disk fills up on the way (the temp file is removed).
+        when the disk fills up on the way; whatever raises, the temp file is removed.
         """
         final = self.video_path(task_id)
         self.check_space()
         with space_errors():
-            return await self._save_video(final, chunks)
+            return await self._save_video(final, chunks, check)
 
-    async def _save_video(self, final: Path, chunks: AsyncIterator[bytes]) -> tuple[Path, int]:
+    async def _save_video(
+        self,
+        final: Path,
+        chunks: AsyncIterator[bytes],
+        check: Callable[[Path], None] | None,
+    ) -> tuple[Path, int]:
         self.videos_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=self.videos_dir, prefix=TEMP_PREFIX, suffix=".mp4")
         tmp = Path(tmp_name)
@@ -221,6 +232,8 @@ class LocalStorage:
                     size += len(chunk)
                 handle.flush()
                 await asyncio.to_thread(os.fsync, handle.fileno())
+            if check is not None:
+                await asyncio.to_thread(check, tmp)
             os.replace(tmp, final)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):

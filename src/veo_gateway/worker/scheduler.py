@@ -22,11 +22,13 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from veo_gateway.domain.progress import LatencyModel
-from veo_gateway.errors import InsufficientStorage, UpstreamError
+from veo_gateway.errors import InsufficientStorage, UpstreamError, UpstreamUnavailable
 from veo_gateway.media.inputs import load_request
+from veo_gateway.media.probe import IncompleteVideo, check_whole
 from veo_gateway.media.storage import LocalStorage
 from veo_gateway.observability.metrics import WorkerMetrics, call_outcome
 from veo_gateway.observability.throttled import ThrottledLog
@@ -87,8 +89,11 @@ class Worker:
         config: WorkerConfig,
         metrics: WorkerMetrics | None = None,
         on_finished: Callable[[], None] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self._store = store
+        # The jitter of retries and polls (a test passes its own, to know every delay).
+        self._random = rng or random.Random()
         self._on_finished = on_finished or (lambda: None)
         self._metrics = metrics or WorkerMetrics()
         self._pool = pool
@@ -129,9 +134,8 @@ class Worker:
 
     def _backoff(self, attempts: int) -> float:
         """Seconds before retry number `attempts` (1, 2, ...): doubling, jittered, at most 60."""
-        return min(60.0, self._config.retry_base * 2.0 ** min(attempts, 16)) * random.uniform(
-            0.8, 1.2
-        )
+        base = min(60.0, self._config.retry_base * 2.0 ** min(attempts, 16))
+        return base * self._random.uniform(0.8, 1.2)
 
     async def run(self) -> None:
         """Recover, then loop until cancelled; on the way out, let submissions on the wire end."""
@@ -497,7 +501,7 @@ class Worker:
 
     async def _reschedule(self, task: Task) -> None:
         now = time.time()
-        interval = self._config.poll_interval * random.uniform(0.8, 1.2)
+        interval = self._config.poll_interval * self._random.uniform(0.8, 1.2)
         # Never sleep past the task's deadline: the poll after it is the one that fails it.
         deadline = (task.submitted_at or task.created_at) + self._config.task_timeout
         await self._store.update(
@@ -518,9 +522,17 @@ class Worker:
             path, size = await self._storage.save_video(task.id, _once(status.video))
         else:
             assert status.video_ref is not None
-            with self._timed(task.upstream, "download"):
-                async with provider.download(status.video_ref) as chunks:
-                    path, size = await self._storage.save_video(task.id, chunks)
+            try:
+                with self._timed(task.upstream, "download"):
+                    async with provider.download(status.video_ref) as chunks:
+                        path, size = await self._storage.save_video(
+                            task.id, chunks, check=_whole_video
+                        )
+            except UpstreamError as exc:
+                if not exc.retryable:
+                    raise
+                await self._download_failed(task, exc)
+                return
         self._trouble.over(SPACE, "storage: videos are stored again")
         now = time.time()
         if await self._store.transition(
@@ -542,6 +554,25 @@ class Worker:
             self._pool.release(task.upstream, task.id)
             await self._storage.delete_video(task.id)
 
+    async def _download_failed(self, task: Task, exc: UpstreamError) -> None:
+        """A download broke off or ended early (no file was kept): count an attempt and try
+        again after a backoff, or fail the task with why once the attempts run out. Unlike a
+        failed poll, which says nothing of the video, this does not wait for the deadline."""
+        attempts = task.attempts + 1
+        if attempts >= self._config.submit_attempts:
+            reason = f"the video could not be downloaded ({attempts} attempts): {exc.message}"
+            await self._fail(task, State.IN_PROGRESS, reason, attempts=attempts)
+            return
+        delay = self._backoff(attempts)
+        log.warning("task %s: download failed (%s); retry in %.1f s", task.id, exc, delay)
+        await self._store.update(
+            task.id,
+            State.IN_PROGRESS,
+            due_at=time.time() + delay,
+            lease_until=0.0,
+            attempts=attempts,
+        )
+
     async def _fail(self, task: Task, expected: State, reason: str, **fields: object) -> None:
         if await self._store.transition(
             task.id,
@@ -555,6 +586,15 @@ class Worker:
             self._pool.release(task.upstream, task.id)
             log.info("task %s failed: %s", task.id, reason)
             self._on_finished()
+
+
+def _whole_video(path: Path) -> None:
+    """Refuse a downloaded file that is cut short (the upstream sent no length, or a wrong
+    one): to the worker, a download that ended early, to be made again."""
+    try:
+        check_whole(path)
+    except IncompleteVideo as exc:
+        raise UpstreamUnavailable(f"the video download ended early: {exc}") from exc
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
