@@ -1,0 +1,119 @@
+"""A DELETE that lands while the worker downloads the task's finished video, both through the
+real app: the task ends cancelled, never charged nor announced, its video never kept, and its
+credential slot freed once, by the DELETE, without the finishing job freeing anyone else's."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.test_pool_e2e import gemini_config
+from tests.conftest import KEY_A, gateway_settings
+from tests.support.servers import serve_app
+from veo_gateway.app import create_app
+from veo_gateway.emulator.app import EmulatorConfig, create_emulator_app
+from veo_gateway.emulator.faults import Faults
+
+FAST = "veo-3.1-fast-generate-preview"
+HEADERS = {"Authorization": f"Bearer {KEY_A}"}
+
+
+@pytest.fixture
+def emulator_url(tmp_path: Path) -> Iterator[str]:
+    config = EmulatorConfig(
+        latency=(0.5, 0.5),
+        api_keys=frozenset({"k1"}),
+        storage_dir=tmp_path / "emulator",
+        fps=6,
+        render="once",
+        # Every download trickles out over 2 s: the DELETE lands in the middle of one.
+        faults=Faults.parse("download.slow=1,slow_seconds=2"),
+    )
+    with serve_app(create_emulator_app(config)) as url:
+        yield url
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def rows(data_dir: Path, query: str) -> list[tuple[Any, ...]]:
+    db = sqlite3.connect(data_dir / "veo-gateway.db")
+    try:
+        return db.execute(query).fetchall()
+    finally:
+        db.close()
+
+
+def test_a_delete_racing_a_finishing_download_cancels_it_for_good(
+    tmp_path: Path, emulator_url: str
+) -> None:
+    config = gemini_config(tmp_path, emulator_url, ["k1"], extra="max_in_flight = 1\n")
+    settings = gateway_settings(
+        tmp_path / "data",
+        config=config,
+        poll_interval=0.1,
+        inline_submit_timeout=0.0,
+        webhook_urls="http://127.0.0.1:9/hook",  # events are queued; nobody receives them
+        webhook_secret="a-secret-for-the-race",
+        allow_private_webhook_urls=True,
+    )
+    app = create_app(settings)
+    videos = settings.resolved_videos_dir
+    with serve_app(app) as url, httpx.Client(base_url=url, headers=HEADERS) as client:
+        (credential,) = app.state.services.pool.credentials()
+
+        def create(prompt: str) -> str:
+            response = client.post("/v1/videos", json={"model": FAST, "prompt": prompt})
+            assert response.status_code == 200, response.text
+            return str(response.json()["id"])
+
+        doomed, waiting = create("deleted while it downloads"), create("waits for the slot")
+        # The doomed task's download is under way: its temp file is there.
+        (partial,) = wait_for(lambda: list(videos.glob(".tmp-*")), "the download to start")
+        assert credential.holders == {doomed}
+
+        assert client.delete(f"/v1/videos/{doomed}").status_code == 200
+        assert client.get(f"/v1/videos/{doomed}").status_code == 404
+        assert doomed not in credential.holders  # given back by the DELETE, at once
+
+        # The slot went to the waiting task, and the doomed download ends meanwhile.
+        wait_for(lambda: waiting in credential.holders, "the waiting task to take the slot")
+        wait_for(
+            lambda: not partial.exists() and not (videos / f"{doomed}.mp4").exists(),
+            "the doomed download to end",
+        )
+        # Its job's end freed nothing it did not hold: the waiting task keeps its slot.
+        status = client.get(f"/v1/videos/{waiting}").json()["status"]
+        if status != "completed":
+            assert credential.holders == {waiting}, status
+
+        wait_for(
+            lambda: client.get(f"/v1/videos/{waiting}").json()["status"] == "completed",
+            "the waiting task to complete",
+        )
+        assert credential.holders == set()
+
+    # No orphan: the doomed video was never kept; the other one is.
+    assert sorted(p.name for p in videos.iterdir()) == [f"{waiting}.mp4"]
+    assert rows(settings.data_dir, "select id, state from tasks order by id") == sorted(
+        [(doomed, "cancelled"), (waiting, "completed")]
+    )
+    # Never charged, never announced; the finished one both.
+    assert rows(settings.data_dir, "select task_id, state from usage order by task_id") == sorted(
+        [(doomed, "released"), (waiting, "charged")]
+    )
+    assert rows(settings.data_dir, "select task_id, event from webhook_deliveries") == [
+        (waiting, "video.completed")
+    ]
