@@ -91,18 +91,31 @@ def _install_error_handlers(app: FastAPI) -> None:
 def _take_worker_lock(data_dir: Path) -> IO[str] | None:
     """The single-worker lock of a SQLite data directory, or None if another process has it."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    handle = (data_dir / "worker.lock").open("w")
+    # Opened without truncating: the file holds the holder's pid, which a process that finds
+    # the lock taken reports (opening with "w" would wipe it before knowing who has it).
+    handle = (data_dir / "worker.lock").open("a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
         return None
     try:
+        handle.seek(0)
+        handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
     except OSError:
         pass  # the pid is only a hint for operators; a full disk must not stop the start
     return handle
+
+
+def _lock_holder(data_dir: Path) -> str:
+    """Who holds the worker lock, as its file says ("pid 123"), for the operator's message."""
+    try:
+        pid = (data_dir / "worker.lock").read_text().strip()
+    except OSError:
+        pid = ""
+    return f"pid {pid}" if pid.isdigit() else "another process"
 
 
 class StartupError(Exception):
@@ -189,8 +202,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.worker_enabled:
             lock = _take_worker_lock(settings.data_dir)
             if lock is None:
+                # Two workers on one SQLite file would each release the other's leases at
+                # start-up (TaskStore.recover), so this process serves the API only.
                 log.warning(
-                    "another process runs the worker for %s; not starting one", settings.data_dir
+                    "not starting a worker: %s holds %s and runs it (one worker per SQLite data "
+                    "directory); this process serves the API and that worker takes its tasks. "
+                    "Running several workers needs PostgreSQL (VEO_GATEWAY_DATABASE_URL)",
+                    _lock_holder(settings.data_dir),
+                    settings.data_dir / "worker.lock",
                 )
             else:
                 # No other worker is alive: its downloads' temp files are leftovers of a kill.
