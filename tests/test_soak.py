@@ -1,12 +1,14 @@
 """A fault soak: tasks of every mode through the gateway while the emulator injects faults into
-every kind of call. Every task must end completed, or failed with the very failure the emulator
-produced for its operation; none may hang; none may be submitted twice.
+every kind of call. Every task must end completed with the very bytes the emulator served (a
+download cut short is never kept), or failed with the very failure the emulator produced for its
+operation; none may hang; none may be submitted twice.
 
 Full size, 200 tasks, runs in about two minutes; `VEO_SOAK_TASKS=N` changes it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import time
@@ -30,7 +32,8 @@ TASKS = int(os.environ.get("VEO_SOAK_TASKS", "200"))
 # About a fifth of every kind of call goes wrong, and a fifth of the operations end badly.
 FAULTS = (
     "*.429=0.07,*.500=0.07,*.stall=0.06,"
-    "download.broken=0.1,download.slow=0.05,download.redirect=0.1,"
+    "download.broken=0.1,download.truncated=0.05,download.short=0.05,"
+    "download.slow=0.05,download.redirect=0.1,"
     "operation.fail=0.1,operation.blocked=0.1,"
     "stall_seconds=0.3,slow_seconds=0.3,seed=20261125"
 )
@@ -57,7 +60,9 @@ def test_fault_soak(make_gateway: Callable[..., Gateway], tmp_path: Path) -> Non
         fps=6,  # small renders: the soak is about the protocol, not the pictures
         faults=Faults.parse(FAULTS),
     )
-    with serve_app(create_emulator_app(config)) as emulator:
+    emulator_app = create_emulator_app(config)
+    book = emulator_app.state.core.book
+    with serve_app(emulator_app) as emulator:
         path = tmp_path / "veo.toml"
         path.write_text(
             '[[upstreams]]\nname = "emu"\nkind = "gemini"\napi_keys = ["k1", "k2"]\n'
@@ -90,6 +95,12 @@ def test_fault_soak(make_gateway: Callable[..., Gateway], tmp_path: Path) -> Non
             time.sleep(0.3)
 
         stats = httpx.get(f"{emulator}/_emulator/stats").json()
+        # What the emulator served for each operation: the digest of its file, read from disk.
+        served = {}
+        for op_id in stats["operations"]:
+            operation = book.get(op_id)
+            if operation is not None and operation.file_ids:
+                served[op_id] = hashlib.sha256(book.file(operation.file_ids[0]).read_bytes())
 
     # Nothing was submitted twice: one accepted operation per task.
     assert stats["submissions"] == TASKS
@@ -108,10 +119,13 @@ def test_fault_soak(make_gateway: Callable[..., Gateway], tmp_path: Path) -> Non
         outcome = injected.get(operations[task_id].rsplit("/", 1)[-1])
         if outcome is None:
             assert body["status"] == "completed", body
-            video = gateway.client.head(
+            # The very bytes the emulator served: a video cut short on the way fails this.
+            video = gateway.client.get(
                 f"/v1/videos/{task_id}/content", headers=gateway.headers(owners[task_id])
             )
-            assert video.status_code == 200 and int(video.headers["content-length"]) > 1000
+            assert video.status_code == 200
+            digest = served[operations[task_id].rsplit("/", 1)[-1]]
+            assert hashlib.sha256(video.content).hexdigest() == digest.hexdigest(), task_id
         else:
             assert body["status"] == "failure", body
             assert expected_text[outcome] in body["fail_reason"], body
