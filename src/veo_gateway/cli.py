@@ -33,6 +33,7 @@ def serve(
 ) -> None:
     """Run the gateway (and, with no GEMINI_API_KEY, the built-in emulator in-process)."""
     from veo_gateway.app import create_app
+    from veo_gateway.http_server import uvicorn_options
 
     settings = Settings()
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
@@ -57,6 +58,7 @@ def serve(
         log_level=settings.log_level,
         log_config=None,
         access_log=False,
+        **uvicorn_options(settings),
     )
 
 
