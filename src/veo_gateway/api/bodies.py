@@ -25,6 +25,20 @@ MIN_INTEGER, MAX_INTEGER = -(2**63), 2**63 - 1
 # Longer literals are refused without being converted (int() of thousands of digits is slow).
 _MAX_INTEGER_DIGITS = 20
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# What Python's str() of an object without a text form reads: a client that sent a file object
+# where a string is expected (an SDK stringifies it), never a value.
+_OBJECT_TEXT = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+def check_text(value: str, param: str) -> str:
+    """`value`, unless it is the text of a Python object (`<_io.BytesIO object at 0x...>`)."""
+    if _OBJECT_TEXT.fullmatch(value.strip()):
+        raise InvalidArgument(
+            f"{param} is the text of a Python object (<... object at 0x...>), not a value: the "
+            "client sent an object, such as a file, where a string is expected",
+            param=param,
+        )
+    return value
 
 
 class _Refused:

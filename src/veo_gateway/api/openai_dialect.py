@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from veo_gateway.api.bodies import check_text
 from veo_gateway.api.spec_dialect import task_progress
 from veo_gateway.domain.catalog import Catalog, ModelCapabilities
 from veo_gateway.domain.numbers import decimal
@@ -59,7 +60,7 @@ def default_model(catalog: Catalog) -> str:
 def _text(value: Any, param: str) -> str:
     if not isinstance(value, str):
         raise InvalidArgument(f"{param} must be a string", param=param)
-    return value
+    return check_text(value, param)
 
 
 def _shown(value: Any) -> str:
@@ -69,6 +70,8 @@ def _shown(value: Any) -> str:
 
 
 def _seconds(value: Any, row: ModelCapabilities) -> int:
+    if isinstance(value, str):
+        check_text(value, "seconds")
     text = (
         str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
     )

@@ -320,7 +320,9 @@ class Credential(BaseModel):
     in_flight: int
     max_in_flight: int | None
     cooling_down_for: float
-    out_of_service: bool
+    out_of_service: str | None = Field(
+        description="Why the credential was taken out of service; null while it is in service."
+    )
 
 
 class Readiness(BaseModel):
