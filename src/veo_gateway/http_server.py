@@ -38,19 +38,23 @@ class HeadLimitedHttpTools(HttpToolsProtocol):
         self._head_limit = config.h11_max_incomplete_event_size or 32 * 1024
         self._head_bytes = 0
         self._reading_head = True
+        self._head_ended = False
 
     def data_received(self, data: bytes) -> None:
+        self._head_ended = False
         super().data_received(data)
-        if not self._reading_head or self.transport.is_closing():
+        # Counted after parsing, and only for chunks that end inside a head: a body after its
+        # head in the same chunk is not a head, and a head that ends within one chunk is left to
+        # the app's exact check.
+        if self._head_ended or not self._reading_head or self.transport.is_closing():
             return
-        # Counted after parsing, so the body that follows a head in the same chunk is not; a
-        # head that ends within one chunk is left to the app's exact check.
         self._head_bytes += len(data)
         if self._head_bytes > self._head_limit:
             self._refuse_head()
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
+        self._head_ended = True
         self._head_bytes = 0
         super().on_headers_complete()
 

@@ -25,17 +25,17 @@ def post(gateway: Gateway, raw: bytes, path: str = "/v1/videos", key: str | None
     ("template", "param"),
     [
         # The spec dialect, anywhere in the body.
-        ('{"model": "%s", "prompt": "p", "metadata": {"seed": LIT}}' % FAST, "metadata.seed"),
+        ('{"model": "MODEL", "prompt": "p", "metadata": {"seed": LIT}}', "metadata.seed"),
         (
-            '{"model": "%s", "prompt": "p", "metadata": {"durationSeconds": LIT}}' % FAST,
+            '{"model": "MODEL", "prompt": "p", "metadata": {"durationSeconds": LIT}}',
             "metadata.durationSeconds",
         ),
-        ('{"model": "%s", "prompt": "p", "images": ["a", LIT]}' % FAST, "images[1]"),
+        ('{"model": "MODEL", "prompt": "p", "images": ["a", LIT]}', "images[1]"),
         (
-            '{"model": "%s", "prompt": "p", "metadata": {"x": [{"y": LIT}]}}' % FAST,
+            '{"model": "MODEL", "prompt": "p", "metadata": {"x": [{"y": LIT}]}}',
             "metadata.x[0].y",
         ),
-        ('{"model": "%s", "prompt": LIT}' % FAST, "prompt"),
+        ('{"model": "MODEL", "prompt": LIT}', "prompt"),
         # OpenAI's dialect as JSON.
         ('{"prompt": "p", "seconds": LIT}', "seconds"),
         (
@@ -47,7 +47,8 @@ def post(gateway: Gateway, raw: bytes, path: str = "/v1/videos", key: str | None
 def test_non_finite_numbers_are_refused_naming_the_field(
     gateway: Gateway, template: str, param: str, literal: str
 ) -> None:
-    response = post(gateway, template.replace("LIT", literal).encode())
+    raw = template.replace("LIT", literal).replace("MODEL", FAST)
+    response = post(gateway, raw.encode())
     error = error_of(response)
     assert response.status_code == 400 and error["param"] == param, error
     assert literal.lstrip("-") in error["message"]
@@ -93,7 +94,8 @@ def test_what_json_cannot_carry_is_refused(gateway: Gateway, raw: bytes, param: 
 
 def test_a_body_nested_to_the_limit_is_read(gateway: Gateway) -> None:
     deep = "[" * 28 + "]" * 28
-    raw = '{"model": "%s", "prompt": "p", "metadata": {"x": %s}}' % (FAST, deep)
+    raw = '{"model": "MODEL", "prompt": "p", "metadata": {"x": DEEP}}'
+    raw = raw.replace("MODEL", FAST).replace("DEEP", deep)
     assert post(gateway, raw.encode()).status_code == 200
 
 
