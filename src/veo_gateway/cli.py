@@ -35,6 +35,7 @@ def serve(
     import asyncio
 
     from veo_gateway.app import StartupError, create_app, preflight
+    from veo_gateway.http_server import uvicorn_options
 
     settings = Settings()
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
@@ -64,6 +65,7 @@ def serve(
         log_level=settings.log_level,
         log_config=None,
         access_log=False,
+        **uvicorn_options(settings),
     )
 
 

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         64 * 1024 * 1024, description="Largest request body accepted (bytes); larger gets 413."
     )
+    max_header_bytes: int = Field(
+        32 * 1024,
+        ge=1024,
+        description="Largest request head accepted: the URL and all headers together (bytes); "
+        "larger gets 431.",
+    )
     image_max_bytes: int = Field(
         20 * 1024 * 1024, description="Largest image accepted, downloaded or inline (bytes)."
     )

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from veo_gateway.domain.numbers import decimal
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Decides whether one resolved address may be contacted: None allows it, a string says why not.
@@ -226,8 +228,8 @@ class SafeFetcher:
 
     async def _read(self, response: httpx.Response) -> bytes:
         limit = self._limits.max_bytes
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        declared = decimal(response.headers.get("content-length", ""), max_digits=30)
+        if declared is not None and declared > limit:
             raise FetchRefused(f"larger than {_size(limit)}")
         chunks: list[bytes] = []
         size = 0
