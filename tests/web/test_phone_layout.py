@@ -35,9 +35,7 @@ BOXES = """card => {
 }"""
 
 
-def test_card_headers_stay_on_their_lines_on_a_phone(
-    browser: Browser, make_gateway: Any
-) -> None:
+def test_card_headers_stay_on_their_lines_on_a_phone(browser: Browser, make_gateway: Any) -> None:
     # Slow videos, so the cards show the longest status ("in progress, N%").
     gateway: Gateway = make_gateway(emulator_latency="120")
     for body in (

@@ -328,9 +328,12 @@ def test_an_image_mode_without_its_images_is_refused_and_nothing_is_sent(
 
     expect(page.locator("#form-error")).to_contain_text(reason)
     assert posts == []
-    assert playground.gateway.client.get(
-        "/v1/videos", headers=playground.gateway.headers()
-    ).json()["data"] == []
+    assert (
+        playground.gateway.client.get("/v1/videos", headers=playground.gateway.headers()).json()[
+            "data"
+        ]
+        == []
+    )
     assert page.locator("#tasks > li.task").count() == 0
 
     # Once the images are there, the message goes and the same form is sent, in its mode.
