@@ -19,10 +19,10 @@ from typing import Any
 
 import httpx
 
-# The gateway's own default (re-exported): a create without `model=` asks for it by name.
-from veo_gateway.domain.catalog import DEFAULT_MODEL as DEFAULT_MODEL
-
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+# The gateway's own default (domain/catalog.py; a test keeps the two equal), named here since
+# the client never imports the server side.
+DEFAULT_MODEL = "veo-3.1-fast-generate-preview"
 BASE_URL_ENV = "VEO_GATEWAY_BASE_URL"
 API_KEY_ENV = "VEO_GATEWAY_API_KEY"
 
