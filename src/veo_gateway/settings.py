@@ -295,3 +295,11 @@ class Settings(BaseSettings):
     def uses_emulator(self) -> bool:
         """True when no upstream credential is set and the built-in emulator serves tasks."""
         return not self.gemini_api_key and self.config is None
+
+
+def env_name(field: str) -> str:
+    """The environment variable of the setting `field` (`GEMINI_API_KEY` keeps Google's name)."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return "VEO_GATEWAY_" + field.upper()

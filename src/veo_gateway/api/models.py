@@ -52,4 +52,6 @@ async def list_models(services: ServicesDep, _owner: OwnerDep) -> dict[str, Any]
     return {
         "object": "list",
         "data": [describe(row, limit) for row in services.catalog.values()],
+        # Where a create that names no model goes; the playground preselects it.
+        "default_model": services.catalog.default_model,
     }

@@ -23,8 +23,6 @@ from veo_gateway.errors import InvalidArgument
 from veo_gateway.store.tasks import State, Task
 
 FIELDS = ("prompt", "model", "seconds", "size", "input_reference")
-# Where a task lands when a client names no model (OpenAI's own default does not exist here).
-PREFERRED_DEFAULT_MODELS = ("veo-3.1-fast-generate-preview", "veo-3.1-generate-preview")
 SIZES: dict[str, tuple[str, str]] = {
     "1280x720": ("16:9", "720p"),
     "720x1280": ("9:16", "720p"),
@@ -50,11 +48,8 @@ def looks_like_openai(body: Mapping[str, Any]) -> bool:
 
 
 def default_model(catalog: Catalog) -> str:
-    """The model a create without one goes to."""
-    for name in PREFERRED_DEFAULT_MODELS:
-        if name in catalog:
-            return name
-    return next(iter(catalog))
+    """The model a create without one goes to (OpenAI's own default does not exist here)."""
+    return catalog.default_model
 
 
 def _text(value: Any, param: str) -> str:
