@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     poll_interval: float = Field(
         5.0, description="Seconds between polls of one upstream operation (jittered ±20%)."
     )
+    first_poll_after: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds from submission to an operation's first poll; unset: near the "
+        "model's fastest latency (its catalog row, then what finished tasks took).",
+    )
     poll_concurrency: int = Field(
         16, description="Upstream polls and downloads running at the same moment."
     )

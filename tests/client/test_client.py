@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import KEY_A, KEY_B, Gateway
-from tests.support.media import make_image
+from tests.support.media import assert_length, make_image
 from tests.support.servers import free_port
 from veo_gateway.cli_client import generate
 from veo_gateway.client import ApiError, AsyncClient, Client, ClientError, Video, common
@@ -41,7 +41,7 @@ def test_create_wait_and_download(gateway: Gateway, tmp_path: Path) -> None:
         )
     info = probe_video(out)
     assert (info.width, info.height) == (720, 1280)
-    assert round(info.duration) == 4
+    assert_length(info, 4)
     assert sizes[-1] == (out.stat().st_size, out.stat().st_size)
     assert list((tmp_path / "out").iterdir()) == [out]  # no temporary file left behind
 
@@ -180,7 +180,7 @@ async def test_async_client_end_to_end(gateway: Gateway, tmp_path: Path) -> None
             await client.create(PROMPT, duration=5)
     assert caught.value.status_code == 400 and caught.value.message
     info = probe_video(out)
-    assert round(info.duration) == 6
+    assert_length(info, 6)
 
 
 def test_base_url_and_key_from_the_environment(

@@ -43,6 +43,9 @@ def test_parse_reads_rates_wildcards_and_options() -> None:
         ("seed=1.5", "is not a number"),
         ("submit.429=0.6,submit.500=0.6", "the submit fault rates add up to 1.2"),
         ("stall_seconds=-1", "must not be negative"),
+        ("poll.401=0.1", "unknown emulator fault 'poll.401'"),
+        ("poll.truncated=0.1", "unknown emulator fault 'poll.truncated'"),
+        ("download.404=0.5,download.truncated=0.3,download.short=0.3", "add up to 1.1"),
     ],
 )
 def test_parse_refuses_mistakes_clearly(spec: str, message: str) -> None:
@@ -51,7 +54,7 @@ def test_parse_refuses_mistakes_clearly(spec: str, message: str) -> None:
 
 
 def test_a_seed_repeats_the_same_faults_and_counts_them() -> None:
-    spec = "*.429=0.2,*.500=0.2,operation.fail=0.3,seed=42"
+    spec = "*.429=0.2,*.500=0.1,*.404=0.1,download.short=0.1,operation.fail=0.3,seed=42"
     first, second = FaultInjector(Faults.parse(spec)), FaultInjector(Faults.parse(spec))
     kinds = ["submit", "poll", "download", "operation"] * 250
     draws = [first.draw(kind) for kind in kinds]
@@ -60,8 +63,9 @@ def test_a_seed_repeats_the_same_faults_and_counts_them() -> None:
     # 1000 calls at 40 % (30 % for operations): the rates hold roughly, and nothing else is drawn.
     assert 300 < sum(first.counts.values()) < 470
     assert set(first.counts) <= {
-        f"{k}.{f}" for k in ("submit", "poll", "download") for f in ("429", "500")
-    } | {"operation.fail"}
+        f"{k}.{f}" for k in ("submit", "poll", "download") for f in ("429", "500", "404")
+    } | {"download.short", "operation.fail"}
+    assert first.counts["download.short"] > 0 and first.counts["poll.404"] > 0
 
 
 async def test_injected_errors_answer_like_google(make_emulator: Any) -> None:
@@ -83,6 +87,46 @@ async def test_injected_errors_answer_like_google(make_emulator: Any) -> None:
         }
         stats = (await emulator.client.get("/_emulator/stats")).json()
         assert stats["faults"] == {"poll.500": 1} and stats["polls"] == 0
+
+
+@pytest.mark.parametrize(
+    ("fault", "status"),
+    [("400", "INVALID_ARGUMENT"), ("403", "PERMISSION_DENIED"), ("404", "NOT_FOUND")],
+)
+async def test_injected_refusals_on_poll_and_download(
+    make_emulator: Any, fault: str, status: str
+) -> None:
+    spec = f"poll.{fault}=0.5,download.{fault}=1,seed=3"
+    codes: list[list[int]] = []
+    for _ in range(2):  # the same seed gives the same answers, call for call
+        async with make_emulator(faults=Faults.parse(spec)) as emulator:
+            name = (await emulator.submit(FAST, {"prompt": "x [emulator:fail]"})).json()["name"]
+            seen = []
+            for _ in range(30):
+                response = await emulator.client.get(f"/v1beta/{name}")
+                seen.append(response.status_code)
+                if response.status_code != 200:
+                    error = response.json()["error"]
+                    assert set(error) == {"code", "message", "status"}
+                    assert (error["code"], error["status"]) == (int(fault), status)
+                    assert error["message"].endswith("(emulated)")
+            assert set(seen) == {200, int(fault)}
+            stats = (await emulator.client.get("/_emulator/stats")).json()
+            # Refused polls are not counted as answered ones.
+            assert stats["faults"] == {f"poll.{fault}": seen.count(int(fault))}
+            assert stats["polls"] == seen.count(200)
+            codes.append(seen)
+    assert codes[0] == codes[1]
+
+    async with make_emulator(faults=Faults.parse(f"download.{fault}=1"), fps=6) as emulator:
+        name = (await emulator.submit(FAST, {"prompt": "x"}, {"durationSeconds": 4})).json()["name"]
+        operation = await emulator.wait(name)
+        uri = operation["response"]["generateVideoResponse"]["generatedSamples"][0]["video"]["uri"]
+        download = await emulator.client.get("/" + uri.split("/", 3)[3])
+        assert download.status_code == int(fault)
+        assert download.json()["error"]["status"] == status
+        stats = (await emulator.client.get("/_emulator/stats")).json()
+        assert stats["faults"] == {f"download.{fault}": 1} and stats["downloads"] == 0
 
 
 async def test_a_refused_submission_creates_no_operation(make_emulator: Any) -> None:
@@ -127,6 +171,7 @@ def serve_emulator(tmp_path: Path) -> Iterator[Any]:
                 "latency": (0.0, 0.0),
                 "api_keys": frozenset({KEY, OTHER_KEY}),
                 "storage_dir": tmp_path / "videos",
+                "fps": 6,  # a 4 s video in a fraction of the time: these tests are about bytes
             }
             values.update(overrides)
             return stack.enter_context(serve_app(create_emulator_app(EmulatorConfig(**values))))
@@ -150,12 +195,37 @@ def _finished_video(client: httpx.Client) -> str:
     return "/" + uri.split("/", 3)[3]
 
 
-def test_download_faults(serve_emulator: Any) -> None:
+def test_download_faults(serve_emulator: Any, tmp_path: Path) -> None:
     url = serve_emulator(faults=Faults.parse("download.broken=1"))
     with httpx.Client(base_url=url, headers={"x-goog-api-key": KEY}, timeout=30) as client:
         path = _finished_video(client)
         with pytest.raises(httpx.RemoteProtocolError):
             client.get(path)
+
+    url = serve_emulator(faults=Faults.parse("download.truncated=1"))
+    with httpx.Client(base_url=url, headers={"x-goog-api-key": KEY}, timeout=30) as client:
+        path = _finished_video(client)
+        # The length promised is never reached: the server can only close the connection.
+        with client.stream("GET", path) as response:
+            assert response.status_code == 200
+            promised = int(response.headers["content-length"])
+            received = bytearray()
+            with pytest.raises(httpx.RemoteProtocolError):
+                for chunk in response.iter_bytes():
+                    received += chunk
+        assert len(received) == promised // 2
+
+    url = serve_emulator(faults=Faults.parse("download.short=1"), storage_dir=tmp_path / "short")
+    with httpx.Client(base_url=url, headers={"x-goog-api-key": KEY}, timeout=30) as client:
+        path = _finished_video(client)
+        response = client.get(path)
+        # A clean, complete-looking answer: no length to check, only the bytes are cut.
+        assert response.status_code == 200 and "content-length" not in response.headers
+        [rendered] = (tmp_path / "short").glob("*.mp4")
+        served = rendered.read_bytes()
+        assert response.content == served[: len(served) // 2]
+        stats = client.get("/_emulator/stats").json()
+        assert stats["faults"] == {"download.short": 1} and stats["downloads"] == 1
 
     url = serve_emulator(faults=Faults.parse("download.redirect=1"))
     with httpx.Client(base_url=url, headers={"x-goog-api-key": KEY}, timeout=30) as client:

@@ -10,12 +10,9 @@ from typing import Any
 import pytest
 
 from tests.emulator.conftest import FAST, HOST, STANDARD, VEO2, Emulator, inline, png
+from tests.support.media import assert_length
 from veo_gateway.emulator.protocol import RESPONSE_TYPE
 from veo_gateway.media.probe import probe_video
-
-
-def _close(duration: float, seconds: int) -> bool:
-    return abs(duration - seconds) <= 0.15
 
 
 async def test_done_operation_shape_and_uri(emulator: Emulator) -> None:
@@ -33,7 +30,7 @@ async def test_done_operation_shape_and_uri(emulator: Emulator) -> None:
     ), uri
     info = probe_video(await emulator.download(uri))
     assert (info.width, info.height) == (1280, 720)
-    assert _close(info.duration, 4)
+    assert_length(info, 4, tolerance=0.15)
     assert (info.video_codec, info.audio_codec) == ("h264", "aac")
     stats = (await emulator.client.get("/_emulator/stats")).json()
     assert stats["downloads"] == 1
@@ -67,7 +64,8 @@ async def test_running_until_the_render_finishes(emulator: Emulator) -> None:
     name = (await emulator.submit(FAST, {"prompt": "x"}, {"resolution": "1080p"})).json()["name"]
     assert "done" not in (await emulator.client.get(f"/v1beta/{name}")).json()
     info = probe_video(await _video(emulator, name))
-    assert (info.width, info.height) == (1920, 1080) and _close(info.duration, 8)
+    assert (info.width, info.height) == (1920, 1080)
+    assert_length(info, 8, tolerance=0.15)
 
 
 async def _video(emulator: Emulator, name: str) -> Any:
@@ -142,7 +140,7 @@ async def test_each_mode_renders_an_mp4(
 ) -> None:
     info = probe_video(await emulator.generate(model, instance, parameters))
     assert (info.width, info.height) == size
-    assert _close(info.duration, seconds), info
+    assert_length(info, seconds, tolerance=0.15)
     assert info.video_codec == "h264" and info.audio_codec == audio
     assert info.size_bytes > 10_000
 

@@ -11,6 +11,7 @@ import pytest
 from PIL import ImageFont
 
 from tests.emulator.conftest import png
+from tests.support.media import assert_length
 from veo_gateway.emulator.audio import SAMPLE_RATE, tone_track
 from veo_gateway.emulator.render import (
     RenderCancelled,
@@ -89,7 +90,7 @@ def test_render_writes_atomically_and_can_be_cancelled(tmp_path: Path) -> None:
     render_video(RenderSpec(prompt="x", width=640, height=360, seconds=1, fps=12), dest)
     info = probe_video(dest)
     assert (info.width, info.height, info.audio_codec) == (640, 360, "aac")
-    assert abs(info.duration - 1) <= 0.15
+    assert_length(info, 1, tolerance=0.15)
     assert list(dest.parent.iterdir()) == [dest]
 
 

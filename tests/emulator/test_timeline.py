@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from tests.emulator.conftest import FAST, Emulator
+from veo_gateway.emulator.operations import OperationBook
 
 
 async def _timeline(emulator: Emulator) -> dict[str, dict[str, Any]]:
@@ -46,3 +47,22 @@ async def test_render_slower_than_the_latency_sets_done_at(emulator: Emulator) -
     await emulator.wait(name)
     entry = (await _timeline(emulator))[name]
     assert entry["done_at"] - entry["created_at"] > 0.05
+
+
+async def test_an_operation_is_ready_exactly_its_latency_after_its_creation(
+    make_emulator: Any,
+) -> None:
+    # Both times come from one reading of the clock: with two readings, ready_at came first and
+    # an operation was ready (and done, with a fast render) before its latency had passed.
+    async with make_emulator(latency=(0.5, 0.5)) as emulator:
+        names = [
+            (await emulator.submit(FAST, {"prompt": f"x{i} [emulator:fail]"})).json()["name"]
+            for i in range(20)
+        ]
+        operations = [_book(emulator).get(name.rsplit("/", 1)[1]) for name in names]
+        assert all(op is not None and op.ready_at - op.created_at == 0.5 for op in operations)
+
+
+def _book(emulator: Emulator) -> OperationBook:
+    book: OperationBook = emulator.app.state.core.book
+    return book

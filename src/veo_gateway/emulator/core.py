@@ -16,13 +16,18 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
-from veo_gateway.domain.catalog import Catalog
-from veo_gateway.domain.request import Image, VideoRequest
-from veo_gateway.domain.validation import validate_request
-from veo_gateway.emulator import protocol
+from veo_gateway.emulator import google_rules, protocol
 from veo_gateway.emulator.faults import FaultInjector, Faults
+from veo_gateway.emulator.google_rules import Output, Protocol
 from veo_gateway.emulator.operations import OperationBook
-from veo_gateway.errors import GatewayError, NotFound, ResourceExhausted
+from veo_gateway.emulator.submission import Submission
+from veo_gateway.errors import (
+    GatewayError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+)
 from veo_gateway.settings import Settings
 
 T = TypeVar("T")
@@ -33,6 +38,12 @@ Ts = TypeVarTuple("Ts")
 _INLINE_PARSE_BYTES = 256 * 1024
 _REQUEST_LOG_SIZE = 1000  # bodies kept for /_emulator/requests; older ones are dropped
 INTERNAL_MESSAGE = "Internal error encountered. (emulated)"
+# Google's own wording for each status, as its APIs answer when they say no more than that.
+_REFUSALS: dict[str, Callable[[], GatewayError]] = {
+    "400": lambda: InvalidArgument("Request contains an invalid argument. (emulated)"),
+    "403": lambda: PermissionDenied("The caller does not have permission. (emulated)"),
+    "404": lambda: NotFound("Requested entity was not found. (emulated)"),
+}
 QUOTA_MESSAGE = (
     "You exceeded your current quota, please check your plan and billing details. "
     "(emulated: {limit})"
@@ -108,7 +119,6 @@ class EmulatorCore:
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
-        self.catalog = Catalog()
         self.book = OperationBook(
             storage_dir=config.storage_dir,
             latency=config.latency,
@@ -133,6 +143,8 @@ class EmulatorCore:
             raise ResourceExhausted(QUOTA_MESSAGE.format(limit="injected fault"))
         if fault == "500":
             raise GatewayError(INTERNAL_MESSAGE)
+        if fault in _REFUSALS:
+            raise _REFUSALS[fault]()
         if fault == "stall":
             await asyncio.sleep(self.faults.faults.stall_seconds)
             return None
@@ -161,17 +173,15 @@ class EmulatorCore:
     # -- submissions --------------------------------------------------------------------------
 
     async def read_predict(
-        self, request: Request, model: str
-    ) -> tuple[VideoRequest[Image], int, dict[str, Any]]:
-        """The body of a predictLongRunning call, logged, parsed and validated like Google's."""
+        self, request: Request, model: str, dialect: Protocol
+    ) -> tuple[Submission, Output, dict[str, Any]]:
+        """The body of a predictLongRunning call, logged, parsed and judged by Google's rules
+        for `dialect`; the video it makes, and the body as sent."""
         body = await request.body()
         payload = await off_loop_if_large(len(body), protocol.parse_json, body)
         self.requests.append({"path": request.url.path, "body": protocol.redact(payload)})
-        video_request, samples = await off_loop_if_large(
-            len(body), protocol.parse_predict, model, payload
-        )
-        validate_request(video_request, self.catalog[model])
-        return video_request, samples, payload
+        submission = await off_loop_if_large(len(body), protocol.parse_predict, model, payload)
+        return submission, google_rules.judge(submission, dialect), payload
 
     # -- downloads ----------------------------------------------------------------------------
 
@@ -184,7 +194,7 @@ class EmulatorCore:
             return RedirectResponse(
                 str(request.url_for("emulator_media", token=token)), status_code=302
             )
-        if fault in ("broken", "slow"):
+        if fault in ("broken", "truncated", "short", "slow"):
             return self._stream(path, fault)
         return FileResponse(path, media_type="video/mp4")
 
@@ -204,15 +214,19 @@ class EmulatorCore:
                 # Declared length, half the bytes, then the connection drops.
                 yield data[: len(data) // 2]
                 raise ConnectionAbortedError("emulated broken download")
+            if fault in ("truncated", "short"):
+                # Half the bytes and a normal end: under the declared length (truncated), the
+                # server can only close the connection; with none (short), nothing tells.
+                yield data[: len(data) // 2]
+                return
             pieces = 10
             step = -(-len(data) // pieces)
             for start in range(0, len(data), step):
                 yield data[start : start + step]
                 await asyncio.sleep(slow_seconds / pieces)
 
-        return StreamingResponse(
-            body(), media_type="video/mp4", headers={"content-length": str(len(data))}
-        )
+        headers = {} if fault == "short" else {"content-length": str(len(data))}
+        return StreamingResponse(body(), media_type="video/mp4", headers=headers)
 
     # -- observation --------------------------------------------------------------------------
 

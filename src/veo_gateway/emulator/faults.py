@@ -9,7 +9,12 @@ Rates are probabilities per call. Names:
 - ``{call}.429``, ``{call}.500``, ``{call}.stall`` for ``call`` in ``submit``, ``poll``,
   ``download`` (``*`` means all three): answer 429 RESOURCE_EXHAUSTED, answer 500 INTERNAL, or
   hold the call for ``stall_seconds`` before serving it normally;
-- ``download.broken`` (the body stops halfway and the connection closes),
+- ``{call}.400``, ``{call}.403``, ``{call}.404``: answer a 4xx that no retry mends, in Google's
+  envelope (INVALID_ARGUMENT, PERMISSION_DENIED, NOT_FOUND);
+- ``download.broken`` (Content-Length declared, half the body, then the connection drops
+  mid-stream), ``download.truncated`` (Content-Length declared, half the body, then the response
+  ends: the server closes the connection short of the length it promised), ``download.short``
+  (no Content-Length, half the body, a clean end: only the bytes show the video is cut),
   ``download.slow`` (the body trickles out over ``slow_seconds``),
   ``download.redirect`` (a 302 to a signed media URL, as Google's file downloads do);
 - ``operation.fail`` and ``operation.blocked``: the operation ends with an error, or with its
@@ -29,8 +34,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 CALLS = ("submit", "poll", "download")
-_CALL_FAULTS = ("429", "500", "stall")
-_DOWNLOAD_FAULTS = ("broken", "slow", "redirect")
+_CALL_FAULTS = ("429", "500", "400", "403", "404", "stall")
+_DOWNLOAD_FAULTS = ("broken", "truncated", "short", "slow", "redirect")
 _OPERATION_FAULTS = ("fail", "blocked")
 NAMES = (
     tuple(f"{call}.{fault}" for call in CALLS for fault in _CALL_FAULTS)

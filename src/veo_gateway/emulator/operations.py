@@ -25,9 +25,8 @@ from typing import Any
 
 import anyio.to_thread
 
-from veo_gateway.domain.catalog import ModelCapabilities
-from veo_gateway.domain.request import Image, VideoRequest
 from veo_gateway.emulator import protocol
+from veo_gateway.emulator.google_rules import Output
 from veo_gateway.emulator.journal import Journal
 from veo_gateway.emulator.renders import (
     Render,
@@ -36,6 +35,7 @@ from veo_gateway.emulator.renders import (
     spec_from_record,
     spec_record,
 )
+from veo_gateway.emulator.submission import Submission
 from veo_gateway.errors import NotFound
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class Operation:
 
     id: str
     model: str
+    created_at: float  # time.monotonic() when it was submitted
     ready_at: float  # time.monotonic() after which the operation may report done
     outcome: Outcome
     owner: str = ""  # fingerprint() of the credential (API key or token) that submitted it
@@ -74,7 +75,6 @@ class Operation:
     injected: str | None = None  # the fault injected into its outcome (fail, blocked), if any
     file_ids: tuple[str, ...] = ()
     render: Render | None = None
-    created_at: float = field(default_factory=time.monotonic)
 
     @property
     def render_error(self) -> str | None:
@@ -200,8 +200,8 @@ class OperationBook:
 
     async def submit(
         self,
-        request: VideoRequest[Image],
-        row: ModelCapabilities,
+        submission: Submission,
+        output: Output,
         samples: int = 1,
         *,
         owner: str = "",
@@ -209,29 +209,32 @@ class OperationBook:
         storage_uri: str | None = None,
         injected: str | None = None,
     ) -> Operation:
-        """Start an operation for a validated request (kept on disk first, with `persist`); its
-        render starts now, in a thread.
+        """Start an operation for a judged submission, making `output` (kept on disk first,
+        with `persist`); its render starts now, in a thread.
 
         `injected` ("fail" or "blocked") is a fault drawn for this operation's outcome.
         """
-        if FAIL_MARKER in request.prompt or injected == "fail":
+        if FAIL_MARKER in submission.prompt or injected == "fail":
             outcome = Outcome.FAILED
-        elif BLOCKED_MARKER in request.prompt or injected == "blocked":
+        elif BLOCKED_MARKER in submission.prompt or injected == "blocked":
             outcome = Outcome.BLOCKED
         else:
             outcome = Outcome.VIDEO
         low, high = self._latency
+        # One reading of the clock: an operation is ready exactly its latency after its creation.
+        now = time.monotonic()
         operation = Operation(
             id=self._new_id(self._operations, 12),
-            model=row.name,
-            ready_at=time.monotonic() + self._random.uniform(low, high),
+            model=submission.model,
+            created_at=now,
+            ready_at=now + self._random.uniform(low, high),
             outcome=outcome,
             owner=fingerprint(owner),
             parent=parent,
             storage_uri=storage_uri,
             injected=injected,
         )
-        spec = self._renderer.spec(request, row) if outcome is Outcome.VIDEO else None
+        spec = self._renderer.spec(submission, output) if outcome is Outcome.VIDEO else None
         if spec is not None:
             operation.file_ids = tuple(self._new_id(self._files, 16) for _ in range(samples))
         self._operations[operation.id] = operation
@@ -308,6 +311,7 @@ class OperationBook:
         operation = Operation(
             id=str(record["id"]),
             model=str(record["model"]),
+            created_at=float(record["created_at"]) + offset,
             ready_at=float(record["ready_at"]) + offset,
             outcome=Outcome(record["outcome"]),
             owner=str(record["owner"]),
@@ -315,7 +319,6 @@ class OperationBook:
             storage_uri=record["storage_uri"],
             injected=record["injected"],
             file_ids=tuple(str(file_id) for file_id in record["file_ids"]),
-            created_at=float(record["created_at"]) + offset,
         )
         if operation.outcome is Outcome.VIDEO:
             path = self._storage_dir / str(record["video"])
