@@ -101,3 +101,65 @@ def test_sigkill_loses_nothing_and_submits_nothing_twice(tmp_path: Path) -> None
     finally:
         stop(gateway)
         stop(emulator)
+
+
+def test_sigkill_with_the_embedded_emulator_finishes_every_task(tmp_path: Path) -> None:
+    """`serve` with no Google key embeds the emulator: its key and its operations live in the
+    data directory, so a restart finishes what the killed process had submitted."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    data = tmp_path / "data"
+    env = {
+        "GEMINI_API_KEY": "",  # none: the built-in emulator
+        "VEO_GATEWAY_DATA_DIR": str(data),
+        "VEO_GATEWAY_API_KEYS": KEY,
+        "VEO_GATEWAY_MAX_IN_FLIGHT": "4",
+        "VEO_GATEWAY_POLL_INTERVAL": "0.3",
+        "VEO_GATEWAY_EMULATOR_LATENCY": "3",
+        "VEO_GATEWAY_PORT": str(port),
+    }
+    headers = {"Authorization": f"Bearer {KEY}"}
+    log = tmp_path / "gateway.log"
+    gateway = start(["serve"], env, log)
+    try:
+        wait_http(f"{url}/healthz", gateway, log)
+        ids = [
+            httpx.post(
+                f"{url}/v1/videos",
+                headers=headers,
+                timeout=30,
+                json={"model": FAST, "prompt": f"task {i}", "metadata": {"durationSeconds": 4}},
+            ).json()["id"]
+            for i in range(4)
+        ]
+        deadline = time.monotonic() + 30
+        while True:  # every task submitted upstream, none finished there yet
+            states = [
+                httpx.get(f"{url}/v1/videos/{i}", headers=headers).json()["status"] for i in ids
+            ]
+            if states == ["in_progress"] * 4:
+                break
+            assert time.monotonic() < deadline, states
+            time.sleep(0.05)
+        gateway.send_signal(signal.SIGKILL)
+        gateway.wait()
+
+        gateway = start(["serve"], env, log)
+        wait_http(f"{url}/healthz", gateway, log)
+        deadline = time.monotonic() + 120
+        while True:
+            bodies = [httpx.get(f"{url}/v1/videos/{i}", headers=headers).json() for i in ids]
+            assert not any(b["status"] == "failure" for b in bodies), bodies
+            if all(b["status"] == "completed" for b in bodies):
+                break
+            assert time.monotonic() < deadline, bodies
+            time.sleep(0.2)
+        for task_id in ids:
+            content = httpx.get(f"{url}/v1/videos/{task_id}/content", headers=headers)
+            assert content.status_code == 200 and content.content[4:8] == b"ftyp"
+    finally:
+        stop(gateway)
+    # Each task was submitted once: one operation apiece, kept by the emulator across the kill.
+    assert len(list((data / "emulator" / "operations").glob("*.json"))) == 4
+    key = data / "emulator" / "api-key"
+    assert key.stat().st_mode & 0o777 == 0o600

@@ -65,11 +65,22 @@ def emulator(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     storage_dir: Annotated[
-        Path | None, typer.Option(help="Where rendered videos go. Default: DATA_DIR/emulator.")
+        Path | None,
+        typer.Option(
+            help="Where operations and rendered videos are kept (a restart carries on with "
+            "them). Default: DATA_DIR/emulator."
+        ),
     ] = None,
     faults: Annotated[
         str | None,
         typer.Option(help="Faults to inject, e.g. 'submit.429=0.1,*.500=0.05,seed=7'."),
+    ] = None,
+    render: Annotated[
+        str | None,
+        typer.Option(
+            help="'each': a video per operation; 'once': one per output shape, served to every "
+            "operation of that shape (benchmarks)."
+        ),
     ] = None,
 ) -> None:
     """Run the Veo emulator alone (Google's Gemini API and Vertex AI protocols, real MP4s)."""
@@ -77,14 +88,21 @@ def emulator(
     from veo_gateway.emulator.core import config_from_settings
 
     settings = Settings()
-    if faults is not None:
-        try:
-            settings = Settings(emulator_faults=faults)  # validated like the environment's
+    overrides: dict[str, str] = {}
+    for option, name, value in (
+        ("--faults", "emulator_faults", faults),
+        ("--render", "emulator_render", render),
+    ):
+        if value is None:
+            continue
+        overrides[name] = value
+        try:  # validated like the environment's
+            settings = Settings(**overrides)  # type: ignore[arg-type]  # checked by pydantic
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            raise typer.BadParameter(str(exc), param_hint="--faults") from None
+            raise typer.BadParameter(str(exc), param_hint=option) from None
     configure_logging(settings.log_level, settings.log_format)
     config = config_from_settings(
-        settings, storage_dir=storage_dir or settings.data_dir / "emulator"
+        settings, storage_dir=storage_dir or settings.data_dir / "emulator", persist=True
     )
     bind_host = host or settings.emulator_host
     bind_port = port or settings.emulator_port
@@ -92,6 +110,7 @@ def emulator(
         f"Veo emulator listening on http://{bind_host}:{bind_port} "
         f"(latency {settings.emulator_latency} s"
         + (f", faults {settings.emulator_faults}" if settings.emulator_faults else "")
+        + (", one render per shape" if settings.emulator_render == "once" else "")
         + ")"
     )
     typer.echo(

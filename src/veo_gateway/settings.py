@@ -137,6 +137,12 @@ class Settings(BaseSettings):
         "",
         description="Emulator: comma-separated Vertex bearer tokens it accepts; empty accepts any.",
     )
+    emulator_render: Literal["each", "once"] = Field(
+        "each",
+        description="Emulator: `each` renders a video for every operation (showing its prompt "
+        "and images); `once` renders one per output shape (model, duration, aspect ratio, "
+        "resolution) and serves it to every operation of that shape, for benchmarks.",
+    )
     log_level: str = Field("info", description="Log level: debug, info, warning or error.")
     log_format: Literal["json", "text"] = Field(
         "json",

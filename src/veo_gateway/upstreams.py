@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -60,13 +62,15 @@ async def open_upstreams(settings: Settings, client: httpx.AsyncClient) -> Async
             )
             description = f"Gemini API at {settings.gemini_base_url} ({len(keys)} key(s))"
         else:
-            key = secrets.token_urlsafe(24)
+            storage_dir = settings.data_dir / "emulator"
+            key = emulator_key(storage_dir)
             emulator = BackgroundServer(
                 create_emulator_app(
                     config_from_settings(
                         settings,
-                        storage_dir=settings.data_dir / "emulator",
+                        storage_dir=storage_dir,
                         api_keys=frozenset({key}),
+                        persist=True,
                     )
                 )
             )
@@ -98,13 +102,14 @@ async def _start_emulator_upstreams(
     config: GatewayConfig, settings: Settings, servers: list[BackgroundServer]
 ) -> GatewayConfig:
     """Start an emulator for each `kind = "emulator"` upstream of the config file, and turn
-    the upstream into a Gemini API one pointed at it (with a key made up for this run)."""
+    the upstream into a Gemini API one pointed at it (with the key kept in its directory)."""
     upstreams = []
     for upstream in config.upstreams:
         if upstream.kind != "emulator":
             upstreams.append(upstream)
             continue
-        key = secrets.token_urlsafe(24)
+        storage_dir = settings.data_dir / "emulator" / upstream.name
+        key = emulator_key(storage_dir)
         overrides = {
             name: value
             for name, value in (
@@ -115,8 +120,9 @@ async def _start_emulator_upstreams(
         }
         emulator_config = config_from_settings(
             settings.model_copy(update=overrides),
-            storage_dir=settings.data_dir / "emulator" / upstream.name,
+            storage_dir=storage_dir,
             api_keys=frozenset({key}),
+            persist=True,
         )
         server = BackgroundServer(create_emulator_app(emulator_config))
         servers.append(server)
@@ -125,3 +131,24 @@ async def _start_emulator_upstreams(
             dataclasses.replace(upstream, kind="gemini", api_keys=(key,), base_url=server.url)
         )
     return dataclasses.replace(config, upstreams=tuple(upstreams))
+
+
+def emulator_key(directory: Path) -> str:
+    """The embedded emulator's API key: made once and kept in `directory` (mode 0600), so the
+    tasks submitted before a restart stay pinned to a credential that still exists."""
+    path = directory / "api-key"
+    if path.is_file():
+        return path.read_text().strip()
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".api-key.{secrets.token_hex(4)}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(24) + "\n")
+        # A link never replaces: of two processes starting at once, the first one's key wins,
+        # and nobody ever reads a half-written file.
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.read_text().strip()

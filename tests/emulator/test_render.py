@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
 from PIL import ImageFont
 
+from tests.emulator.conftest import png
 from veo_gateway.emulator.audio import SAMPLE_RATE, tone_track
 from veo_gateway.emulator.render import (
     RenderCancelled,
@@ -16,7 +19,7 @@ from veo_gateway.emulator.render import (
     frame_size,
     render_video,
 )
-from veo_gateway.emulator.text import find_cjk_font, load_font, wrap_text
+from veo_gateway.emulator.text import Fonts, find_cjk_font, load_font, missing_glyphs, wrap_text
 from veo_gateway.media.probe import probe_video
 
 
@@ -95,3 +98,52 @@ def test_probe_refuses_what_is_not_a_video(tmp_path: Path) -> None:
     junk.write_bytes(b"not a video")
     with pytest.raises(av.FFmpegError):
         probe_video(junk)
+
+
+REFERENCE_PROMPT = "一只可爱的橘猫在花园里追逐蝴蝶，阳光明媚，电影感镜头"
+
+
+def test_the_bundled_font_draws_chinese_japanese_and_korean() -> None:
+    fonts = Fonts()
+    # The font that installs with the project, not whatever this machine has.
+    assert fonts.path is not None and fonts.path.name == "NotoSansCJK-Regular.ttc"
+    assert "site-packages" in fonts.path.parts or "dist-packages" in fonts.path.parts
+    text = REFERENCE_PROMPT + " かわいい猫 귀여운 고양이 Latin, too"
+    assert missing_glyphs(fonts.load(30), text) == []
+    # The check can fail: Pillow's default font lacks every one of these characters.
+    assert missing_glyphs(ImageFont.load_default(size=30), REFERENCE_PROMPT) == list(
+        dict.fromkeys(REFERENCE_PROMPT)
+    )
+
+
+def test_a_missing_glyph_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    fonts = Fonts()
+    with caplog.at_level(logging.WARNING, logger="veo_gateway.emulator.text"):
+        assert fonts.check("नमस्ते and ሰላም") != []
+        assert fonts.check("ሰላም again") != []
+        assert fonts.check(REFERENCE_PROMPT) == []
+    warnings = [r for r in caplog.records if "no glyph" in r.getMessage()]
+    assert len(warnings) == 1 and "U+0928" in warnings[0].getMessage()
+
+
+def _render(tmp_path: Path, name: str, **spec: Any) -> bytes:
+    dest = tmp_path / f"{name}.mp4"
+    render_video(RenderSpec(width=640, height=360, seconds=1, fps=12, **spec), dest)
+    return dest.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "images",
+    [
+        {"first_image": png()},
+        {"first_image": png((255, 0, 0)), "last_image": png((0, 0, 255))},
+        {"reference_images": (png((255, 0, 0)), png((0, 255, 0)))},
+    ],
+    ids=["image", "first-and-last", "references"],
+)
+def test_image_modes_show_the_prompt(tmp_path: Path, images: dict[str, Any]) -> None:
+    a = _render(tmp_path, "a", prompt="a red fox", **images)
+    again = _render(tmp_path, "again", prompt="a red fox", **images)
+    b = _render(tmp_path, "b", prompt=REFERENCE_PROMPT, **images)
+    assert a == again  # the render is deterministic, so the prompt alone makes b differ
+    assert a != b

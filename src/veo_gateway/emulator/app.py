@@ -27,6 +27,9 @@ Operations and files belong to the credential that created them: another key pol
 a 404, as another project would at Google. Per-credential quotas answer 429 RESOURCE_EXHAUSTED,
 and `EmulatorConfig.faults` injects errors, stalls and bad downloads (see `emulator.faults`).
 
+With `EmulatorConfig.persist`, operations are kept under `storage_dir` and a restarted emulator
+carries on with them (see `emulator.operations`).
+
 Requests are validated against the model's capability row with the gateway's own rules, so the
 emulator refuses what Google refuses, with the same messages.
 """
@@ -81,7 +84,7 @@ def create_emulator_app(config: EmulatorConfig) -> Starlette:
         await core.inject("submit")
         video_request, samples, _ = await core.read_predict(request, model)
         core.admit(key)
-        operation = book.submit(
+        operation = await book.submit(
             video_request,
             catalog[model],
             samples,
@@ -152,6 +155,7 @@ def create_emulator_app(config: EmulatorConfig) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await book.open()
         try:
             yield
         finally:

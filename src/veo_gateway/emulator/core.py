@@ -10,7 +10,7 @@ from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, TypeVarTuple
+from typing import Any, Literal, TypeVar, TypeVarTuple
 
 import anyio.to_thread
 from starlette.requests import Request
@@ -59,11 +59,17 @@ class EmulatorConfig:
     faults: Faults = field(default_factory=Faults)
     quota_rpm: int | None = None  # submissions per minute per credential; None: no limit
     max_in_flight_per_credential: int | None = None  # unfinished operations per credential
+    # "each": a render per operation; "once": one per output shape, served to all (benchmarks).
+    render: Literal["each", "once"] = "each"
+    # Keep operations on disk under storage_dir, so a restart carries on with them.
+    persist: bool = False
 
     def __post_init__(self) -> None:
         low, high = self.latency
         if low < 0 or high < low:
             raise ValueError(f"latency must be (min, max) with 0 <= min <= max: {self.latency}")
+        if self.render not in ("each", "once"):
+            raise ValueError(f"render must be 'each' or 'once', not {self.render!r}")
         if self.fps <= 0 or self.max_concurrent_renders <= 0:
             raise ValueError("fps and max_concurrent_renders must be positive")
         for name in ("quota_rpm", "max_in_flight_per_credential"):
@@ -73,7 +79,11 @@ class EmulatorConfig:
 
 
 def config_from_settings(
-    settings: Settings, *, storage_dir: Path, api_keys: frozenset[str] | None = None
+    settings: Settings,
+    *,
+    storage_dir: Path,
+    api_keys: frozenset[str] | None = None,
+    persist: bool = False,
 ) -> EmulatorConfig:
     """The emulator's configuration from the `VEO_GATEWAY_EMULATOR_*` settings."""
     return EmulatorConfig(
@@ -84,6 +94,8 @@ def config_from_settings(
         faults=Faults.parse(settings.emulator_faults),
         quota_rpm=settings.emulator_quota_rpm,
         max_in_flight_per_credential=settings.emulator_max_in_flight,
+        render=settings.emulator_render,
+        persist=persist,
     )
 
 
@@ -102,6 +114,8 @@ class EmulatorCore:
             latency=config.latency,
             fps=config.fps,
             max_concurrent_renders=config.max_concurrent_renders,
+            render=config.render,
+            persist=config.persist,
         )
         self.faults = FaultInjector(config.faults)
         self.requests: deque[dict[str, Any]] = deque(maxlen=_REQUEST_LOG_SIZE)

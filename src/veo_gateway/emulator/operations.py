@@ -1,19 +1,22 @@
 """The emulator's long-running operations: their latency, their renders and their counters.
 
-An operation is done when its latency has passed *and* its video is rendered. Renders run in
-worker threads, a few at a time, started when the operation is created.
+An operation is done when its latency has passed *and* its video is rendered (see
+`emulator.renders`). With `persist`, every operation is also kept on disk (`emulator.journal`):
+an emulator restarted on the same storage answers for the operations of the one before, each
+finishing on its original timeline, as Google's do when a client restarts. Operations are kept
+for two days, as Google keeps generated videos.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import hashlib
 import logging
 import random
 import secrets
 import string
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,7 +28,14 @@ import anyio.to_thread
 from veo_gateway.domain.catalog import ModelCapabilities
 from veo_gateway.domain.request import Image, VideoRequest
 from veo_gateway.emulator import protocol
-from veo_gateway.emulator.render import RenderCancelled, RenderSpec, frame_size, render_video
+from veo_gateway.emulator.journal import Journal
+from veo_gateway.emulator.renders import (
+    Render,
+    Renderer,
+    RenderMode,
+    spec_from_record,
+    spec_record,
+)
 from veo_gateway.errors import NotFound
 
 logger = logging.getLogger(__name__)
@@ -33,6 +43,13 @@ logger = logging.getLogger(__name__)
 BLOCKED_MARKER = "[emulator:blocked]"
 FAIL_MARKER = "[emulator:fail]"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
+RETENTION_SECONDS = 2 * 24 * 3600.0  # Google keeps generated videos two days
+_PRUNE_EVERY = 3600.0
+
+
+def fingerprint(credential: str) -> str:
+    """What an operation keeps of the credential that made it: its SHA-256, never the secret."""
+    return hashlib.sha256(credential.encode()).hexdigest()
 
 
 class Outcome(enum.Enum):
@@ -51,23 +68,26 @@ class Operation:
     model: str
     ready_at: float  # time.monotonic() after which the operation may report done
     outcome: Outcome
-    owner: str = ""  # the credential (API key or token) that submitted it
+    owner: str = ""  # fingerprint() of the credential (API key or token) that submitted it
     parent: str = ""  # the name's prefix: "models/{model}", or Vertex's longer path
     storage_uri: str | None = None  # Vertex: results go to gs://... instead of inline
     injected: str | None = None  # the fault injected into its outcome (fail, blocked), if any
     file_ids: tuple[str, ...] = ()
-    render: asyncio.Task[None] | None = None
-    render_error: str | None = None
+    render: Render | None = None
     created_at: float = field(default_factory=time.monotonic)
-    rendered_at: float | None = None  # time.monotonic() when the render ended, if it has
+
+    @property
+    def render_error(self) -> str | None:
+        """Why its video could not be rendered, if it could not."""
+        return None if self.render is None else self.render.error
 
     def done_at(self, now: float) -> float | None:
         """The time.monotonic() at which the operation became done, or None while it runs."""
         if not self.is_done(now):
             return None
-        if self.render is None or self.rendered_at is None:
+        if self.render is None or self.render.finished_at is None:
             return self.ready_at
-        return max(self.ready_at, self.rendered_at)
+        return max(self.ready_at, self.render.finished_at)
 
     @property
     def name(self) -> str:
@@ -103,7 +123,7 @@ class Counters:
 
     submissions: int = 0
     submissions_by_model: Counter[str] = field(default_factory=Counter)
-    # By sha256(credential)[:8]: which key or token submitted how many, never the secret itself.
+    # By fingerprint(credential)[:8]: which key or token submitted how many, never the secret.
     submissions_by_credential: Counter[str] = field(default_factory=Counter)
     polls: int = 0
     downloads: int = 0
@@ -119,16 +139,22 @@ class OperationBook:
         latency: tuple[float, float],
         fps: int,
         max_concurrent_renders: int = 2,
+        render: RenderMode = "each",
+        persist: bool = False,
     ) -> None:
         self._storage_dir = storage_dir
         self._latency = latency
-        self._fps = fps
         self._operations: dict[str, Operation] = {}
         self._files: dict[str, Path] = {}
         self._file_owners: dict[str, Operation] = {}
-        self._renders = asyncio.Semaphore(max_concurrent_renders)
-        # Set at shutdown: a render in its thread checks it between frames and stops.
-        self._stopping = threading.Event()
+        self._renderer = Renderer(
+            storage_dir=storage_dir,
+            fps=fps,
+            max_concurrent_renders=max_concurrent_renders,
+            mode=render,
+        )
+        self._journal = Journal(storage_dir / "operations") if persist else None
+        self._pruner: asyncio.Task[None] | None = None
         self._random = random.Random()
         self.counters = Counters()
 
@@ -138,7 +164,41 @@ class OperationBook:
             if new not in taken:
                 return new
 
-    def submit(
+    # -- life -----------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Take back the operations an earlier run kept on disk (with `persist`), resuming the
+        renders it did not finish, and start forgetting those past their retention."""
+        if self._journal is None:
+            return
+        records = await anyio.to_thread.run_sync(self._journal.load)
+        restored = 0
+        for record in records:
+            try:
+                self._restore(record)
+                restored += 1
+            except (KeyError, TypeError, ValueError, OSError) as exc:
+                logger.warning("emulator: cannot restore operation %s (%s)", record.get("id"), exc)
+        if restored:
+            logger.info("emulator: restored %d operation(s) from %s", restored, self._storage_dir)
+        await self._prune()
+        self._pruner = asyncio.create_task(self._prune_forever(), name="emulator-prune")
+
+    async def aclose(self) -> None:
+        """Stop renders in progress and wait for their threads; without `persist`, delete the
+        rendered files too (only this app's memory led to them)."""
+        if self._pruner is not None:
+            self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruner
+        await self._renderer.aclose()
+        if self._journal is None:
+            for path in set(self._files.values()):
+                path.unlink(missing_ok=True)
+
+    # -- submissions ----------------------------------------------------------------------------
+
+    async def submit(
         self,
         request: VideoRequest[Image],
         row: ModelCapabilities,
@@ -149,7 +209,8 @@ class OperationBook:
         storage_uri: str | None = None,
         injected: str | None = None,
     ) -> Operation:
-        """Start an operation for a validated request; its render starts now, in a thread.
+        """Start an operation for a validated request (kept on disk first, with `persist`); its
+        render starts now, in a thread.
 
         `injected` ("fail" or "blocked") is a fault drawn for this operation's outcome.
         """
@@ -165,60 +226,138 @@ class OperationBook:
             model=row.name,
             ready_at=time.monotonic() + self._random.uniform(low, high),
             outcome=outcome,
-            owner=owner,
+            owner=fingerprint(owner),
             parent=parent,
             storage_uri=storage_uri,
             injected=injected,
         )
-        if outcome is Outcome.VIDEO:
+        spec = self._renderer.spec(request, row) if outcome is Outcome.VIDEO else None
+        if spec is not None:
             operation.file_ids = tuple(self._new_id(self._files, 16) for _ in range(samples))
-            path = self._storage_dir / f"{operation.file_ids[0]}.mp4"
-            # Every sample is the same file: clients only tell samples apart by their URIs.
-            for file_id in operation.file_ids:
-                self._files[file_id] = path
-                self._file_owners[file_id] = operation
-            operation.render = asyncio.create_task(
-                self._render(operation, self._spec(request, row), path),
-                name=f"emulator-render-{operation.id}",
-            )
         self._operations[operation.id] = operation
-        self.counters.submissions += 1
-        self.counters.submissions_by_model[row.name] += 1
-        fingerprint = hashlib.sha256(owner.encode()).hexdigest()[:8]
-        self.counters.submissions_by_credential[fingerprint] += 1
+        if self._journal is not None:
+            fields, images = spec_record(spec) if spec is not None else (None, {})
+            video = None if spec is None else self._renderer.path_for(spec, operation.id)
+            try:
+                await anyio.to_thread.run_sync(
+                    self._journal.write, self._record(operation, fields, video), images
+                )
+            except BaseException:
+                del self._operations[operation.id]
+                raise
+        if spec is not None:
+            render = self._renderer.start(spec, operation.id, self._after(operation))
+            self._attach(operation, render)
+        self._count(operation)
         return operation
 
-    def _spec(self, request: VideoRequest[Image], row: ModelCapabilities) -> RenderSpec:
-        width, height = frame_size(
-            request.aspect_ratio or row.default_aspect_ratio,
-            request.resolution or row.default_resolution,
-        )
-        return RenderSpec(
-            prompt=request.prompt,
-            width=width,
-            height=height,
-            seconds=request.duration_seconds or row.default_duration,
-            fps=self._fps,
-            audio=row.audio,
-            first_image=None if request.image is None else request.image.data,
-            last_image=None if request.last_frame is None else request.last_frame.data,
-            reference_images=tuple(ref.image.data for ref in request.reference_images),
-            label=row.name,
-        )
+    def _attach(self, operation: Operation, render: Render) -> None:
+        operation.render = render
+        # Every sample is the same file: clients only tell samples apart by their URIs.
+        for file_id in operation.file_ids:
+            self._files[file_id] = render.path
+            self._file_owners[file_id] = operation
 
-    async def _render(self, operation: Operation, spec: RenderSpec, path: Path) -> None:
-        async with self._renders:
-            try:
-                await anyio.to_thread.run_sync(render_video, spec, path, self._stopping)
-            except RenderCancelled:
-                raise
-            # Any render failure (a corrupt image, FFmpeg, the disk) must end the operation
-            # with an error, as Google's would, rather than leave it running forever.
-            except Exception as exc:
-                logger.exception("emulator: render of %s failed", operation.name)
-                operation.render_error = f"Video generation failed: {exc} (emulated)."
-            finally:
-                operation.rendered_at = time.monotonic()
+    def _count(self, operation: Operation) -> None:
+        self.counters.submissions += 1
+        self.counters.submissions_by_model[operation.model] += 1
+        self.counters.submissions_by_credential[operation.owner[:8]] += 1
+
+    def _after(self, operation: Operation) -> Any:
+        """What runs in the render's thread when `operation`'s own render ends: its inputs are
+        no longer needed, and a failure is final, so the record says so."""
+        journal = self._journal
+        if journal is None:
+            return None
+
+        def after(error: str | None) -> None:
+            if error is not None:
+                journal.write(self._record(operation, None))
+            journal.drop_inputs(operation.id)
+
+        return after
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def _record(
+        self, operation: Operation, spec: dict[str, Any] | None, video: Path | None = None
+    ) -> dict[str, Any]:
+        """`operation` as JSON, times in Unix seconds; `spec` while its render may be needed,
+        `video` where it will be rendered when its render has not started yet."""
+        offset = time.time() - time.monotonic()
+        if operation.render is not None:
+            video = operation.render.path
+        return {
+            "id": operation.id,
+            "model": operation.model,
+            "parent": operation.parent,
+            "owner": operation.owner,
+            "outcome": operation.outcome.value,
+            "injected": operation.injected,
+            "storage_uri": operation.storage_uri,
+            "file_ids": list(operation.file_ids),
+            "created_at": operation.created_at + offset,
+            "ready_at": operation.ready_at + offset,
+            "video": None if video is None else video.relative_to(self._storage_dir).as_posix(),
+            "render_error": operation.render_error,
+            "spec": spec,
+        }
+
+    def _restore(self, record: dict[str, Any]) -> None:
+        offset = time.monotonic() - time.time()
+        operation = Operation(
+            id=str(record["id"]),
+            model=str(record["model"]),
+            ready_at=float(record["ready_at"]) + offset,
+            outcome=Outcome(record["outcome"]),
+            owner=str(record["owner"]),
+            parent=str(record["parent"]),
+            storage_uri=record["storage_uri"],
+            injected=record["injected"],
+            file_ids=tuple(str(file_id) for file_id in record["file_ids"]),
+            created_at=float(record["created_at"]) + offset,
+        )
+        if operation.outcome is Outcome.VIDEO:
+            path = self._storage_dir / str(record["video"])
+            if record["render_error"] is not None:
+                render = Render(path, error=str(record["render_error"]))
+                render.finished_at = operation.ready_at
+            elif path.is_file():
+                render = self._renderer.existing(path)
+            else:
+                assert self._journal is not None
+                images = self._journal.inputs(operation.id)
+                spec = spec_from_record(record["spec"], images)
+                render = self._renderer.resume(spec, path, operation.id, self._after(operation))
+            self._attach(operation, render)
+        self._operations[operation.id] = operation
+        self._count(operation)
+
+    async def _prune_forever(self) -> None:
+        while True:
+            await asyncio.sleep(_PRUNE_EVERY)
+            await self._prune()
+
+    async def _prune(self) -> None:
+        """Forget operations past their retention, with their records and videos."""
+        horizon = time.monotonic() - RETENTION_SECONDS
+        expired = [op for op in self._operations.values() if op.created_at < horizon]
+        for operation in expired:
+            del self._operations[operation.id]
+            for file_id in operation.file_ids:
+                self._files.pop(file_id, None)
+                self._file_owners.pop(file_id, None)
+        if expired:
+            await anyio.to_thread.run_sync(self._forget, expired)
+
+    def _forget(self, operations: list[Operation]) -> None:
+        for operation in operations:
+            if self._journal is not None:
+                self._journal.delete(operation.id)
+            if operation.render is not None and not operation.render.shared:
+                operation.render.path.unlink(missing_ok=True)
+
+    # -- lookups ----------------------------------------------------------------------------------
 
     def find(self, name: str, owner: str) -> Operation:
         """The operation called `name`, when `owner` submitted it; NotFound otherwise.
@@ -227,15 +366,20 @@ class OperationBook:
         Google: another credential polling one gets the same 404 as for a name that never was.
         """
         operation = self._operations.get(name.rpartition("/operations/")[2])
-        if operation is None or operation.name != name or operation.owner != owner:
+        if operation is None or operation.name != name or operation.owner != fingerprint(owner):
             raise NotFound(f"Operation not found: {name}")
         return operation
+
+    def get(self, operation_id: str) -> Operation | None:
+        """The operation with this id, whoever made it."""
+        return self._operations.get(operation_id)
 
     def in_flight(self, owner: str) -> int:
         """How many of `owner`'s operations are not done yet."""
         now = time.monotonic()
+        digest = fingerprint(owner)
         return sum(
-            1 for op in self._operations.values() if op.owner == owner and not op.is_done(now)
+            1 for op in self._operations.values() if op.owner == digest and not op.is_done(now)
         )
 
     def file(self, file_id: str, owner: str | None = None) -> Path:
@@ -245,11 +389,13 @@ class OperationBook:
         """
         path = self._files.get(file_id)
         made_by = self._file_owners.get(file_id)
-        if owner is not None and (made_by is None or made_by.owner != owner):
+        if owner is not None and (made_by is None or made_by.owner != fingerprint(owner)):
             path = None
         if path is None or not path.is_file():
             raise NotFound(f"File {file_id} not found.")
         return path
+
+    # -- observation ------------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
         """Counters and every operation's state, for tests."""
@@ -260,6 +406,7 @@ class OperationBook:
             "submissions_by_credential": dict(self.counters.submissions_by_credential),
             "polls": self.counters.polls,
             "downloads": self.counters.downloads,
+            "renders": self._renderer.count,
             "operations": {
                 op.id: {"model": op.model, "done": op.is_done(now)}
                 for op in self._operations.values()
@@ -286,21 +433,3 @@ class OperationBook:
                 }
             )
         return timeline
-
-    async def aclose(self) -> None:
-        """Stop renders in progress, wait for their threads, and delete the rendered files.
-
-        Renders are not cancelled from here: a cancelled task would stop waiting while its
-        thread still writes. The event makes each render stop at its next frame instead (and
-        those still queued stop before their first), so this returns within a frame or two.
-        """
-        self._stopping.set()
-        tasks = [
-            op.render
-            for op in self._operations.values()
-            if op.render is not None and not op.render.done()
-        ]
-        await asyncio.gather(*tasks, return_exceptions=True)
-        # Files are only reachable through this app's memory: once it stops, they are litter.
-        for path in set(self._files.values()):
-            path.unlink(missing_ok=True)

@@ -20,7 +20,7 @@ from av.video.reformatter import VideoReformatter
 
 from veo_gateway.emulator.audio import SAMPLE_RATE, tone_track
 from veo_gateway.emulator.scenes import build_scene
-from veo_gateway.emulator.text import find_cjk_font
+from veo_gateway.emulator.text import Fonts
 
 # 16:9 sizes; 9:16 swaps them.
 RESOLUTIONS: dict[str, tuple[int, int]] = {
@@ -76,11 +76,18 @@ def canvas_size(width: int, height: int) -> tuple[int, int]:
     return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
 
 
-def render_video(spec: RenderSpec, dest: Path, cancel: threading.Event | None = None) -> None:
+def render_video(
+    spec: RenderSpec,
+    dest: Path,
+    cancel: threading.Event | None = None,
+    fonts: Fonts | None = None,
+) -> None:
     """Render `spec` to an MP4 at `dest`, atomically (a temp file, then `os.replace`).
 
     Raises RenderCancelled if `cancel` is set before the last frame.
     """
+    fonts = fonts or Fonts()
+    fonts.check(spec.prompt)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
     try:
@@ -88,13 +95,13 @@ def render_video(spec: RenderSpec, dest: Path, cancel: threading.Event | None = 
         with av.open(
             str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}
         ) as container:
-            _encode(container, spec, cancel)
+            _encode(container, spec, cancel, fonts)
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _encode(container: Any, spec: RenderSpec, cancel: threading.Event | None) -> None:
+def _encode(container: Any, spec: RenderSpec, cancel: threading.Event | None, fonts: Fonts) -> None:
     # Above 720p, veryfast's smaller files are not worth twice the CPU time of ultrafast.
     preset = "veryfast" if spec.width * spec.height <= 1280 * 720 else "ultrafast"
     video = container.add_stream("libx264", rate=spec.fps, options={"preset": preset})
@@ -109,7 +116,7 @@ def _encode(container: Any, spec: RenderSpec, cancel: threading.Event | None) ->
         first=spec.first_image,
         last=spec.last_image,
         references=spec.reference_images,
-        font_path=find_cjk_font(),
+        fonts=fonts,
         label=spec.label,
     )
     reformatter = VideoReformatter()  # one for all frames: it keeps its scaling context

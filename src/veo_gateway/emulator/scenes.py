@@ -2,7 +2,8 @@
 
 A scene is a function from the time `t` (0 at the first frame, 1 at the last) to an RGB image of
 the canvas size; the encoder scales it up to the output size. Everything that does not move is
-drawn once, when the scene is built, so that each frame costs a crop, a resize or a blend.
+drawn once, when the scene is built, so that each frame costs a crop, a resize or a blend. Every
+scene shows the prompt: on a card with no image, as a caption over images.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ import io
 import math
 import zlib
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageOps
 
-from veo_gateway.emulator.text import load_font, wrap_text
+from veo_gateway.emulator.text import Fonts, wrap_text
 
 Scene = Callable[[float], Image.Image]
 Size = tuple[int, int]
@@ -32,23 +32,22 @@ def build_scene(
     first: bytes | None = None,
     last: bytes | None = None,
     references: Sequence[bytes] = (),
-    font_path: Path | None = None,
+    fonts: Fonts | None = None,
     label: str = "",
 ) -> Scene:
     """The scene for these inputs: text card, push-in, transition or reference sequence."""
+    fonts = fonts or Fonts()
     if references:
-        scene = _reference_scene(
-            size,
-            [_cover(d, size, 1.25, 1.0) for d in references],
-            _caption(size, prompt, font_path),
-        )
+        scene = _reference_scene(size, [_cover(d, size, 1.25, 1.0) for d in references])
     elif first is not None and last is not None:
         scene = _transition_scene(size, _cover(first, size), _cover(last, size))
     elif first is not None:
         scene = _push_in_scene(size, _cover(first, size))
     else:
-        scene = _text_scene(size, prompt, font_path)
-    return _with_watermark(scene, _watermark(size, label, font_path))
+        scene = _text_scene(size, prompt, fonts)
+    if first is not None or references:
+        scene = _with_caption(scene, _caption(size, prompt, fonts))
+    return _with_watermark(scene, _watermark(size, label, fonts))
 
 
 def _ease(t: float) -> float:
@@ -94,7 +93,7 @@ def _transition_scene(size: Size, first: Image.Image, last: Image.Image) -> Scen
     return frame
 
 
-def _reference_scene(size: Size, images: list[Image.Image], caption: Image.Image) -> Scene:
+def _reference_scene(size: Size, images: list[Image.Image]) -> Scene:
     count = len(images)
     fade = 0.15  # the share of each image's turn spent crossfading into the next
 
@@ -111,7 +110,6 @@ def _reference_scene(size: Size, images: list[Image.Image], caption: Image.Image
         out = panned(index, local)
         if index + 1 < count and local > 1 - fade:
             out = Image.blend(out, panned(index + 1, 0.0), _ease((local - 1 + fade) / fade))
-        out.paste(caption, (0, size[1] - caption.height), caption)
         return out
 
     return frame
@@ -128,14 +126,14 @@ def _palette(prompt: str) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
     return rgb(hue, 0.65, 0.55), rgb(hue + 0.12, 0.55, 0.85)
 
 
-def _text_scene(size: Size, prompt: str, font_path: Path | None) -> Scene:
+def _text_scene(size: Size, prompt: str, fonts: Fonts) -> Scene:
     width, height = size
     dark, light = _palette(prompt)
     # A band twice the canvas wide, light in the middle, dark at both ends: the visible window
     # slides along it, which reads as a slowly moving light.
     ramp = Image.frombytes("L", (512, 1), bytes([*range(256), *range(255, -1, -1)]))
     band = ImageOps.colorize(ramp.resize((2 * width, height), _BILINEAR), dark, light)
-    card = _prompt_card(size, prompt, font_path)
+    card = _prompt_card(size, prompt, fonts)
     unit = min(size)
 
     def frame(t: float) -> Image.Image:
@@ -158,10 +156,10 @@ def _text_scene(size: Size, prompt: str, font_path: Path | None) -> Scene:
     return frame
 
 
-def _prompt_card(size: Size, prompt: str, font_path: Path | None) -> Image.Image:
+def _prompt_card(size: Size, prompt: str, fonts: Fonts) -> Image.Image:
     unit = min(size)
     font_size = max(12, unit // 14)
-    font = load_font(font_size, font_path)
+    font = fonts.load(font_size)
     pad = unit // 20
     max_width = size[0] * 0.8 - 2 * pad
     lines = wrap_text(prompt, font, max_width, max_lines=max(1, int(size[1] * 0.6 // font_size)))
@@ -176,10 +174,10 @@ def _prompt_card(size: Size, prompt: str, font_path: Path | None) -> Image.Image
     return card
 
 
-def _caption(size: Size, prompt: str, font_path: Path | None) -> Image.Image:
+def _caption(size: Size, prompt: str, fonts: Fonts) -> Image.Image:
     unit = min(size)
     font_size = max(10, unit // 22)
-    font = load_font(font_size, font_path)
+    font = fonts.load(font_size)
     pad = unit // 40
     lines = wrap_text(prompt, font, size[0] - 2 * pad, max_lines=2)
     line_height = round(font_size * 1.3)
@@ -190,9 +188,9 @@ def _caption(size: Size, prompt: str, font_path: Path | None) -> Image.Image:
     return bar
 
 
-def _watermark(size: Size, label: str, font_path: Path | None) -> Image.Image:
+def _watermark(size: Size, label: str, fonts: Fonts) -> Image.Image:
     # Says plainly that this video is a stand-in, so nobody mistakes it for Veo's output.
-    font = load_font(max(9, min(size) // 32), font_path)
+    font = fonts.load(max(9, min(size) // 32))
     text = f"Veo emulator · {label}" if label else "Veo emulator"
     _, _, right, bottom = font.getbbox(text)
     mark = Image.new("RGBA", (round(right) + 8, round(bottom) + 8), (0, 0, 0, 0))
@@ -200,6 +198,16 @@ def _watermark(size: Size, label: str, font_path: Path | None) -> Image.Image:
     draw.text((5, 5), text, font=font, fill=(0, 0, 0, 160))
     draw.text((4, 4), text, font=font, fill=(255, 255, 255, 200))
     return mark
+
+
+def _with_caption(scene: Scene, caption: Image.Image) -> Scene:
+    # Over images the prompt is a bar along the bottom, so the picture stays in view.
+    def frame(t: float) -> Image.Image:
+        out = scene(t)
+        out.paste(caption, (0, out.height - caption.height), caption)
+        return out
+
+    return frame
 
 
 def _with_watermark(scene: Scene, mark: Image.Image) -> Scene:

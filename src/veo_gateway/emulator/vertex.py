@@ -68,7 +68,6 @@ def routes(core: EmulatorCore) -> list[BaseRoute]:
     """The Vertex AI and Cloud Storage routes, served from `core`."""
     book, catalog = core.book, core.catalog
     tokens = [token.encode() for token in core.config.vertex_tokens]
-    objects: dict[str, str] = {}  # "bucket/object" -> file id
 
     def authenticate(request: Request) -> str:
         """The caller's bearer token, once checked."""
@@ -113,7 +112,7 @@ def routes(core: EmulatorCore) -> list[BaseRoute]:
         ):
             raise InvalidArgument("storageUri must be a Cloud Storage URI: gs://bucket/prefix")
         core.admit(token)
-        operation = book.submit(
+        operation = await book.submit(
             video_request,
             catalog[model],
             samples,
@@ -122,9 +121,6 @@ def routes(core: EmulatorCore) -> list[BaseRoute]:
             storage_uri=storage_uri,
             injected=core.faults.draw("operation"),
         )
-        if storage_uri:
-            for index, file_id in enumerate(operation.file_ids):
-                objects[_object_key(gcs_uri(operation, index))] = file_id
         return JSONResponse({"name": operation.name})
 
     async def fetch(request: Request, token: str, parent: str) -> Response:
@@ -145,7 +141,7 @@ def routes(core: EmulatorCore) -> list[BaseRoute]:
         bucket, name = request.path_params["bucket"], request.path_params["object"]
         if request.query_params.get("alt") != "media":
             raise InvalidArgument("This stand-in serves object media only: add alt=media.")
-        file_id = objects.get(f"{bucket}/{name}")
+        file_id = _object_file(core, f"gs://{bucket}/{name}")
         if file_id is None:
             raise NotFound(f"No such object: {bucket}/{name}")
         fault = await core.inject("download")
@@ -164,10 +160,17 @@ def gcs_uri(operation: Operation, index: int) -> str:
     return f"{operation.storage_uri.rstrip('/')}/{operation.id}/sample_{index}.mp4"
 
 
-def _object_key(uri: str) -> str:
-    match = _GCS_URI.fullmatch(uri)
-    assert match is not None
-    return f"{match.group(1)}/{match.group(2)}"
+def _object_file(core: EmulatorCore, uri: str) -> str | None:
+    """The file id behind a gs:// object an operation wrote, or None."""
+    # Objects are named ".../{operation id}/sample_{index}.mp4" (see gcs_uri).
+    head, _, sample = uri.rpartition("/")
+    operation = core.book.get(head.rpartition("/")[2])
+    index = sample.removeprefix("sample_").removesuffix(".mp4")
+    if operation is None or not operation.storage_uri or not index.isascii():
+        return None
+    if not index.isdigit() or int(index) >= len(operation.file_ids):
+        return None
+    return operation.file_ids[int(index)] if gcs_uri(operation, int(index)) == uri else None
 
 
 def _videos(core: EmulatorCore, operation: Operation) -> list[dict[str, str]]:
@@ -182,9 +185,9 @@ def _videos(core: EmulatorCore, operation: Operation) -> list[dict[str, str]]:
         ]
     return [
         {
-            "bytesBase64Encoded": base64.b64encode(
-                core.book.file(file_id, operation.owner).read_bytes()
-            ).decode("ascii"),
+            "bytesBase64Encoded": base64.b64encode(core.book.file(file_id).read_bytes()).decode(
+                "ascii"
+            ),
             "mimeType": "video/mp4",
         }
         for file_id in operation.file_ids
