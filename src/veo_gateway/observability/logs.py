@@ -71,15 +71,16 @@ class _Clock:
         self._converter = converter
         self._pattern = pattern
         self._suffix = suffix
-        self._second = -1
-        self._text = ""
+        # One attribute, replaced whole: threads formatting at once never see a torn pair.
+        self._cached: tuple[int, str] = (-1, "")
 
     def __call__(self, created: float) -> str:
         second = int(created)
-        if second != self._second:
-            self._text = time.strftime(self._pattern, self._converter(second))
-            self._second = second
-        return f"{self._text}{int(created % 1 * 1000):03d}{self._suffix}"
+        cached_second, text = self._cached
+        if second != cached_second:
+            text = time.strftime(self._pattern, self._converter(second))
+            self._cached = (second, text)
+        return f"{text}{int(created % 1 * 1000):03d}{self._suffix}"
 
 
 class _Quoted(dict[str, str]):

@@ -32,9 +32,9 @@ STATUS_ROUTE = "/v1/videos/{task_id}"
 # Requests no route matched are counted under one label, never under their raw path.
 UNMATCHED = "unmatched"
 _CREATE_BODY_LIMIT = 64 * 1024
-# Methods become a metric label: anything else a client sends is counted as "other".
 # How long the access log reuses the key name it found for an Authorization header.
 _KEY_NAME_SECONDS = 5.0
+# Methods become a metric label: anything else a client sends is counted as "other".
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
