@@ -10,11 +10,19 @@ so for every task:
     delay = first client answer `completed` - upstream done, in gateway poll intervals.
 
 That is an upper bound: the task became visible between the previous sweep's request for it and
-this one, so the sweep duration is reported beside it. The gateway's own `completed_at` (when it
-committed the completion, visible to the next read) gives a second, lower figure.
+this one, so the window between them is reported beside it. Each unfinished task is asked for
+once a second (a sweep starts a second after the one before, or when it ends if it took longer).
+The gateway's own `completed_at` (when it committed the completion, visible to the next read)
+gives a second, lower figure.
 
-The emulator renders at one frame per second, with a model that has no audio track: its renders
-stand in for Google's, which run elsewhere, and must not take the CPU the gateway is measured on.
+The emulator renders one video per output shape and serves it to every operation
+(`render="once"`): it stands in for Google, whose renders run elsewhere, and must not take the
+CPU the gateway is measured on. Its CPU time and the gateway's are read from /proc before and
+after, so the report says what a completed task cost the gateway.
+
+The client retries a request when the server closed the connection under it (a keep-alive
+connection idle past uvicorn's 5 s is closed just as it is reused): status polls are
+idempotent, and creates carry an `Idempotency-Key`, so a retry never makes a second task.
 """
 
 from __future__ import annotations
@@ -31,9 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from run import KEY, free_port, wait_up
+from run import KEY, cpu_seconds, free_port, load_average, wait_up
 
-MODEL = "veo-2.0-generate-001"  # no audio: the cheapest render
+MODEL = "veo-3.1-fast-generate-preview"  # the default model, with its audio track
+# How often each waiting client asks for its task's status.
+SWEEP_SECONDS = 1.0
+# What a server closing a reused keep-alive connection looks like to httpx.
+_CLOSED = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 EMULATOR = """
 import sys
 from pathlib import Path
@@ -44,7 +56,7 @@ from veo_gateway.emulator.app import EmulatorConfig, create_emulator_app
 
 port, storage, latency = int(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
 storage.mkdir(parents=True, exist_ok=True)
-config = EmulatorConfig(latency=(latency, latency), storage_dir=storage, fps=1)
+config = EmulatorConfig(latency=(latency, latency), storage_dir=storage, render="once")
 uvicorn.run(
     create_emulator_app(config), host="127.0.0.1", port=port, log_level="warning",
     access_log=False,
@@ -70,25 +82,41 @@ def gateway_env(data: Path, port: int, emulator: str, *, tasks: int) -> dict[str
         "VEO_GATEWAY_UPSTREAM_RPM": str(100 * tasks),
         "VEO_GATEWAY_POLL_INTERVAL": "5",
         "VEO_GATEWAY_POLL_CONCURRENCY": "16",
-        "VEO_GATEWAY_LOG_LEVEL": "warning",
     }
 
 
-async def _create_all(client: httpx.AsyncClient, n: int, concurrency: int) -> list[str]:
+async def _retrying(
+    client: httpx.AsyncClient, request: httpx.Request, retried: list[int], retries: int = 3
+) -> httpx.Response:
+    """`client.send(request)`, sent again when the server closed the connection under it;
+    `retried[0]` counts the retries. Only for idempotent requests."""
+    for attempt in range(retries + 1):
+        try:
+            return await client.send(request)
+        except _CLOSED:
+            if attempt == retries:
+                raise
+            retried[0] += 1
+    raise AssertionError("unreachable")
+
+
+async def _create_all(
+    client: httpx.AsyncClient, n: int, concurrency: int, retried: list[int]
+) -> list[str]:
     gate = asyncio.Semaphore(concurrency)
+    run_id = os.urandom(6).hex()
 
     async def one(i: int) -> str:
+        request = client.build_request(
+            "POST",
+            "/v1/videos",
+            json={"model": MODEL, "prompt": f"inflight {i}"},
+            headers={"Idempotency-Key": f"inflight-{run_id}-{i}"},
+        )
         async with gate:
-            response = await client.post(
-                "/v1/videos",
-                json={
-                    "model": MODEL,
-                    "prompt": f"inflight {i}",
-                    "metadata": {"durationSeconds": 5},
-                },
-            )
-            response.raise_for_status()
-            return str(response.json()["id"])
+            response = await _retrying(client, request, retried)
+        response.raise_for_status()
+        return str(response.json()["id"])
 
     return list(await asyncio.gather(*(one(i) for i in range(n))))
 
@@ -105,6 +133,7 @@ class Watched:
     # visible within this window, so it is how coarse the client's figure is.
     window: dict[str, float] = field(default_factory=dict)
     sweeps: list[float] = field(default_factory=list)
+    retried: list[int] = field(default_factory=lambda: [0])  # requests sent again
 
 
 async def _watch(
@@ -115,9 +144,10 @@ async def _watch(
     pending_sent: dict[str, float] = {}
 
     async def check(task_id: str) -> None:
+        request = client.build_request("GET", f"/v1/videos/{task_id}")
         async with gate:
             sent = time.time()
-            response = await client.get(f"/v1/videos/{task_id}")
+            response = await _retrying(client, request, watched.retried)
         received = time.time()
         status = response.json()["status"]
         if status not in ("completed", "failure"):
@@ -134,6 +164,9 @@ async def _watch(
             *(check(task_id) for task_id in watched.ids if task_id not in watched.seen)
         )
         watched.sweeps.append(time.monotonic() - started)
+        # Each waiting client looks once a second (the gateway's `openai-poll-after-ms` asks
+        # for 1 to 10 s), or as often as the gateway can answer when it is slower than that.
+        await asyncio.sleep(max(0.0, started + SWEEP_SECONDS - time.monotonic()))
 
 
 def _pct(values: list[float], pct: float) -> float:
@@ -148,11 +181,23 @@ def run(work: Path, *, tasks: int = 1000, latency: float = 60.0) -> list[str]:
     env = gateway_env(work / "data", gw_port, emulator_url, tasks=tasks)
     interval = float(env["VEO_GATEWAY_POLL_INTERVAL"])
     emulator = start_emulator(emu_port, work / "emulator", latency)
-    gateway = subprocess.Popen([sys.executable, "-m", "veo_gateway", "serve"], env=env)
+    with (work / "gateway.log").open("ab") as log:
+        # The log as shipped (info, one JSON access line per request), to a file.
+        gateway = subprocess.Popen(
+            [sys.executable, "-m", "veo_gateway", "serve"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     try:
         wait_up(f"{emulator_url}/_emulator/stats")
         wait_up(f"{base}/healthz")
+        load_before = load_average()
+        cpu_before = cpu_seconds(gateway.pid), cpu_seconds(emulator.pid)
         watched = asyncio.run(_client_side(base, tasks, latency, interval))
+        cpu_gateway = cpu_seconds(gateway.pid) - cpu_before[0]
+        cpu_emulator = cpu_seconds(emulator.pid) - cpu_before[1]
+        load_after = load_average()
         timeline = httpx.get(f"{emulator_url}/_emulator/operations", timeout=30).json()
         stats = httpx.get(f"{emulator_url}/_emulator/stats", timeout=30).json()
     finally:
@@ -179,12 +224,15 @@ def run(work: Path, *, tasks: int = 1000, latency: float = 60.0) -> list[str]:
     completed_count = sum(1 for status in watched.final.values() if status == "completed")
     window = [seconds / interval for seconds in watched.window.values()]
     done_times = [op["done_at"] for op in timeline if op["done_at"]]
+    video_bytes = sorted(size for (size,) in _sizes(work, watched.ids))
     return [
-        f"{tasks:,} tasks created concurrently in {watched.create_seconds:.1f} s (so the "
-        f"upstream finished them over as long a span), upstream latency {latency:.0f} s fixed "
-        f"(measured: {min(upstream_latency):.2f} to {max(upstream_latency):.2f} s: every "
-        f"operation was in flight at once, and the renders had all ended before it); gateway "
-        f"`VEO_GATEWAY_POLL_INTERVAL={interval:g}` (jittered ±20 %), "
+        f"{tasks:,} tasks (`{MODEL}`, default duration) created concurrently in "
+        f"{watched.create_seconds:.1f} s (so the upstream finished them over as long a span), "
+        f"upstream latency {latency:.0f} s fixed (measured: {min(upstream_latency):.2f} to "
+        f"{max(upstream_latency):.2f} s); the emulator rendered {stats.get('renders', '?')} "
+        f"video(s) for them all, {video_bytes[len(video_bytes) // 2] / 1e6:.2f} MB each. "
+        f"Gateway as shipped (log level info, one access line per request, to a file) but for "
+        f"`VEO_GATEWAY_POLL_INTERVAL={interval:g}` (the default; jittered ±20 %), "
         f"`VEO_GATEWAY_POLL_CONCURRENCY={env['VEO_GATEWAY_POLL_CONCURRENCY']}`, "
         f"`VEO_GATEWAY_MAX_IN_FLIGHT={env['VEO_GATEWAY_MAX_IN_FLIGHT']}`, "
         f"`VEO_GATEWAY_UPSTREAM_RPM={env['VEO_GATEWAY_UPSTREAM_RPM']}`.",
@@ -200,10 +248,28 @@ def run(work: Path, *, tasks: int = 1000, latency: float = 60.0) -> list[str]:
         f"{tasks - len(watched.final):,} unfinished at the end; upstream finish times spread "
         f"over {max(done_times) - min(done_times):.1f} s.",
         f"- Client sweeps over the unfinished tasks: {len(watched.sweeps)}, longest "
-        f"{max(watched.sweeps) * 1000:.0f} ms (32 requests at a time).",
+        f"{max(watched.sweeps) * 1000:.0f} ms (32 requests at a time, a sweep every "
+        f"{SWEEP_SECONDS:g} s at most); requests sent again "
+        f"after the server closed a kept-alive connection: {watched.retried[0]}.",
+        f"- CPU from the first create to the last completion seen: gateway {cpu_gateway:.1f} s, "
+        f"{cpu_gateway / max(completed_count, 1) * 1000:.1f} ms per completed task (its create, "
+        f"submission, polls, download and the clients' polls of it); the emulator "
+        f"{cpu_emulator:.1f} s. Load average before {load_before}, after {load_after}.",
         f"- Upstream calls: {stats['submissions']:,} submissions, {stats['polls']:,} polls, "
         f"{stats['downloads']:,} downloads.",
     ]
+
+
+def _sizes(work: Path, ids: list[str]) -> list[tuple[int]]:
+    db = sqlite3.connect(work / "data" / "veo-gateway.db")
+    try:
+        return db.execute(
+            "select coalesce(video_bytes, 0) from tasks where id in (select value from "
+            "json_each(?))",
+            (json.dumps(ids),),
+        ).fetchall()
+    finally:
+        db.close()
 
 
 def _row(label: str, values: list[float], *, target: bool = True) -> str:
@@ -221,7 +287,7 @@ async def _client_side(base: str, tasks: int, latency: float, interval: float) -
         base_url=base, headers={"Authorization": f"Bearer {KEY}"}, timeout=120, limits=limits
     ) as client:
         started = time.monotonic()
-        watched.ids = await _create_all(client, tasks, concurrency=32)
+        watched.ids = await _create_all(client, tasks, concurrency=32, retried=watched.retried)
         watched.create_seconds = time.monotonic() - started
         # Nothing can finish before the latency has passed: sweeping starts shortly before, so
         # that the sweeps load the gateway as waiting clients would, but not for a minute idle.

@@ -1,11 +1,14 @@
 """One-command benchmark: `python bench/run.py` (needs `wrk`: apt-get install wrk).
 
-Starts, on loopback, a bare Starlette baseline and `veo-gateway serve` (built-in emulator, one
-uvicorn worker each), then measures in the same run:
+Starts, on loopback, a bare Starlette baseline, the emulator (standing in for Google, one render
+per output shape) and `veo-gateway serve` pointed at it, one uvicorn worker each. The gateway
+runs with the shipped defaults (access log on, JSON lines to stderr, here a file): those are the
+first figures. Other configurations (`VARIANTS`) run beside it for comparison. Measured in the
+same run:
 
-- status polls per second with p50/p99 latency (wrk -t2 -c50), gateway vs. a bare endpoint that
-  returns a fixed JSON object from memory, and the emulator's counters to show zero upstream calls
-  per client poll;
+- status polls per second with p50/p99 latency (wrk -t2 -c50), each gateway vs. a bare endpoint
+  that returns a fixed JSON object from memory, in interleaved rounds, and the emulator's
+  counters to show zero upstream calls per client poll;
 - create latency with no image and with a 5 MB image;
 - a 200 MB video served to one slow client and to 20 clients at once: peak RSS growth of the
   server, time to first byte, throughput, gateway vs. a bare Starlette FileResponse, and status
@@ -202,7 +205,14 @@ def start_baseline(port: int, video: Path, workdir: Path) -> subprocess.Popen[by
 
 
 def start_emulator(port: int, storage: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "VEO_GATEWAY_EMULATOR_LATENCY": "0.5", "VEO_GATEWAY_LOG_LEVEL": "warning"}
+    # One render per output shape, served to every operation: the stand-in for Google, whose
+    # renders run elsewhere, takes next to no CPU from the gateway measured beside it.
+    env = {
+        **os.environ,
+        "VEO_GATEWAY_EMULATOR_LATENCY": "0.5",
+        "VEO_GATEWAY_EMULATOR_RENDER": "once",
+        "VEO_GATEWAY_LOG_LEVEL": "warning",
+    }
     return subprocess.Popen(
         [
             sys.executable,
@@ -218,9 +228,22 @@ def start_emulator(port: int, storage: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def start_gateway(port: int, data: Path, emulator: str) -> subprocess.Popen[bytes]:
-    # The emulator runs in a process of its own, as Google would be elsewhere: its rendering
-    # must not share the gateway's interpreter while the gateway is measured.
+# Configurations measured beside the shipped defaults: name, settings changed.
+VARIANTS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("`VEO_GATEWAY_ACCESS_LOG=off`", {"VEO_GATEWAY_ACCESS_LOG": "off"}),
+)
+
+
+def start_gateway(
+    port: int, data: Path, emulator: str, log: Path, settings: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`veo-gateway serve` with the shipped defaults, but for `settings`; its log to `log`.
+
+    The emulator runs in a process of its own, as Google would be elsewhere: its work must not
+    share the gateway's interpreter while the gateway is measured. Only what has no default is
+    set (where the data goes, the port, a client key, the upstream); the log goes, as shipped,
+    JSON lines to stderr, here a file, as under systemd or docker.
+    """
     env = {
         **os.environ,
         "VEO_GATEWAY_DATA_DIR": str(data),
@@ -228,10 +251,43 @@ def start_gateway(port: int, data: Path, emulator: str) -> subprocess.Popen[byte
         "VEO_GATEWAY_PORT": str(port),
         "GEMINI_API_KEY": "bench-upstream-key",
         "VEO_GATEWAY_GEMINI_BASE_URL": emulator,
-        "VEO_GATEWAY_POLL_INTERVAL": "0.5",
-        "VEO_GATEWAY_LOG_LEVEL": "warning",
+        **(settings or {}),
     }
-    return subprocess.Popen([sys.executable, "-m", "veo_gateway", "serve"], env=env)
+    for name in list(env):
+        # A setting of the calling shell would make these something other than the defaults.
+        if (
+            name.startswith("VEO_GATEWAY_")
+            and name not in _REQUIRED
+            and name not in (settings or {})
+        ):
+            del env[name]
+    with log.open("ab") as handle:
+        return subprocess.Popen(
+            [sys.executable, "-m", "veo_gateway", "serve"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=handle,
+        )
+
+
+_REQUIRED = frozenset(
+    {
+        "VEO_GATEWAY_DATA_DIR",
+        "VEO_GATEWAY_API_KEYS",
+        "VEO_GATEWAY_PORT",
+        "VEO_GATEWAY_GEMINI_BASE_URL",
+    }
+)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> str:
+    return "{:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
 
 
 # One client for every create: a new httpx client per call spends ~10 ms building its TLS
@@ -289,6 +345,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=15, help="wrk duration per run")
     parser.add_argument(
+        "--rounds", type=int, default=3, help="status-poll rounds (bare, then each gateway)"
+    )
+    parser.add_argument(
         "--only",
         default=",".join(PARTS),
         help=f"comma-separated parts to run, of: {', '.join(PARTS)} (default: all)",
@@ -302,7 +361,7 @@ def main() -> None:
         "",
     ]
     if "polls" in parts:
-        lines += [*_polls_and_downloads(args.seconds), ""]
+        lines += [*_polls_and_downloads(args.seconds, args.rounds), ""]
     if "inflight" in parts:
         import inflight
 
@@ -325,7 +384,7 @@ def main() -> None:
 PARTS = ("polls", "inflight", "scheduler")
 
 
-def _polls_and_downloads(seconds: int) -> list[str]:
+def _polls_and_downloads(seconds: int, rounds: int) -> list[str]:
     """Status polls, creates and downloads against the bare baseline: the report's lines."""
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
@@ -335,34 +394,57 @@ def _polls_and_downloads(seconds: int) -> list[str]:
     with video.open("wb") as handle:
         for _ in range(VIDEO_BYTES // (1 << 20)):
             handle.write(os.urandom(1 << 20))
-    base_port, gw_port, emu_port = free_port(), free_port(), free_port()
+    base_port, emu_port = free_port(), free_port()
     emulator_url = f"http://127.0.0.1:{emu_port}"
     baseline = start_baseline(base_port, video, work)
     emulator = start_emulator(emu_port, work / "emulator")
-    gateway = start_gateway(gw_port, work / "data", emulator_url)
-    bare, base = f"http://127.0.0.1:{base_port}", f"http://127.0.0.1:{gw_port}"
+    # The shipped defaults first, then each variant, all started together and polled in turn.
+    names = ["defaults", *(name for name, _ in VARIANTS)]
+    gateways: dict[str, tuple[str, subprocess.Popen[bytes], Path]] = {}
+    for i, (name, settings) in enumerate([("defaults", {}), *VARIANTS]):
+        port, log = free_port(), work / f"gateway-{i}.log"
+        process = start_gateway(port, work / f"data-{i}", emulator_url, log, settings)
+        gateways[name] = (f"http://127.0.0.1:{port}", process, log)
+    base, gateway, gateway_log = gateways["defaults"]
+    bare = f"http://127.0.0.1:{base_port}"
     auth = {"Authorization": f"Bearer {KEY}"}
     lines: list[str] = []
     try:
         wait_up(f"{bare}/status")
         wait_up(f"{emulator_url}/_emulator/stats")
-        wait_up(f"{base}/healthz")
-        task_id, _ = create_task(
-            base, {"model": FAST, "prompt": "bench", "metadata": {"durationSeconds": 4}}
-        )
-        wait_done(base, task_id)
+        polled: dict[str, str] = {}
+        for name, (url, _, _) in gateways.items():
+            wait_up(f"{url}/healthz")
+            polled[name], _ = create_task(
+                url, {"model": FAST, "prompt": "bench", "metadata": {"durationSeconds": 4}}
+            )
+        for name, (url, _, _) in gateways.items():
+            wait_done(url, polled[name])
+        task_id = polled["defaults"]
         # Serve a 200 MB file as this task's video (the emulator renders a few MB at most).
-        db = sqlite3.connect(work / "data" / "veo-gateway.db")
+        db = sqlite3.connect(work / "data-0" / "veo-gateway.db")
         stored = Path(
             db.execute("select video_path from tasks where id = ?", (task_id,)).fetchone()[0]
         )
         db.close()
         shutil.copyfile(video, stored)
 
+        load_before = load_average()
         emulator_before = _emulator_calls(emulator_url)
-        bare_polls = wrk(f"{bare}/status", seconds)
-        gw_polls = wrk(f"{base}/v1/videos/{task_id}", seconds, auth)
+        log_before = _line_count(gateway_log)
+        cpu_polls = 0.0  # the defaults' CPU seconds during their own runs
+        runs: dict[str, list[dict[str, float]]] = {"bare": [], **{name: [] for name in names}}
+        for _ in range(rounds):
+            runs["bare"].append(wrk(f"{bare}/status", seconds))
+            for name, (url, process, _) in gateways.items():
+                cpu_before = cpu_seconds(process.pid)
+                runs[name].append(wrk(f"{url}/v1/videos/{polled[name]}", seconds, auth))
+                if name == "defaults":
+                    cpu_polls += cpu_seconds(process.pid) - cpu_before
+        access_lines = _line_count(gateway_log) - log_before
         emulator_after = _emulator_calls(emulator_url)
+        load_after = load_average()
+        default_polls = sum(run["rps"] for run in runs["defaults"]) * seconds
 
         created = [
             create_task(
@@ -385,7 +467,7 @@ def _polls_and_downloads(seconds: int) -> list[str]:
         ]
         creates = [ms for _, ms in created]
         image_creates = [ms for _, ms in image_created]
-        # Let the emulator finish rendering them: the download runs must have the CPU alone.
+        # Let them finish: the download runs must have the CPU alone.
         for created_id, _ in created + image_created:
             wait_done(base, created_id)
 
@@ -395,16 +477,34 @@ def _polls_and_downloads(seconds: int) -> list[str]:
         many_bare = parallel_downloads(f"{bare}/video", {}, baseline.pid)
         many_gw = parallel_downloads(content, auth, gateway.pid)
         polls_during = _polls_during_downloads(base, task_id, content, auth, seconds)
+        idle = _median_run(runs["defaults"])
 
         lines += [
-            "| measure | bare Starlette | gateway | ratio (gateway / bare) |",
+            f"Status polls: `wrk -t2 -c50 -d{seconds}s`, {rounds} rounds, each round the bare "
+            "endpoint and then each gateway in turn; medians of the rounds, ratios against "
+            f"the bare endpoint of the same round. Load average before {load_before}, after "
+            f"{load_after}.",
+            "",
+            "| status polls | polls/s (each round) | p50 (ms) | p99 (ms) | ratio to bare "
+            "(each round) | p99 ratio |",
+            "|---|---|---|---|---|---|",
+            _poll_row("bare Starlette endpoint", runs["bare"], runs["bare"]),
+            _poll_row("**gateway, shipped defaults**", runs["defaults"], runs["bare"]),
+            *(_poll_row(f"gateway, {name}", runs[name], runs["bare"]) for name in names[1:]),
+            "",
+            f"- With the defaults, {access_lines:,} lines were written to the gateway's log "
+            f"during its {default_polls:,.0f} polls (the access log, one JSON line each); its "
+            f"CPU time during its runs: {cpu_polls / max(default_polls, 1) * 1e6:.0f} µs a "
+            "poll, all threads (the log writer's included).",
+            f"- Upstream (emulator) calls during all client polls: "
+            f"{emulator_after - emulator_before} (no task was running, so the worker had "
+            "nothing to poll either).",
+            f"- Non-2xx answers during the gateway poll runs: "
+            f"{sum(run['errors'] for name in names for run in runs[name]):.0f}.",
+            "",
+            "| downloads (gateway with the shipped defaults) | bare Starlette | gateway | "
+            "ratio (gateway / bare) |",
             "|---|---|---|---|",
-            f"| status polls/s (wrk -t2 -c50 -d{seconds}s) | {bare_polls['rps']:,.0f} | "
-            f"{gw_polls['rps']:,.0f} | {gw_polls['rps'] / bare_polls['rps']:.2f} |",
-            f"| poll p50 latency (ms) | {bare_polls['p50']:.2f} | {gw_polls['p50']:.2f} | "
-            f"{gw_polls['p50'] / bare_polls['p50']:.2f} |",
-            f"| poll p99 latency (ms) | {bare_polls['p99']:.2f} | {gw_polls['p99']:.2f} | "
-            f"{gw_polls['p99'] / bare_polls['p99']:.2f} |",
             f"| 200 MB to a slow client (40 MB/s, 5 s): RSS growth (MiB) | "
             f"{slow_bare['rss_growth_mib']:.1f} | {slow_gw['rss_growth_mib']:.1f} | |",
             f"| 200 MB to 20 clients: RSS growth (MiB) | {many_bare['rss_growth_mib']:.1f} | "
@@ -414,25 +514,42 @@ def _polls_and_downloads(seconds: int) -> list[str]:
             f"| 200 MB to 20 clients: throughput (MiB/s) | {many_bare['mib_per_s']:,.0f} | "
             f"{many_gw['mib_per_s']:,.0f} | {many_gw['mib_per_s'] / many_bare['mib_per_s']:.2f} |",
             f"| status polls/s during the 20 downloads | | {polls_during['rps']:,.0f} | "
-            f"{polls_during['rps'] / gw_polls['rps']:.2f} of idle |",
+            f"{polls_during['rps'] / idle['rps']:.2f} of idle |",
             f"| poll p99 during the 20 downloads (ms) | | {polls_during['p99']:.2f} | "
-            f"{polls_during['p99'] / gw_polls['p99']:.2f} of idle |",
+            f"{polls_during['p99'] / idle['p99']:.2f} of idle |",
             "",
-            f"- Upstream (emulator) calls during {gw_polls['rps'] * seconds:,.0f} client "
-            f"polls: {emulator_after - emulator_before} (no task was running, so the worker "
-            "had nothing to poll either).",
-            f"- Non-2xx answers during the gateway poll run: {gw_polls['errors']:.0f}.",
             f"- Create latency, no image (30 sequential): p50 {statistics.median(creates):.1f} ms,"
             f" max {max(creates):.1f} ms.",
             f"- Create latency, 5 MB PNG inline (10 sequential): p50 "
             f"{statistics.median(image_creates):.1f} ms, max {max(image_creates):.1f} ms.",
         ]
     finally:
-        for process in (baseline, gateway, emulator):
+        for process in (baseline, emulator, *(process for _, process, _ in gateways.values())):
             process.terminate()
             process.wait(timeout=15)
         shutil.rmtree(work, ignore_errors=True)
     return lines
+
+
+def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def _poll_row(label: str, runs: list[dict[str, float]], bare: list[dict[str, float]]) -> str:
+    ratios = [run["rps"] / base["rps"] for run, base in zip(runs, bare, strict=True)]
+    p99_ratios = [run["p99"] / base["p99"] for run, base in zip(runs, bare, strict=True)]
+    median = _median_run(runs)
+    each = " / ".join(f"{run['rps']:,.0f}" for run in runs)
+    return (
+        f"| {label} | {median['rps']:,.0f} ({each}) | "
+        f"{median['p50']:.2f} | {median['p99']:.2f} | **{statistics.median(ratios):.2f}** "
+        f"({' / '.join(f'{r:.2f}' for r in ratios)}) | {statistics.median(p99_ratios):.2f} |"
+    )
+
+
+def _line_count(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
 
 
 def _emulator_calls(emulator: str) -> int:

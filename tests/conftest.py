@@ -54,6 +54,8 @@ def gateway_settings(data_dir: Path, **overrides: Any) -> Settings:
         "api_keys": f"{KEY_A},{KEY_B}",
         "emulator_latency": "0.2",
         "poll_interval": 0.2,
+        # The catalog's first poll (15 s and more) is for Google; the emulator here takes 0.2 s.
+        "first_poll_after": 0.2,
         "log_level": "warning",
         "gemini_api_key": None,
     }

@@ -41,6 +41,7 @@ def test_all_six_scenarios_of_the_example_client(tmp_path: Path) -> None:
         "VEO_GATEWAY_PORT": str(port),
         "VEO_GATEWAY_EMULATOR_LATENCY": "1",
         "VEO_GATEWAY_POLL_INTERVAL": "0.5",
+        "VEO_GATEWAY_FIRST_POLL_AFTER": "0.5",
         # The test's image server is on loopback, which the gateway refuses by default.
         "VEO_GATEWAY_ALLOW_PRIVATE_IMAGE_URLS": "true",
     }

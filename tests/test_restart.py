@@ -115,6 +115,7 @@ def test_sigkill_with_the_embedded_emulator_finishes_every_task(tmp_path: Path) 
         "VEO_GATEWAY_API_KEYS": KEY,
         "VEO_GATEWAY_MAX_IN_FLIGHT": "4",
         "VEO_GATEWAY_POLL_INTERVAL": "0.3",
+        "VEO_GATEWAY_FIRST_POLL_AFTER": "0.3",
         "VEO_GATEWAY_EMULATOR_LATENCY": "3",
         "VEO_GATEWAY_PORT": str(port),
     }

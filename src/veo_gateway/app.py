@@ -23,7 +23,8 @@ from starlette.exceptions import HTTPException
 from veo_gateway.api import admin, health, metrics, models, usage, videos, web
 from veo_gateway.api.auth import Authenticator
 from veo_gateway.api.deps import Services
-from veo_gateway.api.limits import BodySizeLimit
+from veo_gateway.api.limits import BodySizeLimit, HeaderSizeLimit
+from veo_gateway.api.openapi import allowed_methods, install_openapi
 from veo_gateway.api.status import StatusRoute
 from veo_gateway.domain.pricing import PriceTable
 from veo_gateway.errors import (
@@ -66,17 +67,28 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {}
-        param = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        # ("query", "limit") names the parameter `limit`; ("body", ...) the body's own fields.
+        loc = list(first.get("loc", ()))
+        if loc and loc[0] in ("body", "query", "path", "header"):
+            loc = loc[1:]
+        param = ".".join(str(part) for part in loc)
         message = f"{param or 'request'}: {first.get('msg', 'invalid request')}"
         return _error_response(InvalidArgument(message, param=param or None))
 
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 404:
             return _error_response(NotFound("no such route"))
         if exc.status_code == 405:
-            return _error_response(MethodNotAllowed("this route does not take that method"))
-        return _error_response(GatewayError(str(exc.detail)))
+            allow = ", ".join(allowed_methods(request.app, request.url.path))
+            return _error_response(
+                MethodNotAllowed(
+                    f"{request.method} is not a method of this route; it takes {allow}",
+                    headers={"Allow": allow},
+                )
+            )
+        kind = GatewayError.for_status(exc.status_code)
+        return _error_response(kind(str(exc.detail)))
 
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
@@ -316,9 +328,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(web.router)
     app.include_router(metrics.router)
+    install_openapi(app)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     # Added last, so it runs first: polls skip the body cap (GETs have none) and the routing.
     app.add_middleware(StatusRoute)
+    app.add_middleware(HeaderSizeLimit, limit=settings.max_header_bytes)
     # Outermost, so status polls are counted and logged, and every answer has a request id.
     app.add_middleware(Observe, metrics=app.state.metrics, access_log=settings.access_log)
     return app

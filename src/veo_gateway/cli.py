@@ -3,17 +3,19 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from pathlib import Path
 from typing import Annotated
 
 import typer
 import uvicorn
-from pydantic import AliasChoices, ValidationError
+from pydantic import ValidationError
 
 from veo_gateway.cli_client import generate, videos_app
 from veo_gateway.cli_keys import keys_app
+from veo_gateway.domain.catalog import DEFAULT_MODEL
 from veo_gateway.observability.logs import configure_logging
-from veo_gateway.settings import Settings
+from veo_gateway.settings import Settings, env_name
 
 app = typer.Typer(
     help="veo-gateway: Google's Veo video models behind one asynchronous HTTP API.",
@@ -26,7 +28,58 @@ app.command()(generate)
 app.add_typer(videos_app, name="videos")
 
 
-@app.command()
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"veo-gateway {importlib.metadata.version('veo-gateway')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """veo-gateway: Google's Veo video models behind one asynchronous HTTP API."""
+
+
+# Typer joins single lines of a help text; blank lines separate its paragraphs.
+SERVE_EPILOG = "\n\n".join(
+    [
+        "Everything else is set in the environment: every setting is a variable, listed with "
+        "its default and meaning in the README's Settings section. The main ones: "
+        "VEO_GATEWAY_DATA_DIR (the database and videos; default ./data), GEMINI_API_KEY (unset: "
+        "the built-in emulator), VEO_GATEWAY_API_KEYS, VEO_GATEWAY_LOG_LEVEL.",
+        "Upstreams, routes and model overrides go in the operator config file (TOML), named by "
+        "VEO_GATEWAY_CONFIG.",
+        "All settings: " + ", ".join(env_name(name) for name in Settings.model_fields) + ".",
+    ]
+)
+
+
+def banner(settings: Settings) -> list[str]:
+    """What `serve` prints before it starts: where it listens, its upstream, and a first request."""
+    url = f"http://{settings.host}:{settings.port}"
+    body = f'{{"model":"{DEFAULT_MODEL}","prompt":"a cat"}}'
+    upstream = (
+        "upstream: the built-in Veo emulator (set GEMINI_API_KEY to use Google)"
+        if settings.uses_emulator
+        else f"upstream: Gemini API at {settings.gemini_base_url}"
+    )
+    return [
+        f"veo-gateway listening on {url}  (data in {settings.data_dir.resolve()})",
+        upstream,
+        "API keys: `veo-gateway keys create --name NAME`, or VEO_GATEWAY_API_KEYS=k1,k2",
+        # Without a content type curl sends -d as a form, which is not what the API reads.
+        f"try: curl -H 'Authorization: Bearer KEY' -H 'Content-Type: application/json' "
+        f"{url}/v1/videos -d '{body}'",
+    ]
+
+
+@app.command(epilog=SERVE_EPILOG)
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
@@ -35,6 +88,7 @@ def serve(
     import asyncio
 
     from veo_gateway.app import StartupError, create_app, preflight
+    from veo_gateway.http_server import uvicorn_options
 
     settings = Settings()
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
@@ -46,17 +100,8 @@ def serve(
     except StartupError as exc:
         typer.echo(f"veo-gateway: cannot start: {exc}", err=True)
         raise SystemExit(1) from None
-    url = f"http://{settings.host}:{settings.port}"
-    typer.echo(f"veo-gateway listening on {url}  (data in {settings.data_dir.resolve()})")
-    if settings.uses_emulator:
-        typer.echo("upstream: the built-in Veo emulator (set GEMINI_API_KEY to use Google)")
-    else:
-        typer.echo(f"upstream: Gemini API at {settings.gemini_base_url}")
-    typer.echo("API keys: `veo-gateway keys create --name NAME`, or VEO_GATEWAY_API_KEYS=k1,k2")
-    typer.echo(
-        f"try: curl -H 'Authorization: Bearer KEY' {url}/v1/videos -d "
-        '\'{"model":"veo-3.1-fast-generate-preview","prompt":"a cat"}\''
-    )
+    for line in banner(settings):
+        typer.echo(line)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -64,6 +109,7 @@ def serve(
         log_level=settings.log_level,
         log_config=None,
         access_log=False,
+        **uvicorn_options(settings),
     )
 
 
@@ -153,11 +199,6 @@ def main() -> None:
 
 def _setting_name(exc: ValidationError, loc: tuple[int | str, ...]) -> str:
     """The environment variable behind an error's location (for Settings), else the location."""
-    where = ".".join(str(part) for part in loc)
-    field = Settings.model_fields.get(str(loc[0])) if exc.title == "Settings" and loc else None
-    if field is None:
-        return where
-    alias = field.validation_alias
-    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
-        return alias.choices[0]
-    return "VEO_GATEWAY_" + where.upper()
+    if exc.title == "Settings" and loc and str(loc[0]) in Settings.model_fields:
+        return env_name(str(loc[0]))
+    return ".".join(str(part) for part in loc)

@@ -1,4 +1,4 @@
-"""The client side of the `veo-gateway` command: `generate`, and `videos list/show/download`.
+"""The client side of the `veo-gateway` command: `generate`, `videos list/show/download/delete`.
 
 These talk to a running gateway over HTTP with `veo_gateway.client`; they never open its database.
 Progress goes to stderr, results (the file written, listings) to stdout.
@@ -6,7 +6,6 @@ Progress goes to stderr, results (the file written, listings) to stdout.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,8 +24,8 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
-from rich.table import Table
 
+from veo_gateway.cli_output import iso_utc, print_json, print_rows
 from veo_gateway.client import (
     API_KEY_ENV,
     BASE_URL_ENV,
@@ -40,7 +39,11 @@ from veo_gateway.client import (
 INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT
 
 videos_app = typer.Typer(
-    help="Tasks on a running gateway: list, show, download.", no_args_is_help=True
+    help="Tasks on a running gateway: list, show, download, delete.", no_args_is_help=True
+)
+NO_KEY = (
+    f"no API key: pass --api-key KEY or set {API_KEY_ENV} "
+    "(make one with `veo-gateway keys create --name NAME`)"
 )
 
 BaseUrl = Annotated[
@@ -70,6 +73,26 @@ def _fail(console: Console, message: str, code: int = 1) -> NoReturn:
     # soft_wrap keeps the server's message on one line, whatever the terminal width.
     console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _message(exc: ClientError) -> str:
+    """The error's message; a refused key also says where the key came from."""
+    if exc.status_code == 401:
+        return f"{exc.message} (the key comes from --api-key or {API_KEY_ENV})"
+    return exc.message
+
+
+@contextmanager
+def _session(base_url: str, api_key: str | None) -> Iterator[tuple[Client, Console]]:
+    """A client of the gateway; with no key, or on any ClientError, exit saying why."""
+    console = _console()
+    if not api_key:
+        _fail(console, NO_KEY)
+    try:
+        with Client(base_url, api_key) as client:
+            yield client, console
+    except ClientError as exc:
+        _fail(console, _message(exc))
 
 
 def _eta(video: Video) -> str:
@@ -184,23 +207,22 @@ def generate(
     api_key: ApiKey = None,
 ) -> None:
     """Generate a video on a running gateway, show its progress, and download it."""
-    console = _console()
-    try:
-        with Client(base_url, api_key) as client:
-            video = client.create(
-                prompt,
-                model=model,
-                image=image,
-                last_frame=last_frame,
-                references=reference or (),
-                aspect_ratio=aspect_ratio,
-                duration=duration,
-                resolution=resolution,
-                negative_prompt=negative_prompt,
-            )
-            _finish(client, video, output, console, poll_interval, created=True)
-    except ClientError as exc:
-        _fail(console, exc.message)
+    with _session(base_url, api_key) as (client, console):
+        video = client.create(
+            prompt,
+            model=model,
+            image=image,
+            last_frame=last_frame,
+            references=reference or (),
+            aspect_ratio=aspect_ratio,
+            duration=duration,
+            resolution=resolution,
+            negative_prompt=negative_prompt,
+        )
+        _finish(client, video, output, console, poll_interval, created=True)
+
+
+AsJson = Annotated[bool, typer.Option("--json", help="Print the gateway's JSON.")]
 
 
 @videos_app.command("list")
@@ -210,45 +232,48 @@ def videos_list(
     limit: Annotated[
         int, typer.Option(min=0, help="Show the newest N tasks; 0 shows them all.")
     ] = 20,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the gateway's video objects as a JSON array.")
+    ] = False,
 ) -> None:
-    """List this key's tasks, newest first (when the gateway lists them)."""
-    console = _console()
-    try:
-        with Client(base_url, api_key) as client:
-            videos = client.list(limit or None)
-    except ClientError as exc:
-        _fail(console, exc.message)
-    table = Table("id", "model", "status", "progress", "created_at")
-    for video in videos:
-        table.add_row(
-            video.id,
-            video.model,
-            _STATUS_LABELS.get(video.status, video.status),
-            f"{video.progress}%",
-            str(video.created_at or ""),
-        )
-    Console(highlight=False).print(table)
+    """List this key's tasks, newest first (times in UTC, ISO 8601)."""
+    with _session(base_url, api_key) as (client, _):
+        videos = client.list(limit or None)
+    if as_json:
+        print_json([dict(video.raw) for video in videos])
+        return
+    print_rows(
+        ("id", "model", "status", "progress", "created", "completed"),
+        [
+            (
+                video.id,
+                video.model,
+                _STATUS_LABELS.get(video.status, video.status),
+                f"{video.progress}%",
+                iso_utc(video.created_at),
+                iso_utc(video.completed_at),
+            )
+            for video in videos
+        ],
+    )
 
 
 @videos_app.command("show")
 def videos_show(
     video_id: Annotated[str, typer.Argument(help="The video's id (video_...).")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the gateway's JSON.")] = False,
+    as_json: AsJson = False,
     base_url: BaseUrl = DEFAULT_BASE_URL,
     api_key: ApiKey = None,
 ) -> None:
-    """Show one task's status."""
-    console = _console()
-    try:
-        with Client(base_url, api_key) as client:
-            video = client.get(video_id)
-    except ClientError as exc:
-        _fail(console, exc.message)
+    """Show one task's status (times in UTC, ISO 8601)."""
+    with _session(base_url, api_key) as (client, _):
+        video = client.get(video_id)
     if as_json:
-        typer.echo(json.dumps(dict(video.raw), indent=2))
+        print_json(dict(video.raw))
         return
     for key, value in video.raw.items():
-        typer.echo(f"{key}: {value}")
+        shown = iso_utc(value) if key.endswith("_at") and isinstance(value, int) else value
+        typer.echo(f"{key}: {shown}")
 
 
 @videos_app.command("download")
@@ -265,10 +290,18 @@ def videos_download(
     api_key: ApiKey = None,
 ) -> None:
     """Download a task's MP4, waiting for it to finish first."""
-    console = _console()
-    try:
-        with Client(base_url, api_key) as client:
-            video = client.get(video_id)
-            _finish(client, video, output, console, poll_interval, wait=wait)
-    except ClientError as exc:
-        _fail(console, exc.message)
+    with _session(base_url, api_key) as (client, console):
+        video = client.get(video_id)
+        _finish(client, video, output, console, poll_interval, wait=wait)
+
+
+@videos_app.command("delete")
+def videos_delete(
+    video_id: Annotated[str, typer.Argument(help="The video's id (video_...).")],
+    base_url: BaseUrl = DEFAULT_BASE_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Delete a task and its files on the gateway; a task still running is cancelled."""
+    with _session(base_url, api_key) as (client, _):
+        client.delete(video_id)
+    typer.echo(f"deleted {video_id}")

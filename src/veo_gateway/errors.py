@@ -10,6 +10,7 @@
     ├── MethodNotAllowed              405 METHOD_NOT_ALLOWED
     ├── Conflict                      409 ABORTED
     ├── PayloadTooLarge               413 INVALID_ARGUMENT
+    ├── HeadersTooLarge               431 INVALID_ARGUMENT
     ├── RangeNotSatisfiable           416 OUT_OF_RANGE
     ├── ResourceExhausted             429 RESOURCE_EXHAUSTED
     ├── InsufficientStorage           507 RESOURCE_EXHAUSTED (the gateway's own disk is full)
@@ -32,8 +33,10 @@ _OPENAI_TYPES = {
     404: "not_found_error",
     409: "conflict_error",
     410: "not_found_error",
+    405: "invalid_request_error",
     413: "invalid_request_error",
     416: "invalid_request_error",
+    431: "invalid_request_error",
     429: "rate_limit_error",
 }
 
@@ -65,6 +68,17 @@ class GatewayError(Exception):
     def google_status(self) -> str:
         """Google's canonical status name sent with this error."""
         return self.status
+
+    @staticmethod
+    def for_status(code: int) -> type[GatewayError]:
+        """The error class answered with HTTP `code` (the base class for any other code)."""
+        kinds: list[type[GatewayError]] = [GatewayError]
+        while kinds:
+            kind = kinds.pop()
+            if kind.http_status == code and kind is not UpstreamError:
+                return kind
+            kinds.extend(kind.__subclasses__())
+        return GatewayError
 
     def to_dict(self) -> dict[str, Any]:
         """The wire envelope for this error."""
@@ -141,6 +155,13 @@ class PayloadTooLarge(GatewayError):
     """The request body is over the configured cap."""
 
     http_status = 413
+    status = "INVALID_ARGUMENT"
+
+
+class HeadersTooLarge(GatewayError):
+    """The request's headers (and URL) are over the configured cap."""
+
+    http_status = 431
     status = "INVALID_ARGUMENT"
 
 

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         64 * 1024 * 1024, description="Largest request body accepted (bytes); larger gets 413."
     )
+    max_header_bytes: int = Field(
+        32 * 1024,
+        ge=1024,
+        description="Largest request head accepted: the URL and all headers together (bytes); "
+        "larger gets 431.",
+    )
     image_max_bytes: int = Field(
         20 * 1024 * 1024, description="Largest image accepted, downloaded or inline (bytes)."
     )
@@ -92,6 +98,12 @@ class Settings(BaseSettings):
     )
     poll_interval: float = Field(
         5.0, description="Seconds between polls of one upstream operation (jittered ±20%)."
+    )
+    first_poll_after: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds from submission to an operation's first poll; unset: near the "
+        "model's fastest latency (its catalog row, then what finished tasks took).",
     )
     poll_concurrency: int = Field(
         16, description="Upstream polls and downloads running at the same moment."
@@ -289,3 +301,11 @@ class Settings(BaseSettings):
     def uses_emulator(self) -> bool:
         """True when no upstream credential is set and the built-in emulator serves tasks."""
         return not self.gemini_api_key and self.config is None
+
+
+def env_name(field: str) -> str:
+    """The environment variable of the setting `field` (`GEMINI_API_KEY` keeps Google's name)."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return "VEO_GATEWAY_" + field.upper()

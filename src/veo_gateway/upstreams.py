@@ -46,7 +46,6 @@ async def open_upstreams(settings: Settings, client: httpx.AsyncClient) -> Async
     on a loopback port of its own and reached through the real Gemini adapter."""
     emulators: list[BackgroundServer] = []
     try:
-        override: tuple[float, float] | None = None
         if settings.config is not None:
             config = load_config(settings.config)
             names = ", ".join(f"{u.name} ({u.kind})" for u in config.upstreams)
@@ -82,15 +81,15 @@ async def open_upstreams(settings: Settings, client: httpx.AsyncClient) -> Async
                 rpm=EMULATOR_RPM,
                 max_in_flight=settings.max_in_flight,
             )
-            low, high = settings.latency_range
-            override = (low, (low + high) / 2)
+            # The emulator's latency is not handed to the schedule: the gateway polls it as it
+            # would poll Google, from the catalog's latencies and what finished tasks took.
             description = f"built-in emulator at {emulator.url} (no GEMINI_API_KEY set)"
         catalog = Catalog(config.models)
         yield Upstreams(
             config=config,
             pool=build_pool(config, client, max_in_flight=settings.max_in_flight),
             catalog=catalog,
-            latency=LatencyModel(catalog, override=override),
+            latency=LatencyModel(catalog, first_poll=settings.first_poll_after),
             description=description,
         )
     finally:

@@ -135,3 +135,34 @@ def test_unknown_route_and_method(gateway: Gateway) -> None:
     assert error_of(gateway.client.get("/v1/nothing", headers=gateway.headers()))["code"] == 404
     response = gateway.client.put("/v1/videos", headers=gateway.headers())
     assert response.status_code == 405 and error_of(response)["code"] == 405
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        # Every method of every route at the path, the status fast path's GET included.
+        ("PUT", "/v1/videos", "GET, POST"),
+        ("PATCH", "/v1/videos/video_x", "GET, DELETE"),
+        ("POST", "/v1/videos/video_x/content", "GET, HEAD"),
+        ("PUT", "/admin/keys/key_x", "GET, PATCH, DELETE"),
+        ("DELETE", "/healthz", "GET"),
+    ],
+)
+def test_405_says_what_is_allowed(gateway: Gateway, method: str, path: str, allow: str) -> None:
+    response = gateway.client.request(method, path, headers=gateway.headers())
+    assert response.status_code == 405 and response.headers["allow"] == allow
+    assert allow in error_of(response)["message"]
+
+
+def test_request_heads_over_the_cap_get_431(make_gateway: Callable[..., Gateway]) -> None:
+    gateway = make_gateway(max_header_bytes=4096)
+    ok = gateway.client.get("/v1/models", headers={**gateway.headers(), "X-Pad": "a" * 3000})
+    assert ok.status_code == 200
+    for extra in ({"X-Pad": "a" * 5000}, {f"X-Pad-{i}": "a" * 100 for i in range(60)}):
+        # Status polls (answered before the routing) are covered too.
+        for path in ("/v1/models", "/v1/videos/video_x"):
+            response = gateway.client.get(path, headers={**gateway.headers(), **extra})
+            error = error_of(response)
+            assert response.status_code == 431 and error["status"] == "INVALID_ARGUMENT"
+    long_url = gateway.client.get("/v1/videos?after=" + "x" * 5000, headers=gateway.headers())
+    assert long_url.status_code == 431

@@ -31,7 +31,21 @@ def test_unsatisfiable(header: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "header", ["", "bytes", "bytes=", "items=0-1", "bytes=a-b", "bytes=5-1", "bytes=-", "bytes=1"]
+    "header",
+    [
+        "",
+        "bytes",
+        "bytes=",
+        "items=0-1",
+        "bytes=a-b",
+        "bytes=5-1",
+        "bytes=-",
+        "bytes=1",
+        # Digits that are not ASCII: int() reads the first, and raised on the second (a 500).
+        "bytes=٠-٥",
+        "bytes=²-",
+        "bytes=-²",
+    ],
 )
 def test_malformed(header: str) -> None:
     with pytest.raises(InvalidArgument):

@@ -125,8 +125,9 @@ def test_keys_created_and_updated_from_the_command_line(gateway: Gateway) -> Non
     missing = veo_gateway(gateway, "keys", "update", "key_nope", "--name", "x")
     assert missing.returncode == 1 and "no active key" in missing.stderr
     assert veo_gateway(gateway, "keys", "revoke", key_id).returncode == 0
-    listed = veo_gateway(gateway, "keys", "list").stdout
-    assert f"{key_id}\tci\t" in listed and "revoked" in listed
+    listed = json.loads(veo_gateway(gateway, "keys", "list", "--json").stdout)
+    assert [(key["id"], key["name"]) for key in listed] == [(key_id, "ci")]
+    assert listed[0]["revoked_at"] is not None
 
 
 def test_blocked_and_cancelled_tasks_cost_nothing(gateway: Gateway) -> None:

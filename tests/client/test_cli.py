@@ -9,13 +9,15 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import KEY_A, Gateway
+from tests.conftest import KEY_A, KEY_B, Gateway
 from tests.support.media import assert_length, make_image
 from tests.support.servers import free_port
+from veo_gateway.domain.catalog import DEFAULT_MODEL
 from veo_gateway.media.probe import probe_video
 
 PROMPT = "a paper boat on a stream"
@@ -29,13 +31,17 @@ def cwd(tmp_path: Path) -> Path:
     return path
 
 
-def run(gateway_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the command with the gateway's URL and key in the environment, as a user would."""
+def run(
+    gateway_url: str, cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the command with the gateway's URL and key in the environment, as a user would;
+    `env` overrides those variables (an empty value is unset, to the command)."""
     env = {
         **os.environ,
         "VEO_GATEWAY_BASE_URL": gateway_url,
         "VEO_GATEWAY_API_KEY": KEY_A,
         "COLUMNS": "200",
+        **(env or {}),
     }
     return subprocess.run(
         [sys.executable, "-m", "veo_gateway", *args],
@@ -65,7 +71,9 @@ def test_generate_writes_the_mp4(gateway: Gateway, cwd: Path) -> None:
     info = probe_video(cwd / "boat.mp4")
     assert (info.width, info.height) == (720, 1280)
     assert_length(info, 4)
-    assert gateway.get(video_id(result.stderr)).json()["status"] == "completed"
+    task = gateway.get(video_id(result.stderr)).json()
+    assert task["status"] == "completed"
+    assert task["model"] == DEFAULT_MODEL  # the gateway's default, as everywhere
 
 
 def test_generate_from_a_local_image_saves_to_the_id_by_default(
@@ -152,14 +160,82 @@ def test_videos_download_without_waiting_prints_why_not(
     assert list(cwd.iterdir()) == []
 
 
+ISO_UTC = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+
+
+def utc(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def test_videos_list(gateway: Gateway, cwd: Path) -> None:
     body = {"model": "veo-3.1-fast-generate-preview", "prompt": PROMPT}
     first, second = (gateway.create(body).json()["id"] for _ in range(2))
-    result = run(gateway.url, cwd, "videos", "list")
+    gateway.wait(first)
+    # A narrow terminal and a pipe (stdout is one here): ids are never cut, whatever the width.
+    result = run(gateway.url, cwd, "videos", "list", env={"COLUMNS": "40"})
     assert result.returncode == 0, result.stderr
-    assert first in result.stdout and second in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["id", "model", "status", "progress", "created", "completed"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert list(rows) == [second, first]  # newest first, whole
+    finished = gateway.get(first).json()
+    assert rows[first][1:] == [
+        "veo-3.1-fast-generate-preview",
+        "completed",
+        "100%",
+        utc(finished["created_at"]),
+        utc(finished["completed_at"]),
+    ]
+    assert re.fullmatch(ISO_UTC, rows[second][4])
     newest = run(gateway.url, cwd, "videos", "list", "--limit", "1")
     assert second in newest.stdout and first not in newest.stdout
+
+
+def test_videos_list_json_is_the_gateways_objects(gateway: Gateway, cwd: Path) -> None:
+    body = {"model": "veo-3.1-fast-generate-preview", "prompt": PROMPT}
+    for task in [gateway.create(body).json()["id"] for _ in range(3)]:
+        gateway.wait(task)  # finished, so the objects no longer change
+    result = run(gateway.url, cwd, "videos", "list", "--json", "--limit", "2")
+    assert result.returncode == 0, result.stderr
+    listed = gateway.client.get("/v1/videos?limit=2", headers=gateway.headers()).json()["data"]
+    assert json.loads(result.stdout) == listed
+    empty = run(gateway.url, cwd, "videos", "list", "--json", env={"VEO_GATEWAY_API_KEY": KEY_B})
+    assert json.loads(empty.stdout) == []
+
+
+def test_videos_show_prints_times_as_dates(gateway: Gateway, cwd: Path) -> None:
+    task = gateway.create({"model": "veo-3.1-fast-generate-preview", "prompt": PROMPT}).json()
+    shown = run(gateway.url, cwd, "videos", "show", task["id"])
+    assert shown.returncode == 0, shown.stderr
+    assert f"created_at: {utc(task['created_at'])}" in shown.stdout.splitlines()
+
+
+def test_videos_delete(make_gateway: Callable[..., Gateway], cwd: Path) -> None:
+    gateway = make_gateway(emulator_latency="60")
+    task = gateway.create({"model": "veo-3.1-fast-generate-preview", "prompt": PROMPT}).json()
+    result = run(gateway.url, cwd, "videos", "delete", task["id"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"deleted {task['id']}"
+    gone = gateway.get(task["id"])
+    assert gone.status_code == 404
+    again = run(gateway.url, cwd, "videos", "delete", task["id"])
+    assert again.returncode == 1
+    assert gone.json()["error"]["message"] in again.stderr
+
+
+def test_no_key_says_where_a_key_comes_from(gateway: Gateway, cwd: Path) -> None:
+    for args in (("generate", PROMPT), ("videos", "list"), ("videos", "show", "video_0")):
+        result = run(gateway.url, cwd, *args, env={"VEO_GATEWAY_API_KEY": ""})
+        assert result.returncode == 1, result.stderr
+        assert "no API key: pass --api-key KEY or set VEO_GATEWAY_API_KEY" in result.stderr
+        assert "veo-gateway keys create" in result.stderr
+    # A key the gateway refuses: its message, and where the key came from.
+    wrong = run(gateway.url, cwd, "videos", "list", env={"VEO_GATEWAY_API_KEY": "nope"})
+    assert wrong.returncode == 1
+    refused = gateway.client.get("/v1/videos", headers={"Authorization": "Bearer nope"})
+    assert refused.json()["error"]["message"] in wrong.stderr
+    assert "(the key comes from --api-key or VEO_GATEWAY_API_KEY)" in wrong.stderr
+    assert gateway.client.get("/v1/videos", headers=gateway.headers()).json()["data"] == []
 
 
 def test_ctrl_c_leaves_the_task_running(make_gateway: Callable[..., Gateway], cwd: Path) -> None:

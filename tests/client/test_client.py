@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -9,8 +11,10 @@ import pytest
 from tests.conftest import KEY_A, KEY_B, Gateway
 from tests.support.media import assert_length, make_image
 from tests.support.servers import free_port
+from veo_gateway.cli_client import generate
 from veo_gateway.client import ApiError, AsyncClient, Client, ClientError, Video, common
 from veo_gateway.client.common import EtaTracker, image_value, sniff_mime
+from veo_gateway.domain import catalog
 from veo_gateway.media.probe import probe_video
 
 PROMPT = "a red kite over a green hill"
@@ -187,3 +191,34 @@ def test_base_url_and_key_from_the_environment(
     with Client() as client:
         assert client.base_url == gateway.url
         assert client.create(PROMPT).id.startswith("video_")
+
+
+def test_one_default_model_everywhere(gateway: Gateway) -> None:
+    # The client's, the CLI's, the OpenAI dialect's and the playground's (GET /v1/models) default
+    # is the catalog's: the fast tier.
+    assert common.DEFAULT_MODEL == catalog.DEFAULT_MODEL == "veo-3.1-fast-generate-preview"
+    assert inspect.signature(generate).parameters["model"].default == catalog.DEFAULT_MODEL
+    models = gateway.client.get("/v1/models", headers=gateway.headers()).json()
+    assert models["default_model"] == catalog.DEFAULT_MODEL
+    openai = gateway.create({"prompt": PROMPT, "seconds": "4"})
+    assert openai.status_code == 200, openai.text
+    assert openai.json()["model"] == catalog.DEFAULT_MODEL
+
+
+def test_delete(make_gateway: Callable[..., Gateway]) -> None:
+    gateway = make_gateway(emulator_latency="60")
+    with Client(gateway.url, KEY_A) as client:
+        running = client.create(PROMPT)
+        client.delete(running.id)
+        with pytest.raises(ApiError) as caught:
+            client.delete(running.id)
+    assert caught.value.status_code == 404
+    assert gateway.get(running.id).status_code == 404
+
+
+async def test_async_delete(gateway: Gateway) -> None:
+    async with AsyncClient(gateway.url, KEY_A) as client:
+        video = await client.create(PROMPT)
+        await client.delete(video.id)
+        with pytest.raises(ApiError):
+            await client.get(video.id)

@@ -28,3 +28,13 @@ def test_latency_is_learned_from_finished_tasks() -> None:
         model.observe("veo-3.1-fast-generate-preview", seconds)
     assert model.expected("veo-3.1-fast-generate-preview") == 30
     assert model.first_poll_after("veo-3.1-fast-generate-preview") == 18
+
+
+def test_a_fixed_first_poll_wins_over_the_catalog_and_what_was_learned() -> None:
+    model = LatencyModel(Catalog(), first_poll=0.25)
+    assert model.first_poll_after("veo-3.1-fast-generate-preview") == 0.25
+    for seconds in (20, 30, 40):
+        model.observe("veo-3.1-fast-generate-preview", seconds)
+    assert model.first_poll_after("veo-3.1-fast-generate-preview") == 0.25
+    # Progress still follows what tasks take.
+    assert model.expected("veo-3.1-fast-generate-preview") == 30

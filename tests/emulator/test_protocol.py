@@ -138,7 +138,7 @@ async def test_malformed_json(emulator: Emulator, content: bytes) -> None:
             "Unable to process input image",
         ),
         ({"instances": [{"prompt": "x", "image": inline(png(), "image/gif")}]}, "mimeType"),
-        ({"instances": [{"prompt": "   "}]}, "prompt must not be empty"),
+        ({"instances": [{"prompt": "   "}]}, "A text prompt is required for text-to-video"),
     ],
 )
 async def test_malformed_requests(emulator: Emulator, body: dict[str, Any], fragment: str) -> None:
@@ -170,15 +170,52 @@ async def test_malformed_requests(emulator: Emulator, body: dict[str, Any], frag
             {"personGeneration": "allow_all"},
             "allow_all for personGeneration is currently not supported",
         ),
-        (FAST, {"prompt": "x"}, {"durationSeconds": 5}, "durationSeconds must be one of"),
+        (
+            FAST,
+            {"prompt": "x"},
+            {"durationSeconds": 5},
+            f"Unsupported durationSeconds 5 for {FAST}; supported values: 4, 6, 8.",
+        ),
         (
             FAST,
             {"prompt": "x"},
             {"resolution": "1080p", "durationSeconds": 4},
-            "needs durationSeconds",
+            "Resolution 1080p is only supported with durationSeconds 8.",
         ),
-        ("veo-2.0-generate-001", {"prompt": "x"}, {"resolution": "1080p"}, "resolution must be"),
-        (FAST, {"prompt": "x", "lastFrame": inline(png())}, {}, "a last frame needs a first image"),
+        (
+            "veo-2.0-generate-001",
+            {"prompt": "x"},
+            {"resolution": "1080p"},
+            "Unsupported resolution '1080p' for veo-2.0-generate-001; supported values: 720p.",
+        ),
+        (
+            FAST,
+            {"prompt": "x", "lastFrame": inline(png())},
+            {},
+            "`lastFrame` is only supported together with `image`.",
+        ),
+        (
+            FAST,
+            {"prompt": "x"},
+            {"generateAudio": False},
+            "`generateAudio` isn't supported by the Gemini API.",
+        ),
+        (
+            FAST,
+            {"prompt": "x"},
+            {"personGeneration": "dont_allow"},
+            "dont_allow for personGeneration is currently not supported",
+        ),
+        (
+            STANDARD,
+            {
+                "prompt": "x",
+                "referenceImages": [{"image": inline(png()), "referenceType": "STYLE"}],
+            },
+            {},
+            "referenceType 'style' isn't supported by this model.",
+        ),
+        (FAST, {"prompt": "x"}, {"seed": -1}, "seed must be a whole number from 0"),
     ],
 )
 async def test_validation_as_the_real_service(

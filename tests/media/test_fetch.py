@@ -29,7 +29,16 @@ from tests.media.conftest import (
     serve,
 )
 from tests.support.servers import free_port
-from veo_gateway.media.fetch import FetchLimits, FetchRefused, forbidden_reason
+from veo_gateway.media.fetch import (
+    ALLOW_PRIVATE_IMAGES,
+    ALLOW_PRIVATE_WEBHOOKS,
+    FetchLimits,
+    FetchRefused,
+    client_url_policy,
+    forbidden_reason,
+    resolve_checked,
+)
+from veo_gateway.settings import env_name
 
 ALLOW = FetchLimits(allow_private=True)
 
@@ -208,6 +217,30 @@ async def test_metadata_refused_even_when_private_is_allowed(make_fetcher: MakeF
     ):
         with refused("cloud metadata"):
             await fetcher.fetch(url)
+
+
+async def test_a_refusal_names_the_setting_that_would_allow_it(
+    make_fetcher: MakeFetcher, server: Server
+) -> None:
+    hint = f"(set {ALLOW_PRIVATE_IMAGES}=true to allow private, loopback and link-local addresses)"
+    assert env_name("allow_private_image_urls") == ALLOW_PRIVATE_IMAGES
+    fetcher = make_fetcher()
+    with refused(f"address 127.0.0.1 is loopback {hint}", whole=True):
+        await fetcher.fetch(f"http://127.0.0.1:{server.port}/img.png")
+    with refused(f"address 10.0.0.1 is private {hint}", whole=True):
+        await fetcher.fetch("http://10.0.0.1/a.png")
+    # The setting never opens the metadata service: no hint there, with it or without.
+    for limits in (FetchLimits(), ALLOW):
+        with refused("address 169.254.169.254 is cloud metadata", whole=True):
+            await make_fetcher(limits).fetch("http://169.254.169.254/")
+
+
+async def test_a_webhook_refusal_names_its_own_setting() -> None:
+    assert env_name("allow_private_webhook_urls") == ALLOW_PRIVATE_WEBHOOKS
+    with pytest.raises(FetchRefused, match=f"set {ALLOW_PRIVATE_WEBHOOKS}=true"):
+        await resolve_checked(
+            "127.0.0.1", 80, client_url_policy(False), allowed_by=ALLOW_PRIVATE_WEBHOOKS
+        )
 
 
 # --- redirects re-checked at every hop (127.0.0.2 stands in for a public host) ---------------

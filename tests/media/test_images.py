@@ -12,11 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image as PILImage
 
+from tests.conftest import Gateway
 from tests.media.conftest import JPEG, PNG, WEBP, MakeFetcher, Server
 from tests.support.media import b64, data_uri, make_image
+from tests.support.servers import free_port
 from veo_gateway.domain.request import Image, ImageSource, ReferenceImage, VideoRequest
 from veo_gateway.errors import InvalidArgument
-from veo_gateway.media.fetch import FetchLimits
+from veo_gateway.media.fetch import ALLOW_PRIVATE_IMAGES, FetchLimits
 from veo_gateway.media.images import (
     ImageLimits,
     check_image,
@@ -255,7 +257,8 @@ async def test_refused_url_names_the_field(make_fetcher: MakeFetcher, server: Se
     with pytest.raises(InvalidArgument) as exc:
         await resolve_image(ImageSource(f"{server.url}/img.png", field), make_fetcher(), LIMITS)
     assert refusal(exc, field) == (
-        f"failed to download image: {field}: address 127.0.0.1 is loopback"
+        f"failed to download image: {field}: address 127.0.0.1 is loopback (set "
+        f"{ALLOW_PRIVATE_IMAGES}=true to allow private, loopback and link-local addresses)"
     )
     assert server.hits == []
 
@@ -269,7 +272,10 @@ async def test_download_failure_keeps_the_reason(make_fetcher: MakeFetcher, serv
 
 
 async def test_uppercase_scheme_is_a_url(make_fetcher: MakeFetcher, server: Server) -> None:
-    with pytest.raises(InvalidArgument, match=r"^failed to download image: .* is loopback$"):
+    with pytest.raises(
+        InvalidArgument,
+        match=rf"^failed to download image: .* is loopback \(set {ALLOW_PRIVATE_IMAGES}=true .*\)$",
+    ):
         await resolve_image(
             ImageSource(f"HTTP://127.0.0.1:{server.port}/img.png", "images[0]"),
             make_fetcher(),
@@ -370,3 +376,16 @@ async def test_one_bad_image_fails_the_request_and_names_itself(
         await resolve_images(request, make_fetcher(ALLOW), LIMITS)
     assert refusal(exc, "metadata.referenceImages[1].image").startswith("invalid base64")
     assert time.monotonic() - started < 3  # the slow download was cancelled, not awaited
+
+
+def test_a_refused_image_url_names_the_setting_that_allows_it(gateway: Gateway) -> None:
+    body = {
+        "model": "veo-3.1-fast-generate-preview",
+        "prompt": "p",
+        "images": [f"http://127.0.0.1:{free_port()}/a.png"],
+    }
+    response = gateway.create(body)
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert "address 127.0.0.1 is loopback" in message
+    assert f"set {ALLOW_PRIVATE_IMAGES}=true" in message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -14,10 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import KEY_A, Gateway
-from veo_gateway.observability.logs import JsonFormatter, formatter
+from tests.support.processes import free_port, start, stop, wait_http
+from veo_gateway.observability.logs import JsonFormatter, LineHandler, formatter
 
 FAST = "veo-3.1-fast-generate-preview"
 GENERATED = re.compile(r"[0-9a-f]{24}")
@@ -160,3 +163,86 @@ def test_an_odd_task_id_in_a_path_is_not_logged(
     gateway.client.get(f"/v1/videos/{odd}/content", headers={"X-Request-ID": "odd-1"})
     (line,) = [line for line in wait_for(caplog, "odd-1") if line["request_id"] == "odd-1"]
     assert line["route"] == "/v1/videos/{task_id}/content" and line["task_id"] is None
+
+
+def test_alone_with_the_gateways_handler_a_line_makes_no_record(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What `veo-gateway serve` sets up: its own handler on the root logger and nothing else.
+    # Then each access line is written directly, the same text with no LogRecord made.
+    stream = io.StringIO()
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [LineHandler(stream, "json")])
+    root_level = root.level
+    root.setLevel(logging.INFO)
+    made: list[logging.LogRecord] = []
+    factory = logging.getLogRecordFactory()
+
+    def counting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        if record.name == "veo_gateway.access":
+            made.append(record)
+        return record
+
+    logging.setLogRecordFactory(counting)
+    try:
+        created = gateway.create({"model": FAST, "prompt": "direct"})
+        task_id = created.json()["id"]
+        gateway.client.get(
+            f"/v1/videos/{task_id}", headers={**gateway.headers(), "X-Request-ID": "direct-1"}
+        )
+        deadline = time.monotonic() + 10
+        while '"direct-1"' not in stream.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        logging.setLogRecordFactory(factory)
+        root.setLevel(root_level)
+    assert made == []
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    (poll,) = [line for line in lines if line.get("request_id") == "direct-1"]
+    env_name = f"env:{hashlib.sha256(KEY_A.encode()).hexdigest()[:12]}"
+    assert list(poll) == [
+        *("ts", "level", "logger", "message", "request_id", "method", "route", "status"),
+        *("duration_ms", "key", "task_id"),
+    ]
+    assert poll["message"] == "GET /v1/videos/{task_id} 200"
+    assert (poll["key"], poll["task_id"], poll["status"]) == (env_name, task_id, 200)
+
+
+def test_serve_writes_its_access_lines_as_it_goes_and_at_exit(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {
+        "VEO_GATEWAY_DATA_DIR": str(tmp_path / "data"),
+        "VEO_GATEWAY_API_KEYS": KEY_A,
+        "VEO_GATEWAY_PORT": str(port),
+        "VEO_GATEWAY_EMULATOR_LATENCY": "0.2",
+    }
+    process = start(["serve"], env, log)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/healthz", process, log)
+        auth = {"Authorization": f"Bearer {KEY_A}"}
+        with httpx.Client(base_url=url, timeout=30) as client:
+            created = client.post(
+                "/v1/videos",
+                json={"model": FAST, "prompt": "served"},
+                headers={**auth, "X-Request-ID": "served-create"},
+            )
+            task_id = created.json()["id"]
+            client.get(f"/v1/videos/{task_id}", headers={**auth, "X-Request-ID": "served-poll"})
+            # Written while the gateway runs, with nothing else to push them out.
+            deadline = time.monotonic() + 10
+            while '"served-poll"' not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert '"served-poll"' in log.read_text()
+            client.get("/v1/videos/nope", headers={"X-Request-ID": "served-last"})
+    finally:
+        stop(process)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    by_id = {line["request_id"]: line for line in lines if line["logger"] == "veo_gateway.access"}
+    assert by_id["served-create"]["task_id"] == task_id
+    assert by_id["served-poll"]["route"] == "/v1/videos/{task_id}"
+    assert by_id["served-poll"]["key"] == f"env:{hashlib.sha256(KEY_A.encode()).hexdigest()[:12]}"
+    # The last line was still waiting when SIGTERM came: it is written on the way out.
+    assert (by_id["served-last"]["status"], by_id["served-last"]["key"]) == (401, None)

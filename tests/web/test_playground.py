@@ -12,6 +12,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import KEY_A, Gateway
 from tests.web.conftest import ARTIFACTS, Playground, open_playground
+from veo_gateway.domain.catalog import DEFAULT_MODEL
 
 MODEL = "veo-3.1-generate-preview"  # takes every mode, including reference images
 NO_REFERENCES = "veo-3.1-fast-generate-preview"
@@ -299,3 +300,69 @@ def test_screenshots_desktop_and_phone(browser: Browser, gateway: Gateway, tmp_p
             assert path.stat().st_size > 0
         finally:
             opened.page.context.close()
+
+
+@pytest.mark.parametrize(
+    ("mode", "given", "reason"),
+    [
+        ("image", [], "Image (first frame) needs a first frame"),
+        ("interpolation", [], "needs both images; add a first frame and a last frame."),
+        ("interpolation", ["first"], "needs both images; add a last frame."),
+        ("interpolation", ["last"], "needs both images; add a first frame."),
+        ("reference", [], "Reference images needs at least one reference image."),
+    ],
+)
+def test_an_image_mode_without_its_images_is_refused_and_nothing_is_sent(
+    playground: Playground, tmp_path: Path, mode: str, given: list[str], reason: str
+) -> None:
+    page = playground.page
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    playground.enter_key()
+    playground.choose(MODEL, mode)
+    for slot in given:
+        page.set_input_files(f"#file-{slot}", str(make_png(tmp_path / f"{slot}.png", (9, 9, 9))))
+        page.locator(f"#drop-{slot} .preview img").wait_for()
+    page.fill("#prompt", "a lighthouse at dusk")
+    page.click("#submit")
+
+    expect(page.locator("#form-error")).to_contain_text(reason)
+    assert posts == []
+    assert (
+        playground.gateway.client.get("/v1/videos", headers=playground.gateway.headers()).json()[
+            "data"
+        ]
+        == []
+    )
+    assert page.locator("#tasks > li.task").count() == 0
+
+    # Once the images are there, the message goes and the same form is sent, in its mode.
+    slots = {"image": ["first"], "interpolation": ["first", "last"], "reference": ["refs"]}
+    for slot in slots[mode]:
+        if slot not in given:
+            image = make_png(tmp_path / f"{slot}-added.png", (200, 40, 40))
+            page.set_input_files(f"#file-{slot}", str(image))
+            page.locator(f"#drop-{slot} .preview img").first.wait_for()
+    expect(page.locator("#form-error")).to_be_hidden()
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/v1/videos")) as sent:
+        page.click("#submit")
+    body = sent.value.post_data_json
+    sent_images = len(body.get("images", [])) + len(body["metadata"].get("referenceImages", []))
+    assert sent_images == len(slots[mode])
+
+
+def test_the_default_model_is_the_gateways_fast_default(playground: Playground) -> None:
+    page = playground.page
+    playground.enter_key()
+    served = playground.gateway.client.get("/v1/models", headers=playground.gateway.headers())
+    assert served.json()["default_model"] == DEFAULT_MODEL == "veo-3.1-fast-generate-preview"
+    # The models are listed in the catalog's order, the standard tier first: not the default.
+    assert served.json()["data"][0]["id"] != DEFAULT_MODEL
+    assert page.locator("#model").input_value() == DEFAULT_MODEL
+
+    # A model the user picked stays picked when the models are loaded again.
+    page.select_option("#model", MODEL)
+    page.fill("#api-key", KEY_A)
+    page.click("#key-save")
+    expect(page.locator("#key-status")).to_contain_text("Key accepted")
+    assert page.locator("#model").input_value() == MODEL

@@ -10,6 +10,7 @@ from playwright.sync_api import Browser, Dialog, expect
 from tests.conftest import KEY_A, KEY_B, Gateway
 from tests.web.conftest import open_playground
 from tests.web.test_playground import MODEL, assert_playable, task_ids
+from veo_gateway.domain.catalog import DEFAULT_MODEL
 
 DAY = 86400.0
 SPEC_BODY = {"model": MODEL, "prompt": "a kite over the dunes", "metadata": {"durationSeconds": 4}}
@@ -52,7 +53,8 @@ def test_videos_made_through_the_api_are_listed_and_play(
         assert openai_card.locator(".task-about").inner_text() == MODEL
         assert page.locator(f"#task-{spec_id} .task-prompt").count() == 0
 
-        # A video made in the page goes on top at once, with what the page knows of it.
+        # A video made in the page goes on top at once, with what the page knows of it (in the
+        # model the page picked by itself: the gateway's default).
         page.fill("#prompt", "a heron taking off")
         page.click("#submit")
         expect(page.locator("#tasks > li.task")).to_have_count(3)
@@ -60,7 +62,7 @@ def test_videos_made_through_the_api_are_listed_and_play(
         assert made not in (spec_id, openai_id)
         top = page.locator(f"#task-{made}")
         assert top.locator(".task-prompt").inner_text() == "a heron taking off"
-        assert top.locator(".task-about").inner_text() == f"{MODEL} · text to video"
+        assert top.locator(".task-about").inner_text() == f"{DEFAULT_MODEL} · text to video"
         assert_playable(page, made)
 
         # Refresh reads the list again: a video made elsewhere meanwhile shows up.

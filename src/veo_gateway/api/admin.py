@@ -9,12 +9,15 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Request, Security
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from veo_gateway.api import schemas
 from veo_gateway.api.auth import bearer_matches
+from veo_gateway.api.bodies import parse_json
 from veo_gateway.api.deps import Services, ServicesDep
+from veo_gateway.api.openapi import admin_token, errors, json_body, ok
 from veo_gateway.api.usage import owner_report, period, total
 from veo_gateway.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from veo_gateway.store.keys import ApiKey
@@ -22,7 +25,7 @@ from veo_gateway.store.usage import Limits
 
 
 async def require_admin(
-    services: ServicesDep, authorization: Annotated[str | None, Header()] = None
+    services: ServicesDep, authorization: Annotated[str | None, Security(admin_token)]
 ) -> None:
     """Let the request through only with the admin token."""
     token = services.settings.admin_token
@@ -38,7 +41,12 @@ async def require_admin(
         )
 
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses=errors(401, 403),
+)
 
 M = TypeVar("M", bound=BaseModel)
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -68,8 +76,11 @@ class KeyUpdate(_LimitFields):
 async def _body(request: Request, model: type[M]) -> M:
     """The JSON body as `model`, read only after the token was checked (so a request without
     the token learns nothing, not even that its body is wrong)."""
+    body = parse_json(await request.body())
+    if not isinstance(body, dict):
+        raise InvalidArgument("body: the request body should be an object")
     try:
-        return model.model_validate_json(await request.body())
+        return model.model_validate(body)
     except ValidationError as exc:
         first = exc.errors()[0]
         param = ".".join(str(part) for part in first["loc"]) or None
@@ -91,7 +102,12 @@ async def _stored_key(services: Services, key_id: str) -> ApiKey:
     return key
 
 
-@router.post("/keys", status_code=201)
+@router.post(
+    "/keys",
+    status_code=201,
+    responses={**ok(schemas.ApiKeyCreated, "The key, with its secret.", 201), **errors(400, 413)},
+    openapi_extra=json_body(KeyCreate),
+)
 async def create_key(request: Request, services: ServicesDep) -> JSONResponse:
     """Create a client key; the answer holds its secret, which is shown this once."""
     body = await _body(request, KeyCreate)
@@ -105,7 +121,7 @@ async def create_key(request: Request, services: ServicesDep) -> JSONResponse:
     return JSONResponse({**key.as_dict(), "secret": secret}, status_code=201)
 
 
-@router.get("/keys")
+@router.get("/keys", responses=ok(schemas.ApiKeyList, "Every stored key."))
 async def list_keys(services: ServicesDep) -> JSONResponse:
     """Every stored key, revoked ones too, oldest first (never the secrets)."""
     return JSONResponse(
@@ -113,13 +129,17 @@ async def list_keys(services: ServicesDep) -> JSONResponse:
     )
 
 
-@router.get("/keys/{key_id}")
+@router.get("/keys/{key_id}", responses={**ok(schemas.ApiKey, "The key."), **errors(404)})
 async def get_key(key_id: str, services: ServicesDep) -> JSONResponse:
     """One stored key."""
     return JSONResponse((await _stored_key(services, key_id)).as_dict())
 
 
-@router.patch("/keys/{key_id}")
+@router.patch(
+    "/keys/{key_id}",
+    responses={**ok(schemas.ApiKey, "The key, changed."), **errors(400, 404, 413)},
+    openapi_extra=json_body(KeyUpdate),
+)
 async def update_key(key_id: str, request: Request, services: ServicesDep) -> JSONResponse:
     """Change a live key's name or limits; fields left out stay, null removes a limit."""
     body = await _body(request, KeyUpdate)
@@ -137,7 +157,9 @@ async def update_key(key_id: str, request: Request, services: ServicesDep) -> JS
     return JSONResponse(key.as_dict())
 
 
-@router.delete("/keys/{key_id}")
+@router.delete(
+    "/keys/{key_id}", responses={**ok(schemas.ApiKey, "The key, revoked."), **errors(404)}
+)
 async def revoke_key(key_id: str, services: ServicesDep) -> JSONResponse:
     """Revoke a key: it stops working at once on this replica (within 5 s on others)."""
     if not await services.keys.revoke(key_id):
@@ -146,7 +168,10 @@ async def revoke_key(key_id: str, services: ServicesDep) -> JSONResponse:
     return JSONResponse((await _stored_key(services, key_id)).as_dict())
 
 
-@router.get("/keys/{key_id}/usage")
+@router.get(
+    "/keys/{key_id}/usage",
+    responses={**ok(schemas.KeyUsage, "The key's usage."), **errors(400, 404)},
+)
 async def key_usage(
     key_id: str, services: ServicesDep, start: str | None = None, end: str | None = None
 ) -> JSONResponse:
@@ -158,7 +183,7 @@ async def key_usage(
     return JSONResponse({**report, "key": key.as_dict()})
 
 
-@router.get("/usage")
+@router.get("/usage", responses={**ok(schemas.UsageSummary, "Every key's usage."), **errors(400)})
 async def all_usage(
     services: ServicesDep, start: str | None = None, end: str | None = None
 ) -> JSONResponse:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request, Security
 
 from veo_gateway.api.auth import Authenticator
+from veo_gateway.api.openapi import client_key
 from veo_gateway.domain.catalog import Catalog
 from veo_gateway.domain.pricing import PriceTable
 from veo_gateway.media.fetch import SafeFetcher
@@ -55,7 +56,7 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 async def get_owner(
-    services: ServicesDep, authorization: Annotated[str | None, Header()] = None
+    services: ServicesDep, authorization: Annotated[str | None, Security(client_key)]
 ) -> str:
     """The owner id of the calling key (401 when there is none, or it is unknown)."""
     return await services.auth.owner(authorization)

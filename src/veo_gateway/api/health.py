@@ -10,18 +10,27 @@ import anyio
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from veo_gateway.api import schemas
 from veo_gateway.api.deps import ServicesDep
+from veo_gateway.api.openapi import errors, ok
 
 router = APIRouter()
 
 
-@router.get("/healthz", include_in_schema=False)
+@router.get("/healthz", responses={**ok(schemas.Health, "Up."), **errors()})
 async def healthz() -> dict[str, str]:
     """The process is up and serving."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", include_in_schema=False)
+@router.get(
+    "/readyz",
+    responses={
+        **ok(schemas.Readiness, "Ready: every check is ok."),
+        **ok(schemas.Readiness, "Not ready: the failing checks say why.", 503),
+        **errors(),
+    },
+)
 async def readyz(services: ServicesDep) -> JSONResponse:
     """Ready when the database answers, storage is writable with more free space than the
     floor, and an upstream can take work.

@@ -7,10 +7,11 @@ No client key is needed: monitoring systems scrape with a token of their own
 from __future__ import annotations
 
 import anyio.to_thread
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request, Response, Security
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from veo_gateway.api.auth import bearer_matches
+from veo_gateway.api.openapi import errors, metrics_token
 from veo_gateway.errors import Unauthenticated
 from veo_gateway.observability.census import Census
 from veo_gateway.observability.metrics import Metrics
@@ -19,7 +20,17 @@ from veo_gateway.settings import Settings
 router = APIRouter()
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get(
+    "/metrics",
+    dependencies=[Security(metrics_token)],
+    responses={
+        200: {
+            "description": "Prometheus's text format.",
+            "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
+        },
+        **errors(401),
+    },
+)
 async def metrics(request: Request) -> Response:
     """Every metric of this app; the task gauges are read from the database now."""
     settings: Settings = request.app.state.settings

@@ -6,7 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from veo_gateway.api import schemas
 from veo_gateway.api.deps import OwnerDep, ServicesDep
+from veo_gateway.api.openapi import errors, ok
 from veo_gateway.domain.catalog import ModelCapabilities
 
 router = APIRouter()
@@ -43,11 +45,13 @@ def describe(row: ModelCapabilities, max_image_bytes: int) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", responses={**ok(schemas.ModelList, "Every served model."), **errors(401)})
 async def list_models(services: ServicesDep, _owner: OwnerDep) -> dict[str, Any]:
     """Every public model with its capabilities."""
     limit = services.settings.image_max_bytes
     return {
         "object": "list",
         "data": [describe(row, limit) for row in services.catalog.values()],
+        # Where a create that names no model goes; the playground preselects it.
+        "default_model": services.catalog.default_model,
     }

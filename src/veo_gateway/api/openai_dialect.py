@@ -10,18 +10,19 @@ a size or a duration the model cannot do is refused with what it can do.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping
 from typing import Any
 
+from veo_gateway.api.bodies import check_text
 from veo_gateway.api.spec_dialect import task_progress
 from veo_gateway.domain.catalog import Catalog, ModelCapabilities
+from veo_gateway.domain.numbers import decimal
 from veo_gateway.domain.request import ImageSource, VideoRequest
 from veo_gateway.errors import InvalidArgument
 from veo_gateway.store.tasks import State, Task
 
 FIELDS = ("prompt", "model", "seconds", "size", "input_reference")
-# Where a task lands when a client names no model (OpenAI's own default does not exist here).
-PREFERRED_DEFAULT_MODELS = ("veo-3.1-fast-generate-preview", "veo-3.1-generate-preview")
 SIZES: dict[str, tuple[str, str]] = {
     "1280x720": ("16:9", "720p"),
     "720x1280": ("9:16", "720p"),
@@ -47,28 +48,33 @@ def looks_like_openai(body: Mapping[str, Any]) -> bool:
 
 
 def default_model(catalog: Catalog) -> str:
-    """The model a create without one goes to."""
-    for name in PREFERRED_DEFAULT_MODELS:
-        if name in catalog:
-            return name
-    return next(iter(catalog))
+    """The model a create without one goes to (OpenAI's own default does not exist here)."""
+    return catalog.default_model
 
 
 def _text(value: Any, param: str) -> str:
     if not isinstance(value, str):
         raise InvalidArgument(f"{param} must be a string", param=param)
-    return value
+    return check_text(value, param)
+
+
+def _shown(value: Any) -> str:
+    """A client's value quoted in a message: JSON, and cut short."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _seconds(value: Any, row: ModelCapabilities) -> int:
+    if isinstance(value, str):
+        check_text(value, "seconds")
     text = (
         str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
     )
-    if not text.isdigit():
+    seconds = decimal(text, max_digits=4)
+    if seconds is None:
         raise InvalidArgument(
-            f"seconds must be a whole number of seconds, got {value!r}", param="seconds"
+            f"seconds must be a whole number of seconds, got {_shown(value)}", param="seconds"
         )
-    seconds = int(text)
     if seconds not in row.durations:
         accepted = ", ".join(str(d) for d in row.durations)
         raise InvalidArgument(
@@ -83,7 +89,7 @@ def _size(value: Any, row: ModelCapabilities) -> tuple[str, str]:
     size = _text(value, "size").strip().lower()
     if size not in SIZES:
         raise InvalidArgument(
-            f"size {value!r} is not supported; use one of {', '.join(SIZES)}", param="size"
+            f"size {_shown(value)} is not supported; use one of {', '.join(SIZES)}", param="size"
         )
     aspect_ratio, resolution = SIZES[size]
     if resolution not in row.resolutions or aspect_ratio not in row.aspect_ratios:

@@ -7,6 +7,7 @@ that does not parse, 416 (with `Content-Range: bytes */SIZE`) when no range fits
 
 from __future__ import annotations
 
+from veo_gateway.domain.numbers import decimal
 from veo_gateway.errors import InvalidArgument, RangeNotSatisfiable
 
 
@@ -21,16 +22,21 @@ def check_range(header: str | None, size: int) -> None:
     for part in spec.split(","):
         start_text, dash, end_text = part.strip().partition("-")
         start_text, end_text = start_text.strip(), end_text.strip()
-        if not dash or not (start_text or end_text):
+        start = decimal(start_text) if start_text else None
+        end = decimal(end_text) if end_text else None
+        if (
+            not dash
+            or not (start_text or end_text)
+            or (start_text and start is None)
+            or (end_text and end is None)
+        ):
             raise InvalidArgument(f"malformed Range header {header!r}", param="Range")
-        if not all(text.isdigit() for text in (start_text, end_text) if text):
+        if start is not None and end is not None and end < start:
             raise InvalidArgument(f"malformed Range header {header!r}", param="Range")
-        if start_text and end_text and int(end_text) < int(start_text):
-            raise InvalidArgument(f"malformed Range header {header!r}", param="Range")
-        if start_text:
-            satisfiable = satisfiable or int(start_text) < size
+        if start is not None:
+            satisfiable = satisfiable or start < size
         else:
-            satisfiable = satisfiable or (int(end_text) > 0 and size > 0)
+            satisfiable = satisfiable or (end is not None and end > 0 and size > 0)
     if not satisfiable:
         raise RangeNotSatisfiable(
             f"Range {header!r} does not fit the video ({size} bytes)",

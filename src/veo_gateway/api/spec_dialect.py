@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from veo_gateway.api.bodies import check_text
 from veo_gateway.domain.progress import estimate_progress
 from veo_gateway.domain.request import ImageSource, ReferenceImage, VideoRequest
 from veo_gateway.errors import InvalidArgument
@@ -39,7 +40,7 @@ def _string(value: Any, param: str, *, required: bool = False) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidArgument(f"{param} must be a string, got {_type_name(value)}", param=param)
-    return value
+    return check_text(value, param)
 
 
 def _integer(value: Any, param: str) -> int | None:

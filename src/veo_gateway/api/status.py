@@ -21,6 +21,9 @@ from veo_gateway.api.render import render_task
 from veo_gateway.errors import GatewayError, NotFound
 from veo_gateway.store.tasks import FINAL_STATES, State, Task, TaskStore
 
+# The route this layer serves, as the document names it (videos.py has the same route, for
+# the document and for an app without this layer in front).
+ROUTE = ("GET", "/v1/videos/{task_id}")
 _STATUS_PATH = re.compile(r"/v1/videos/([^/]+)")
 # Encodes as Starlette's JSONResponse does, the same bytes, without building a Response per poll.
 _JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))

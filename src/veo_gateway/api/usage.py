@@ -12,7 +12,9 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from veo_gateway.api import schemas
 from veo_gateway.api.deps import OwnerDep, ServicesDep
+from veo_gateway.api.openapi import errors, ok
 from veo_gateway.errors import InvalidArgument
 from veo_gateway.store.usage import Limits, UsageReport, UsageRow, utc_day
 
@@ -79,7 +81,10 @@ async def owner_report(
     }
 
 
-@router.get("/v1/usage")
+@router.get(
+    "/v1/usage",
+    responses={**ok(schemas.Usage, "The key's usage in the period."), **errors(400, 401)},
+)
 async def get_usage(
     services: ServicesDep, owner: OwnerDep, start: str | None = None, end: str | None = None
 ) -> JSONResponse:

@@ -9,20 +9,23 @@ import secrets
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
-from starlette.datastructures import UploadFile
 
+from veo_gateway.api import schemas
+from veo_gateway.api.bodies import looks_like_json_object, parse_json
 from veo_gateway.api.deps import OwnerDep, Services, ServicesDep
+from veo_gateway.api.forms import FilePart, parse_form
 from veo_gateway.api.openai_dialect import looks_like_openai, parse_openai_request
+from veo_gateway.api.openapi import create_body, errors, ok
 from veo_gateway.api.ranges import check_range
 from veo_gateway.api.render import OPENAI, SPEC, render_task
 from veo_gateway.api.spec_dialect import parse_spec_request, task_progress
-from veo_gateway.api.status import owned_task
+from veo_gateway.api.status import owned_task, poll_after
 from veo_gateway.domain.catalog import ModelCapabilities
 from veo_gateway.domain.request import ImageSource, VideoRequest
 from veo_gateway.domain.validation import validate_request
@@ -42,7 +45,6 @@ from veo_gateway.store.usage import Charge, check_model
 from veo_gateway.webhooks.callbacks import validate_callback_url
 from veo_gateway.worker.retention import RetentionPolicy
 
-VARIANTS = ("video", "thumbnail", "spritesheet")
 MAX_PAGE = 100
 MAX_IDEMPOTENCY_KEY = 255
 
@@ -55,17 +57,19 @@ def new_task_id() -> str:
     return "video_" + secrets.token_hex(16)
 
 
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    if not raw.strip():
-        raise InvalidArgument("request body is empty: send a JSON object", param="body")
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(f"request body is not valid JSON: {exc}", param="body") from exc
-
-
-@router.post("/v1/videos")
+@router.post(
+    "/v1/videos",
+    responses={
+        **ok(schemas.Video, "The task, accepted: its video object."),
+        **errors(400, 401, 403, 409, 413, 429, 503),
+        "default": {
+            "model": schemas.ErrorEnvelope,
+            "description": "Google refused the request when it was handed over at once: its "
+            "own code, status and message.",
+        },
+    },
+    openapi_extra=create_body(),
+)
 async def create_video(request: Request, services: ServicesDep, owner: OwnerDep) -> JSONResponse:
     """Validate, resolve images, store the task and its inputs, then answer at once.
 
@@ -149,8 +153,12 @@ async def _parse_create(
     when asked for: only creates with an Idempotency-Key need it, and bodies run to tens of MB.
     """
     content_type = request.headers.get("content-type", "").lower()
-    if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-        fields, upload = await _form_fields(request)
+    raw = await request.body()
+    if content_type.startswith("multipart/form-data") or (
+        content_type.startswith("application/x-www-form-urlencoded")
+        and not looks_like_json_object(raw)
+    ):
+        fields, upload = _form_fields(parse_form(content_type, raw))
         parsed = parse_openai_request(fields, services.catalog, upload)
         digest = ""
         if fingerprint:
@@ -159,7 +167,7 @@ async def _parse_create(
                 hashed.update(hashlib.sha256(upload[0]).digest())
             digest = hashed.hexdigest()
         return OPENAI, parsed, digest, None
-    body = await _json_body(request)
+    body = parse_json(raw)
     digest = (
         hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest() if fingerprint else ""
     )
@@ -170,30 +178,25 @@ async def _parse_create(
     return SPEC, parsed, digest, callback_url
 
 
-async def _form_fields(request: Request) -> tuple[dict[str, Any], tuple[bytes, str | None] | None]:
-    """OpenAI's multipart fields; `input_reference` as a file, or as `input_reference[image_url]`
+def _form_fields(
+    items: list[tuple[str, str | FilePart]],
+) -> tuple[dict[str, Any], tuple[bytes, str | None] | None]:
+    """OpenAI's form fields; `input_reference` as a file, or as `input_reference[image_url]`
     (how the SDK flattens `{"image_url": ...}` into a form)."""
-    try:
-        form = await request.form(max_files=1, max_fields=20)
-    except HTTPException as exc:  # too many parts, malformed multipart
-        raise InvalidArgument(f"unreadable multipart body: {exc.detail}", param="body") from exc
     fields: dict[str, Any] = {}
     upload: tuple[bytes, str | None] | None = None
-    try:
-        for name, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                if name != "input_reference":
-                    raise InvalidArgument(
-                        f"unexpected file field {name!r}; only input_reference takes a file",
-                        param=name,
-                    )
-                upload = (await value.read(), value.content_type)
-            elif name == "input_reference[image_url]":
-                fields["input_reference"] = {"image_url": value}
-            else:
-                fields[name] = value
-    finally:
-        await form.close()
+    for name, value in items:
+        if isinstance(value, FilePart):
+            if name != "input_reference":
+                raise InvalidArgument(
+                    f"{name} must be a text field, not a file; only input_reference takes a file",
+                    param=name,
+                )
+            upload = (value.data, value.content_type)
+        elif name == "input_reference[image_url]":
+            fields["input_reference"] = {"image_url": value}
+        else:
+            fields[name] = value
     return fields, upload
 
 
@@ -230,19 +233,18 @@ async def _replay(
     return JSONResponse(body, headers={"idempotent-replayed": "true"})
 
 
-@router.get("/v1/videos")
+@router.get(
+    "/v1/videos",
+    responses={**ok(schemas.VideoList, "A page of the caller's videos."), **errors(400, 401)},
+)
 async def list_videos(
     services: ServicesDep,
     owner: OwnerDep,
-    after: str | None = None,
-    limit: int = 20,
-    order: str = "desc",
+    after: Annotated[str | None, Query(description="The `last_id` of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+    order: Literal["asc", "desc"] = "desc",
 ) -> JSONResponse:
     """The caller's own videos, newest first by default, a page at a time."""
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidArgument(f"limit must be from 1 to {MAX_PAGE}", param="limit")
-    if order not in ("asc", "desc"):
-        raise InvalidArgument("order must be 'asc' or 'desc'", param="order")
     page = await services.tasks.list_for_owner(
         owner, limit=limit + 1, after=after, newest_first=order == "desc"
     )
@@ -262,7 +264,26 @@ async def list_videos(
     )
 
 
-@router.delete("/v1/videos/{task_id}")
+@router.get(
+    "/v1/videos/{task_id}",
+    responses={**ok(schemas.Video, "The task's video object."), **errors(401, 404)},
+)
+async def get_video(task_id: str, services: ServicesDep, owner: OwnerDep) -> JSONResponse:
+    """The task's video object, with `openai-poll-after-ms` while it runs.
+
+    Served by the status fast path (api/status.py) before the routing, with the same answer;
+    this route is what the path is without the fast path in front, and what the document shows.
+    """
+    task = await owned_task(services.tasks, task_id, owner)
+    now = time.time()
+    body = render_task(task, now, services.settings.retention_seconds)
+    return JSONResponse(body, headers=poll_after(task, now))
+
+
+@router.delete(
+    "/v1/videos/{task_id}",
+    responses={**ok(schemas.VideoDeleted, "The video was deleted."), **errors(401, 404)},
+)
 async def delete_video(task_id: str, services: ServicesDep, owner: OwnerDep) -> JSONResponse:
     """Delete the video and its inputs; a task still running is cancelled and never charged."""
     reason = "cancelled: deleted by its owner"
@@ -287,20 +308,44 @@ async def delete_video(task_id: str, services: ServicesDep, owner: OwnerDep) -> 
     return JSONResponse({"id": task_id, "object": "video.deleted", "deleted": True})
 
 
-@router.api_route("/v1/videos/{task_id}/content", methods=["GET", "HEAD"])
+_CONTENT: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The MP4 (variant=video), or a JPEG (thumbnail, spritesheet).",
+        "content": {
+            "video/mp4": {"schema": {"type": "string", "format": "binary"}},
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+        },
+    },
+    206: {
+        "description": "The ranges asked for (several as multipart/byteranges).",
+        "content": {
+            "video/mp4": {"schema": {"type": "string", "format": "binary"}},
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/byteranges": {"schema": {"type": "string", "format": "binary"}},
+        },
+    },
+}
+
+
+@router.get(
+    "/v1/videos/{task_id}/content",
+    responses={**_CONTENT, **errors(400, 401, 404, 410, 416)},
+    operation_id="get_video_content",
+)
+@router.head(
+    "/v1/videos/{task_id}/content",
+    responses={**_CONTENT, **errors(400, 401, 404, 410, 416)},
+    operation_id="head_video_content",
+)
 async def get_video_content(
     task_id: str,
-    request: Request,
     services: ServicesDep,
     owner: OwnerDep,
-    variant: str = "video",
+    variant: Literal["video", "thumbnail", "spritesheet"] = "video",
+    range_: Annotated[str | None, Header(alias="range")] = None,
 ) -> FileResponse:
     """The MP4 from our storage (Range, HEAD and ETag), or a JPEG thumbnail or spritesheet;
     410 once the retention has deleted it."""
-    if variant not in VARIANTS:
-        raise InvalidArgument(
-            f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}", param="variant"
-        )
     task = await owned_task(services.tasks, task_id, owner)
     if task.state in (State.FAILED, State.CANCELLED):
         raise FailedPrecondition(
@@ -329,7 +374,7 @@ async def get_video_content(
     except FileNotFoundError:
         # The sweeper deletes the files before it marks the task.
         raise gone from None
-    check_range(request.headers.get("range"), stat_result.st_size)
+    check_range(range_, stat_result.st_size)
     return FileResponse(
         path,
         stat_result=stat_result,

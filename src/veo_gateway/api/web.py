@@ -12,6 +12,7 @@ from importlib import resources
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from veo_gateway.api.openapi import errors
 from veo_gateway.errors import NotFound
 
 router = APIRouter()
@@ -63,13 +64,31 @@ def _asset_response(name: str, media_type: str) -> Response:
     )
 
 
-@router.get("/", include_in_schema=False)
+@router.get(
+    "/",
+    responses={
+        200: {"description": "The page.", "content": {"text/html": {"schema": {"type": "string"}}}},
+        **errors(),
+    },
+)
 async def playground() -> Response:
     """The playground page."""
     return _asset_response("index.html", "text/html; charset=utf-8")
 
 
-@router.get("/web/{name}", include_in_schema=False)
+@router.get(
+    "/web/{name}",
+    responses={
+        200: {
+            "description": "A script module or the style sheet.",
+            "content": {
+                "text/javascript": {"schema": {"type": "string"}},
+                "text/css": {"schema": {"type": "string"}},
+            },
+        },
+        **errors(404),
+    },
+)
 async def asset(name: str) -> Response:
     """The page's script modules and style sheet; nothing else under `web/` is served."""
     media_type = _ASSETS.get(name)

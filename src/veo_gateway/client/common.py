@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+# The gateway's own default (domain/catalog.py; a test keeps the two equal), named here since
+# the client never imports the server side.
 DEFAULT_MODEL = "veo-3.1-fast-generate-preview"
 BASE_URL_ENV = "VEO_GATEWAY_BASE_URL"
 API_KEY_ENV = "VEO_GATEWAY_API_KEY"

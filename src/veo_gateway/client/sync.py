@@ -111,6 +111,10 @@ class Client:
         """The task's current status."""
         return video_from_json(self._request("GET", f"/v1/videos/{video_id}").json())
 
+    def delete(self, video_id: str) -> None:
+        """Delete the task and its files on the gateway (a running one is cancelled)."""
+        self._request("DELETE", f"/v1/videos/{video_id}")
+
     def list(self, limit: int | None = None) -> list[Video]:
         """The key's tasks, newest first: all of them, or the newest `limit`, a page at a time
         (`GET /v1/videos`)."""

@@ -81,6 +81,10 @@ def _two_res(name: str, min_latency: float, typical: float) -> ModelCapabilities
     )
 
 
+# The model a request that names none goes to, in every dialect, the CLI, the Python client and
+# the playground: the fast tier, a quarter of the standard tier's price per second.
+DEFAULT_MODEL = "veo-3.1-fast-generate-preview"
+
 BUILTIN_MODELS: tuple[ModelCapabilities, ...] = (
     _standard("veo-3.1-generate-preview"),
     _standard("veo-3.1-generate-001"),
@@ -113,6 +117,11 @@ class Catalog(Mapping[str, ModelCapabilities]):
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    @property
+    def default_model(self) -> str:
+        """DEFAULT_MODEL when it is served, else the first model served."""
+        return DEFAULT_MODEL if DEFAULT_MODEL in self._rows else next(iter(self._rows))
 
     def require(self, name: str, *, param: str = "model") -> ModelCapabilities:
         """The row for `name`, or a 400 that lists the known models."""

@@ -28,16 +28,14 @@ class LatencyModel:
     """Expected upstream latency per model: built-in defaults, then learned from finished tasks."""
 
     def __init__(
-        self, catalog: Catalog, *, override: tuple[float, float] | None = None, window: int = 50
+        self, catalog: Catalog, *, first_poll: float | None = None, window: int = 50
     ) -> None:
         self._catalog = catalog
-        # (min, typical) for every model, e.g. the emulator's configured latency.
-        self._override = override
+        # An operator's fixed delay before every first poll; None: from the catalog, then learned.
+        self._first_poll = first_poll
         self._samples: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=window))
 
     def _defaults(self, model: str) -> tuple[float, float]:
-        if self._override is not None:
-            return self._override
         row = self._catalog.get(model)
         if row is None:
             return 11.0, 60.0
@@ -57,6 +55,8 @@ class LatencyModel:
 
     def first_poll_after(self, model: str) -> float:
         """When to poll a new operation first: near the fastest the model has been seen to be."""
+        if self._first_poll is not None:
+            return self._first_poll
         samples = self._samples.get(model)
         if samples and len(samples) >= 3:
             return max(0.5, 0.9 * min(samples))

@@ -30,8 +30,9 @@ and `EmulatorConfig.faults` injects errors, stalls and bad downloads (see `emula
 With `EmulatorConfig.persist`, operations are kept under `storage_dir` and a restarted emulator
 carries on with them (see `emulator.operations`).
 
-Requests are validated against the model's capability row with the gateway's own rules, so the
-emulator refuses what Google refuses, with the same messages.
+Requests are judged by the emulator's own statement of Google's rules and defaults, per model and
+per protocol (`emulator.google_rules`), never by the gateway's `domain/`: a gateway rule that
+drifts from Google's is then caught by a test rather than agreed with.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from veo_gateway.emulator import protocol, vertex
+from veo_gateway.emulator import google_rules, protocol, vertex
 from veo_gateway.emulator.core import EmulatorConfig, EmulatorCore
 from veo_gateway.errors import (
     GatewayError,
@@ -63,7 +64,7 @@ __all__ = ["EmulatorConfig", "create_emulator_app"]
 def create_emulator_app(config: EmulatorConfig) -> Starlette:
     """A new emulator app; its operations and counters live in this app alone."""
     core = EmulatorCore(config)
-    book, catalog = core.book, core.catalog
+    book, models = core.book, google_rules.MODELS["gemini"]
     keys = [key.encode() for key in config.api_keys]
 
     def authenticate(request: Request) -> str:
@@ -79,15 +80,15 @@ def create_emulator_app(config: EmulatorConfig) -> Starlette:
         key = authenticate(request)
         # The path segment is "{model}:{method}"; a model name never contains a colon.
         model, _, method = request.path_params["model_action"].rpartition(":")
-        if method != "predictLongRunning" or model not in catalog:
+        if method != "predictLongRunning" or model not in models:
             raise NotFound(protocol.not_found_model(model or method))
         await core.inject("submit")
-        video_request, samples, _ = await core.read_predict(request, model)
+        submission, output, _ = await core.read_predict(request, model, "gemini")
         core.admit(key)
         operation = await book.submit(
-            video_request,
-            catalog[model],
-            samples,
+            submission,
+            output,
+            google_rules.sample_count(submission),
             owner=key,
             injected=core.faults.draw("operation"),
         )
@@ -125,7 +126,7 @@ def create_emulator_app(config: EmulatorConfig) -> Starlette:
                         "displayName": name,
                         "supportedGenerationMethods": ["predictLongRunning"],
                     }
-                    for name in catalog
+                    for name in models
                 ]
             }
         )

@@ -16,12 +16,11 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
-from veo_gateway.domain.catalog import Catalog
-from veo_gateway.domain.request import Image, VideoRequest
-from veo_gateway.domain.validation import validate_request
-from veo_gateway.emulator import protocol
+from veo_gateway.emulator import google_rules, protocol
 from veo_gateway.emulator.faults import FaultInjector, Faults
+from veo_gateway.emulator.google_rules import Output, Protocol
 from veo_gateway.emulator.operations import OperationBook
+from veo_gateway.emulator.submission import Submission
 from veo_gateway.errors import (
     GatewayError,
     InvalidArgument,
@@ -120,7 +119,6 @@ class EmulatorCore:
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
-        self.catalog = Catalog()
         self.book = OperationBook(
             storage_dir=config.storage_dir,
             latency=config.latency,
@@ -175,17 +173,15 @@ class EmulatorCore:
     # -- submissions --------------------------------------------------------------------------
 
     async def read_predict(
-        self, request: Request, model: str
-    ) -> tuple[VideoRequest[Image], int, dict[str, Any]]:
-        """The body of a predictLongRunning call, logged, parsed and validated like Google's."""
+        self, request: Request, model: str, dialect: Protocol
+    ) -> tuple[Submission, Output, dict[str, Any]]:
+        """The body of a predictLongRunning call, logged, parsed and judged by Google's rules
+        for `dialect`; the video it makes, and the body as sent."""
         body = await request.body()
         payload = await off_loop_if_large(len(body), protocol.parse_json, body)
         self.requests.append({"path": request.url.path, "body": protocol.redact(payload)})
-        video_request, samples = await off_loop_if_large(
-            len(body), protocol.parse_predict, model, payload
-        )
-        validate_request(video_request, self.catalog[model])
-        return video_request, samples, payload
+        submission = await off_loop_if_large(len(body), protocol.parse_predict, model, payload)
+        return submission, google_rules.judge(submission, dialect), payload
 
     # -- downloads ----------------------------------------------------------------------------
 

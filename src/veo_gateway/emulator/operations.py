@@ -25,9 +25,8 @@ from typing import Any
 
 import anyio.to_thread
 
-from veo_gateway.domain.catalog import ModelCapabilities
-from veo_gateway.domain.request import Image, VideoRequest
 from veo_gateway.emulator import protocol
+from veo_gateway.emulator.google_rules import Output
 from veo_gateway.emulator.journal import Journal
 from veo_gateway.emulator.renders import (
     Render,
@@ -36,6 +35,7 @@ from veo_gateway.emulator.renders import (
     spec_from_record,
     spec_record,
 )
+from veo_gateway.emulator.submission import Submission
 from veo_gateway.errors import NotFound
 
 logger = logging.getLogger(__name__)
@@ -200,8 +200,8 @@ class OperationBook:
 
     async def submit(
         self,
-        request: VideoRequest[Image],
-        row: ModelCapabilities,
+        submission: Submission,
+        output: Output,
         samples: int = 1,
         *,
         owner: str = "",
@@ -209,14 +209,14 @@ class OperationBook:
         storage_uri: str | None = None,
         injected: str | None = None,
     ) -> Operation:
-        """Start an operation for a validated request (kept on disk first, with `persist`); its
-        render starts now, in a thread.
+        """Start an operation for a judged submission, making `output` (kept on disk first,
+        with `persist`); its render starts now, in a thread.
 
         `injected` ("fail" or "blocked") is a fault drawn for this operation's outcome.
         """
-        if FAIL_MARKER in request.prompt or injected == "fail":
+        if FAIL_MARKER in submission.prompt or injected == "fail":
             outcome = Outcome.FAILED
-        elif BLOCKED_MARKER in request.prompt or injected == "blocked":
+        elif BLOCKED_MARKER in submission.prompt or injected == "blocked":
             outcome = Outcome.BLOCKED
         else:
             outcome = Outcome.VIDEO
@@ -225,7 +225,7 @@ class OperationBook:
         now = time.monotonic()
         operation = Operation(
             id=self._new_id(self._operations, 12),
-            model=row.name,
+            model=submission.model,
             created_at=now,
             ready_at=now + self._random.uniform(low, high),
             outcome=outcome,
@@ -234,7 +234,7 @@ class OperationBook:
             storage_uri=storage_uri,
             injected=injected,
         )
-        spec = self._renderer.spec(request, row) if outcome is Outcome.VIDEO else None
+        spec = self._renderer.spec(submission, output) if outcome is Outcome.VIDEO else None
         if spec is not None:
             operation.file_ids = tuple(self._new_id(self._files, 16) for _ in range(samples))
         self._operations[operation.id] = operation

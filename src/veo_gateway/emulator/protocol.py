@@ -1,7 +1,8 @@
 """Google's predictLongRunning protocol (Gemini API, v1beta) as the emulator reads and writes it.
 
-Reading: the JSON body into one `VideoRequest[Image]`, refusing what Google refuses. Writing:
-the error envelope and the operation bodies, in Google's exact shapes.
+Reading: the JSON body into one `Submission`, refusing what is malformed (what a well-formed body
+may ask of a model is `emulator.google_rules`' to judge). Writing: the error envelope and the
+operation bodies, in Google's exact shapes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
-from veo_gateway.domain.request import Image, ReferenceImage, VideoRequest
+from veo_gateway.emulator.submission import InputImage, Reference, Submission
 from veo_gateway.errors import GatewayError, InvalidArgument
 
 MISSING_KEY = (
@@ -36,11 +37,7 @@ FAILED_CODE = 13  # google.rpc.Code INTERNAL
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000
-MAX_SAMPLES = 4
 _IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
-_KNOWN_PARAMETERS = frozenset(
-    {"aspectRatio", "durationSeconds", "negativePrompt", "personGeneration", "resolution"}
-)
 _INSTANCE_KEYS = frozenset({"prompt", "image", "lastFrame", "referenceImages"})
 # Google's proto JSON parser takes both base64 alphabets; the google-genai SDK sends URL-safe.
 _URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
@@ -90,8 +87,8 @@ def redact(payload: Any) -> Any:
     return out
 
 
-def parse_predict(model: str, payload: Mapping[str, Any]) -> tuple[VideoRequest[Image], int]:
-    """The request and the number of samples asked for, from a predictLongRunning body."""
+def parse_predict(model: str, payload: Mapping[str, Any]) -> Submission:
+    """The submission in a predictLongRunning body."""
     for key in payload:
         if key not in ("instances", "parameters"):
             raise InvalidArgument(
@@ -108,12 +105,6 @@ def parse_predict(model: str, payload: Mapping[str, Any]) -> tuple[VideoRequest[
     parameters = payload.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise InvalidArgument("parameters must be an object.")
-    return _request(model, instance, parameters), _sample_count(parameters)
-
-
-def _request(
-    model: str, instance: dict[str, Any], parameters: dict[str, Any]
-) -> VideoRequest[Image]:
     for key in instance:
         # Refuse rather than ignore: a dropped input would silently change the video.
         if key not in _INSTANCE_KEYS:
@@ -122,22 +113,17 @@ def _request(
     if not isinstance(prompt, str):
         raise InvalidArgument("instances[0].prompt is required and must be a string.")
     image, last = instance.get("image"), instance.get("lastFrame")
-    return VideoRequest(
+    return Submission(
         model=model,
         prompt=prompt,
         image=None if image is None else _image(image, "instances[0].image"),
         last_frame=None if last is None else _image(last, "instances[0].lastFrame"),
-        reference_images=_references(instance.get("referenceImages")),
-        aspect_ratio=_string(parameters, "aspectRatio"),
-        duration_seconds=_duration(parameters.get("durationSeconds")),
-        negative_prompt=_string(parameters, "negativePrompt"),
-        person_generation=_string(parameters, "personGeneration"),
-        resolution=_string(parameters, "resolution"),
-        extra_parameters={k: v for k, v in parameters.items() if k not in _KNOWN_PARAMETERS},
+        references=_references(instance.get("referenceImages")),
+        parameters=parameters,
     )
 
 
-def _references(value: Any) -> tuple[ReferenceImage[Image], ...]:
+def _references(value: Any) -> tuple[Reference, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -151,38 +137,8 @@ def _references(value: Any) -> tuple[ReferenceImage[Image], ...]:
         if not isinstance(kind, str):
             raise InvalidArgument(f"{field}.referenceType must be a string.")
         # The SDK writes the enum name (ASSET), other clients the value (asset).
-        refs.append(
-            ReferenceImage(
-                image=_image(item["image"], f"{field}.image"), reference_type=kind.lower()
-            )
-        )
+        refs.append(Reference(image=_image(item["image"], f"{field}.image"), kind=kind.lower()))
     return tuple(refs)
-
-
-def _string(parameters: dict[str, Any], key: str) -> str | None:
-    value = parameters.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    raise InvalidArgument(f"Invalid value at 'parameters.{key}': expected a string.")
-
-
-def _duration(value: Any) -> int | None:
-    if value is None:
-        return None
-    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    if isinstance(value, bool) or not whole:
-        raise InvalidArgument(
-            f"Invalid value at 'parameters.durationSeconds': expected a whole number of "
-            f"seconds, got {json.dumps(value)}."
-        )
-    return int(value)
-
-
-def _sample_count(parameters: dict[str, Any]) -> int:
-    value = parameters.get("sampleCount", 1)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SAMPLES:
-        raise InvalidArgument(f"sampleCount must be a whole number from 1 to {MAX_SAMPLES}.")
-    return value
 
 
 def decode_base64(text: str, field: str) -> bytes:
@@ -196,7 +152,7 @@ def decode_base64(text: str, field: str) -> bytes:
         ) from exc
 
 
-def _image(value: Any, field: str) -> Image:
+def _image(value: Any, field: str) -> InputImage:
     if not isinstance(value, dict):
         raise InvalidArgument(f"{field} must be an object with bytesBase64Encoded and mimeType.")
     if "gcsUri" in value:
@@ -217,7 +173,7 @@ def _image(value: Any, field: str) -> Image:
     if len(text) > MAX_IMAGE_BYTES * 4 // 3 + 4:
         raise InvalidArgument(f"{field} is larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB.")
     data = decode_base64(text, field)
-    return Image(data=data, mime_type=_sniff(data, field), field=field)
+    return InputImage(data=data, mime_type=_sniff(data, field), field=field)
 
 
 def _sniff(data: bytes, field: str) -> str:

@@ -20,9 +20,9 @@ from typing import Any, Literal
 
 import anyio.to_thread
 
-from veo_gateway.domain.catalog import ModelCapabilities
-from veo_gateway.domain.request import Image, VideoRequest
+from veo_gateway.emulator.google_rules import Output
 from veo_gateway.emulator.render import RenderCancelled, RenderSpec, frame_size, render_video
+from veo_gateway.emulator.submission import Submission
 from veo_gateway.emulator.text import Fonts
 
 logger = logging.getLogger(__name__)
@@ -74,23 +74,20 @@ class Renderer:
         self._fonts = Fonts()  # chosen once; warns once of characters it cannot draw
         self.count = 0  # renders started by this app
 
-    def spec(self, request: VideoRequest[Image], row: ModelCapabilities) -> RenderSpec:
-        """What a validated request's video is rendered from."""
-        width, height = frame_size(
-            request.aspect_ratio or row.default_aspect_ratio,
-            request.resolution or row.default_resolution,
-        )
+    def spec(self, submission: Submission, output: Output) -> RenderSpec:
+        """What a judged submission's video is rendered from."""
+        width, height = frame_size(output.aspect_ratio, output.resolution)
         return RenderSpec(
-            prompt=request.prompt,
+            prompt=submission.prompt,
             width=width,
             height=height,
-            seconds=request.duration_seconds or row.default_duration,
+            seconds=output.seconds,
             fps=self._fps,
-            audio=row.audio,
-            first_image=None if request.image is None else request.image.data,
-            last_image=None if request.last_frame is None else request.last_frame.data,
-            reference_images=tuple(ref.image.data for ref in request.reference_images),
-            label=row.name,
+            audio=output.audio,
+            first_image=None if submission.image is None else submission.image.data,
+            last_image=None if submission.last_frame is None else submission.last_frame.data,
+            reference_images=tuple(ref.image.data for ref in submission.references),
+            label=submission.model,
         )
 
     def path_for(self, spec: RenderSpec, name: str) -> Path:

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from veo_gateway.emulator import protocol
+from veo_gateway.emulator import google_rules, protocol
 from veo_gateway.emulator.core import EmulatorCore
 from veo_gateway.emulator.operations import Operation, Outcome
 from veo_gateway.errors import InvalidArgument, NotFound, Unauthenticated
@@ -66,7 +66,7 @@ def operation_json(operation: Operation, videos: list[dict[str, str]] | None) ->
 
 def routes(core: EmulatorCore) -> list[BaseRoute]:
     """The Vertex AI and Cloud Storage routes, served from `core`."""
-    book, catalog = core.book, core.catalog
+    book, models = core.book, google_rules.MODELS["vertex"]
     tokens = [token.encode() for token in core.config.vertex_tokens]
 
     def authenticate(request: Request) -> str:
@@ -88,7 +88,7 @@ def routes(core: EmulatorCore) -> list[BaseRoute]:
             f"projects/{params['project']}/locations/{params['location']}"
             f"/publishers/google/models/{model}"
         )
-        if model not in catalog:
+        if model not in models:
             raise NotFound(
                 f"Publisher Model `{parent}` not found.",
             )
@@ -105,7 +105,7 @@ def routes(core: EmulatorCore) -> list[BaseRoute]:
 
     async def predict(request: Request, token: str, model: str, parent: str) -> Response:
         await core.inject("submit")
-        video_request, samples, payload = await core.read_predict(request, model)
+        submission, output, payload = await core.read_predict(request, model, "vertex")
         storage_uri = (payload.get("parameters") or {}).get("storageUri")
         if storage_uri is not None and (
             not isinstance(storage_uri, str) or not _GCS_URI.fullmatch(storage_uri)
@@ -113,9 +113,9 @@ def routes(core: EmulatorCore) -> list[BaseRoute]:
             raise InvalidArgument("storageUri must be a Cloud Storage URI: gs://bucket/prefix")
         core.admit(token)
         operation = await book.submit(
-            video_request,
-            catalog[model],
-            samples,
+            submission,
+            output,
+            google_rules.sample_count(submission),
             owner=token,
             parent=parent,
             storage_uri=storage_uri,

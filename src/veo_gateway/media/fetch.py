@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from veo_gateway.domain.numbers import decimal
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Decides whether one resolved address may be contacted: None allows it, a string says why not.
@@ -111,6 +113,20 @@ def _metadata_reason(ip: IPAddress) -> str | None:
     return "cloud metadata" if ip in _METADATA else None
 
 
+# The settings that open internal addresses to image URLs and to webhooks: a refusal names the
+# one that would have allowed it (tests check these against settings.py).
+ALLOW_PRIVATE_IMAGES = "VEO_GATEWAY_ALLOW_PRIVATE_IMAGE_URLS"
+ALLOW_PRIVATE_WEBHOOKS = "VEO_GATEWAY_ALLOW_PRIVATE_WEBHOOK_URLS"
+
+
+def refusal(address: IPAddress | str, reason: str, allowed_by: str | None) -> str:
+    """Why an address is refused, and the setting that would allow it (never cloud metadata)."""
+    text = f"address {address} is {reason}"
+    if allowed_by is None or reason == "cloud metadata":
+        return text
+    return f"{text} (set {allowed_by}=true to allow private, loopback and link-local addresses)"
+
+
 def client_url_policy(allow_private: bool) -> AddressPolicy:
     """The policy for URLs from clients: public addresses only, or with `allow_private`,
     everything but the cloud metadata service."""
@@ -138,6 +154,10 @@ class SafeFetcher:
         address_policy: AddressPolicy | None = None,
     ) -> None:
         self._limits = limits
+        # Only the setting's own policy is opened by the setting: a refusal says so.
+        self._allowed_by = (
+            ALLOW_PRIVATE_IMAGES if address_policy is None and not limits.allow_private else None
+        )
         if address_policy is None:
             address_policy = client_url_policy(limits.allow_private)
         self._policy = address_policy
@@ -204,7 +224,10 @@ class SafeFetcher:
         if not host:
             raise FetchRefused("the URL has no host")
         addresses = await resolve_checked(
-            host, parsed.port or (443 if parsed.scheme == "https" else 80), self._policy
+            host,
+            parsed.port or (443 if parsed.scheme == "https" else 80),
+            self._policy,
+            allowed_by=self._allowed_by,
         )
         headers = {"Host": parsed.netloc.decode("ascii")}
         extensions = {"sni_hostname": host} if parsed.scheme == "https" else {}
@@ -226,8 +249,8 @@ class SafeFetcher:
 
     async def _read(self, response: httpx.Response) -> bytes:
         limit = self._limits.max_bytes
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        declared = decimal(response.headers.get("content-length", ""), max_digits=30)
+        if declared is not None and declared > limit:
             raise FetchRefused(f"larger than {_size(limit)}")
         chunks: list[bytes] = []
         size = 0
@@ -244,8 +267,11 @@ class SafeFetcher:
         return b"".join(chunks)
 
 
-async def resolve_checked(host: str, port: int, policy: AddressPolicy) -> list[IPAddress]:
-    """Every address `host` resolves to, once each passed `policy`; FetchRefused otherwise.
+async def resolve_checked(
+    host: str, port: int, policy: AddressPolicy, *, allowed_by: str | None = None
+) -> list[IPAddress]:
+    """Every address `host` resolves to, once each passed `policy`; FetchRefused otherwise,
+    naming the setting `allowed_by` that would allow a refused address, if one would.
 
     Callers connect to these addresses, never to the name again, so DNS cannot change the
     answer between the check and the connection.
@@ -266,7 +292,7 @@ async def resolve_checked(host: str, port: int, policy: AddressPolicy) -> list[I
     # whichever of them the connection would have used.
     for address in addresses:
         if reason := policy(address):
-            raise FetchRefused(f"address {address} is {reason}")
+            raise FetchRefused(refusal(address, reason, allowed_by))
     if not addresses:
         raise FetchRefused(f"host {host!r} has no address")
     return addresses

@@ -11,7 +11,9 @@ export const MODE_NAMES = {
 
 const state = {
   models: [],
+  defaultModel: "", // the gateway's, as `GET /v1/models` names it
   files: { first: [], last: [], refs: [] }, // each: {name, type, dataUri}
+  refused: false, // the form error shown is missingImages()'s
 };
 
 export function setKeyStatus(text, isError = false) {
@@ -28,6 +30,7 @@ export async function loadModels() {
   try {
     const body = await (await api("/v1/models")).json();
     state.models = body.data || [];
+    state.defaultModel = body.default_model || "";
   } catch (error) {
     state.models = [];
     // A refused key is not kept for the next load; other errors (a restart, say) keep it.
@@ -40,7 +43,10 @@ export async function loadModels() {
   const select = $("model");
   const previous = select.value;
   select.replaceChildren(...state.models.map((m) => el("option", { value: m.id, text: m.id })));
-  if (state.models.some((m) => m.id === previous)) select.value = previous;
+  // The model already picked stays; otherwise the gateway's default (the fast tier), the one
+  // the CLI, the Python client and a create that names no model use too.
+  const wanted = [previous, state.defaultModel].find((id) => state.models.some((m) => m.id === id));
+  if (wanted) select.value = wanted;
   select.disabled = state.models.length === 0;
   $("submit").disabled = state.models.length === 0;
   setKeyStatus(`Key accepted: ${state.models.length} models.`);
@@ -136,6 +142,7 @@ function applyReasons(select, why) {
 }
 
 function refreshChoices() {
+  recheckRefusal();
   const model = currentModel();
   const mode = currentMode();
   for (const drop of document.querySelectorAll(".drop")) {
@@ -204,6 +211,7 @@ async function addFiles(slot, fileList) {
 }
 
 function renderPreviews(slot) {
+  recheckRefusal();
   const drop = document.querySelector(`.drop[data-slot="${slot}"]`);
   const box = drop.querySelector(".previews");
   box.replaceChildren(
@@ -245,6 +253,24 @@ function wireDrop(drop) {
 
 // ---- submit -----------------------------------------------------------------------------------
 
+// Why the chosen mode cannot be sent with the images given, or null when it can. Without this
+// an image mode with its images missing would go out as plain text to video.
+export function missingImages(mode, files) {
+  const first = files.first.length > 0;
+  const last = files.last.length > 0;
+  if (mode === "image" && !first) {
+    return "Image (first frame) needs a first frame: drop or choose an image, or pick Text.";
+  }
+  if (mode === "interpolation" && !(first && last)) {
+    const missing = [!first && "a first frame", !last && "a last frame"].filter(Boolean);
+    return `First and last frame needs both images; add ${missing.join(" and ")}.`;
+  }
+  if (mode === "reference" && files.refs.length === 0) {
+    return "Reference images needs at least one reference image.";
+  }
+  return null;
+}
+
 function buildBody() {
   const mode = currentMode();
   const metadata = {
@@ -275,9 +301,21 @@ function showFormError(text) {
   box.hidden = !text;
 }
 
+// After a refusal for missing images, the message follows the images and the mode: it goes once
+// they are given.
+function recheckRefusal() {
+  if (!state.refused) return;
+  const missing = missingImages(currentMode(), state.files);
+  showFormError(missing);
+  state.refused = Boolean(missing);
+}
+
 async function submit(event, onCreated) {
   event.preventDefault();
-  showFormError("");
+  const missing = missingImages(currentMode(), state.files);
+  showFormError(missing);
+  state.refused = Boolean(missing);
+  if (missing) return; // nothing is sent
   const button = $("submit");
   button.disabled = true;
   button.textContent = "Sending…";

@@ -12,7 +12,7 @@ import ipaddress
 import httpx
 
 from veo_gateway.errors import InvalidArgument
-from veo_gateway.media.fetch import client_url_policy
+from veo_gateway.media.fetch import ALLOW_PRIVATE_WEBHOOKS, client_url_policy, refusal
 from veo_gateway.settings import Settings
 
 MAX_CALLBACK_URL = 2048
@@ -50,7 +50,9 @@ def validate_callback_url(value: object, settings: Settings) -> str | None:
         literal = ipaddress.ip_address(host)
     except ValueError:
         return value  # a name: resolved and checked at each delivery
-    reason = client_url_policy(settings.allow_private_webhook_urls)(literal)
+    allow_private = settings.allow_private_webhook_urls
+    reason = client_url_policy(allow_private)(literal)
     if reason:
-        raise InvalidArgument(f"callback_url address {literal} is {reason}", param=PARAM)
+        allowed_by = None if allow_private else ALLOW_PRIVATE_WEBHOOKS
+        raise InvalidArgument(f"callback_url {refusal(literal, reason, allowed_by)}", param=PARAM)
     return value

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 
 import httpx
 
-from veo_gateway.media.fetch import FetchRefused, client_url_policy, resolve_checked
+from veo_gateway.media.fetch import (
+    ALLOW_PRIVATE_WEBHOOKS,
+    FetchRefused,
+    client_url_policy,
+    resolve_checked,
+)
 
 USER_AGENT = "veo-gateway-webhooks"
 
@@ -48,6 +53,7 @@ class WebhookSender:
     ) -> None:
         self._timeout = timeout
         self._policy = client_url_policy(allow_private)
+        self._allowed_by = None if allow_private else ALLOW_PRIVATE_WEBHOOKS
         self._client = httpx.AsyncClient(
             transport=transport,
             follow_redirects=False,
@@ -84,7 +90,7 @@ class WebhookSender:
             raise Refused("the URL has no host")
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         try:
-            addresses = await resolve_checked(host, port, self._policy)
+            addresses = await resolve_checked(host, port, self._policy, allowed_by=self._allowed_by)
         except FetchRefused as exc:
             raise Refused(str(exc)) from exc
         all_headers = {
