@@ -35,7 +35,7 @@ async def test_one_owners_burst_does_not_starve_the_others(tmp_path: Path) -> No
         )
         assert "a0" not in [t.id for t in await store.due_queued(limit=10)]
         assert await store.transition("a0", State.SUBMITTING, State.IN_PROGRESS)
-        assert await store.in_flight_by_upstream() == {"gemini#1": 1}
+        assert await store.in_flight_by_upstream() == {"gemini#1": ["a0"]}
         # alice has one running now: bob's and carol's first turns come before her next one.
         assert [t.id for t in await store.due_queued(limit=4)] == ["b0", "c0", "a1", "b1"]
         # Once alice's task is done, turns tie: the owner served longest ago (bob: never) wins.

@@ -169,7 +169,7 @@ async def rigs(tmp_path: Path, url: str, core: EmulatorCore) -> AsyncIterator[Ca
             store=store,
             pool=pool,
             storage=storage,
-            latency=LatencyModel(Catalog(), override=(0.05, 0.1)),
+            latency=LatencyModel(Catalog(), first_poll=0.05),
             config=WorkerConfig(**(knobs | config)),
             rng=rng,
         )

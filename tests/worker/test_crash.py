@@ -32,8 +32,11 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
 
 
 @pytest.fixture
-def emulator_url(tmp_path: Path) -> Iterator[str]:
-    """`veo-gateway emulator` in its own process; every submission stalls for STALL s."""
+def emulator_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """`veo-gateway emulator` in its own process, with the faults of the test's `faults`
+    marker (none without one)."""
+    marker = request.node.get_closest_marker("faults")
+    faults = marker.args[0] if marker else ""
     port = free_port()
     log = tmp_path / "emulator.log"
     process = start(
@@ -44,7 +47,7 @@ def emulator_url(tmp_path: Path) -> Iterator[str]:
             "--storage-dir",
             str(tmp_path / "emu"),
             "--faults",
-            f"submit.stall=1,stall_seconds={STALL}",
+            faults,
             "--render",
             "once",
         ],
@@ -66,11 +69,13 @@ def serve_env(tmp_path: Path, emulator_url: str, port: int) -> dict[str, str]:
         "VEO_GATEWAY_DATA_DIR": str(tmp_path / "data"),
         "VEO_GATEWAY_API_KEYS": KEY,
         "VEO_GATEWAY_POLL_INTERVAL": "0.2",
+        "VEO_GATEWAY_FIRST_POLL_AFTER": "0.3",
         "VEO_GATEWAY_INLINE_SUBMIT_TIMEOUT": "0",
         "VEO_GATEWAY_PORT": str(port),
     }
 
 
+@pytest.mark.faults(f"submit.stall=1,stall_seconds={STALL}")
 def test_sigkill_mid_submission_requeues_the_task_and_submits_it_again(
     tmp_path: Path, emulator_url: str
 ) -> None:

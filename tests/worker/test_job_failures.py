@@ -134,7 +134,7 @@ async def world(
             store=store,
             pool=pool,
             storage=storage,
-            latency=LatencyModel(Catalog(), override=(0.05, 0.1)),
+            latency=LatencyModel(Catalog(), first_poll=0.05),
             config=WorkerConfig(
                 poll_interval=0.05, idle_wait=0.05, submit_attempts=3, retry_base=0.01
             ),
