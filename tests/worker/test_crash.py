@@ -122,9 +122,9 @@ def test_sigkill_mid_submission_requeues_the_task_and_submits_it_again(
         stop(gateway)
     after = stats()
     # Two submissions of the one task reached the emulator: the one cut off by the kill and
-    # the one made after the restart. This is the one double the gateway allows (Google has no
-    # idempotency key); here the emulator was still holding the first when the connection
-    # died, so it never accepted it: one operation, the one the task completed with.
+    # the one made after the restart. The emulator was still holding the first (its stall
+    # comes before it reads the body) when the connection died, so it never accepted it: one
+    # operation, the one the task completed with. The kill after it accepted is the next test.
     assert after["faults"]["submit.stall"] == 2
     assert after["submissions"] == 1
     assert len(after["operations"]) == 1
@@ -170,3 +170,69 @@ def test_a_second_serve_on_the_same_sqlite_data_dir_runs_no_worker_and_says_why(
     # Only the first process ever ran a worker: it alone logged the submission.
     assert f"task {task_id} submitted" in log_first.read_text()
     assert f"task {task_id} submitted" not in log_second.read_text()
+
+
+@pytest.mark.faults("submit.stall=1,stall_seconds=1")
+def test_sigkill_after_google_accepted_but_before_the_gateway_recorded_submits_twice(
+    tmp_path: Path, emulator_url: str
+) -> None:
+    """The one double the gateway allows, made on purpose: the emulator accepts the
+    submission, but the gateway cannot record the operation (the test holds the database's
+    write lock) before it is killed. After the restart the task is submitted again."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = serve_env(tmp_path, emulator_url, port)
+    log = tmp_path / "gateway.log"
+    stats = lambda: httpx.get(f"{emulator_url}/_emulator/stats").json()  # noqa: E731
+    gateway = start(["serve"], env, log)
+    try:
+        wait_http(f"{url}/healthz", gateway, log)
+        created = httpx.post(
+            f"{url}/v1/videos", headers=HEADERS, json={"model": FAST, "prompt": "accepted twice"}
+        )
+        assert created.status_code == 200, created.text
+        task_id = created.json()["id"]
+        wait_for(lambda: stats()["faults"].get("submit.stall") == 1, "the submission to stall")
+        # While the emulator holds it, take the write lock: the answer cannot be recorded.
+        db = sqlite3.connect(tmp_path / "data" / "veo-gateway.db", isolation_level=None)
+        try:
+            db.execute("BEGIN EXCLUSIVE")
+            wait_for(lambda: stats()["submissions"] == 1, "the emulator to accept it")
+            gateway.send_signal(signal.SIGKILL)
+            gateway.wait()
+            (state,) = db.execute("select state from tasks where id = ?", (task_id,)).fetchone()
+            assert state == "submitting"  # the operation never recorded
+            db.execute("ROLLBACK")
+        finally:
+            db.close()
+
+        gateway = start(["serve"], env, log)
+        wait_http(f"{url}/healthz", gateway, log)
+        final = wait_for(
+            lambda: (
+                body
+                if (body := httpx.get(f"{url}/v1/videos/{task_id}", headers=HEADERS).json())[
+                    "status"
+                ]
+                in ("completed", "failure")
+                else None
+            ),
+            "the task to finish after the restart",
+        )
+        assert final["status"] == "completed", final
+    finally:
+        stop(gateway)
+    after = stats()
+    assert after["submissions"] == 2  # the double: two operations upstream for one task
+    assert len(after["operations"]) == 2
+    db = sqlite3.connect(tmp_path / "data" / "veo-gateway.db")
+    try:
+        (operation,) = db.execute(
+            "select operation_name from tasks where id = ?", (task_id,)
+        ).fetchone()
+        charges = db.execute("select state from usage where task_id = ?", (task_id,)).fetchall()
+    finally:
+        db.close()
+    # The task follows the second (made after the restart); the first runs unwatched.
+    assert operation.rsplit("/", 1)[-1] == list(after["operations"])[-1]
+    assert charges == [("charged",)]  # and the client is charged once
