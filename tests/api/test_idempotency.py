@@ -29,7 +29,7 @@ def create(gateway: Gateway, key: str | bytes, body: dict[str, Any] = BODY) -> h
 def rows(gateway: Gateway, table: str) -> int:
     db = sqlite3.connect(gateway.settings.data_dir / "veo-gateway.db")
     try:
-        (count,) = db.execute(f"select count(*) from {table}").fetchone()  # noqa: S608
+        (count,) = db.execute(f"select count(*) from {table}").fetchone()
     finally:
         db.close()
     return int(count)
@@ -93,7 +93,9 @@ def test_a_key_whose_create_google_refused_tries_again(
     # Each retry went to Google again (no refusal is replayed), and nothing was kept.
     sent = [r for r in httpx.get(f"{emulator}/_emulator/requests").json() if "Long" in r["path"]]
     assert len(sent) == 2
-    assert rows(gateway, "tasks") == rows(gateway, "idempotency_keys") == rows(gateway, "usage") == 0
+    assert (
+        rows(gateway, "tasks") == rows(gateway, "idempotency_keys") == rows(gateway, "usage") == 0
+    )
     # The key is free: the corrected request with it is a new task, and then bound to it.
     accepted = create(gateway, "batch-1")
     assert accepted.status_code == 200, accepted.text

@@ -10,6 +10,7 @@ receivers are tested through a running gateway.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import socket
 from collections.abc import Callable
@@ -58,7 +59,7 @@ async def test_a_receiver_that_keeps_failing_is_given_up_with_every_attempt_reco
     receiver.app.default = 503
     base, cap, retry_for = 10.0, 40.0, 300.0
     expected = schedule(base, cap, retry_for)
-    delays = [later - earlier for earlier, later in zip(expected, expected[1:], strict=False)]
+    delays = [later - earlier for earlier, later in itertools.pairwise(expected)]
     # The rule's shape, so the test means something: doubling, then flat at the cap.
     assert 8 <= delays[0] <= 12 and 16 <= delays[1] <= 24
     assert delays[3:] == [cap] * len(delays[3:]) and len(delays) >= 6
@@ -157,9 +158,11 @@ def test_a_receiver_that_never_answers_and_one_that_refuses_are_retried_later(
     )
     task_id = create(gateway, "a quiet harbour")
     deliveries = wait_until(
-        lambda: (found := outbox.deliveries(task_id))
-        and all(d["attempts"] == 1 for d in found)
-        and found
+        lambda: (
+            (found := outbox.deliveries(task_id))
+            and all(d["attempts"] == 1 for d in found)
+            and found
+        )
     )
     by_url = {d["url"]: d for d in deliveries}
     assert set(by_url) == {f"{receiver.url}/hook", refusing}
