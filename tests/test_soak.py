@@ -52,6 +52,7 @@ def bodies() -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # its own deadline for the tasks is 600 s
 def test_fault_soak(make_gateway: Callable[..., Gateway], tmp_path: Path) -> None:
     config = EmulatorConfig(
         latency=(0.2, 0.6),

@@ -279,7 +279,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             image_limits=ImageLimits(
                 max_bytes=settings.image_max_bytes, max_pixels=settings.image_max_pixels
             ),
-            auth=Authenticator(settings.client_keys, keys),
+            auth=Authenticator(
+                settings.client_keys, keys, cache_seconds=settings.key_cache_seconds
+            ),
             worker=worker,
             upstream=upstream,
             pool=upstreams.pool,

@@ -48,6 +48,13 @@ class Settings(BaseSettings):
         "",
         description="Comma-separated client API keys accepted besides the stored ones.",
     )
+    key_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds a stored client key, once found, is trusted without looking it up "
+        "again: a key revoked from the command line or on another replica stops working within "
+        "this time. 0: every request looks its key up.",
+    )
     gemini_api_key: str | None = Field(
         None,
         validation_alias=AliasChoices("GEMINI_API_KEY", "VEO_GATEWAY_GEMINI_API_KEY"),

@@ -142,7 +142,9 @@ def test_bad_admin_bodies_are_400_naming_the_field(
     assert error.get("param") == param
 
 
-def test_usage_for_the_client_and_for_the_operator(admin_gateway: Gateway) -> None:
+def test_usage_for_the_client_and_for_the_operator(make_gateway: Callable[..., Gateway]) -> None:
+    # Each operation takes 3 s upstream: the report read at once sees all four still running.
+    admin_gateway = make_gateway(admin_token=ADMIN, emulator_latency="3")
     key = call(admin_gateway, "POST", "/admin/keys", {"name": "u", "monthly_budget_usd": 10})
     secret, key_id = key.json()["secret"], key.json()["id"]
     done = [
@@ -157,8 +159,10 @@ def test_usage_for_the_client_and_for_the_operator(admin_gateway: Gateway) -> No
     running = admin_gateway.client.get("/v1/usage", headers=admin_gateway.headers(secret))
     assert running.status_code == 200
     report = running.json()
-    assert report["reserved"]["videos"] + report["total"]["videos"] == 4
-    assert report["current"]["in_flight"] + report["total"]["videos"] >= 1
+    # 4 + 4 + 4 s of the fast model at 0.10 USD/s and 6 s of the standard one at 0.40 USD/s.
+    assert report["reserved"] == {"videos": 4, "seconds": 18, "cost_usd": 3.6}
+    assert report["total"] == {"videos": 0, "seconds": 0, "cost_usd": 0.0}
+    assert report["current"] == {"in_flight": 4, "video_seconds_today": 18, "month_cost_usd": 3.6}
 
     for task_id in [*done, standard, failed.json()["id"]]:
         admin_gateway.wait(task_id, key=secret)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -140,14 +141,14 @@ def test_progress_moves_and_never_goes_backwards(make_gateway: Callable[..., Gat
         {"model": FAST, "prompt": "slow", "metadata": {"durationSeconds": 4}}
     ).json()["id"]
     seen = []
+    deadline = time.monotonic() + 60
     while True:
         body = gateway.get(task_id).json()
         seen.append(body["progress"])
         if body["status"] == "completed":
             break
         assert body["progress"] < 100
-        import time
-
+        assert time.monotonic() < deadline, f"task {task_id} not completed in 60 s: {body}"
         time.sleep(0.2)
     assert seen == sorted(seen)
     assert len({p for p in seen if 0 < p < 100}) >= 3, seen
@@ -171,12 +172,15 @@ def _most_in_progress_at_once(gateway: Gateway, count: int, **metadata: object) 
         for i in range(count)
     ]
     most = 0
+    deadline = time.monotonic() + 90
     while True:
         states = [gateway.get(task_id).json()["status"] for task_id in ids]
         most = max(most, states.count("in_progress"))
         if all(state in ("completed", "failure") for state in states):
             assert states == ["completed"] * count
             return most
+        assert time.monotonic() < deadline, f"tasks not finished in 90 s: {states}"
+        time.sleep(0.05)
 
 
 def test_many_tasks_run_upstream_at_once(make_gateway: Callable[..., Gateway]) -> None:

@@ -11,7 +11,6 @@ import pytest
 
 from tests.emulator.conftest import FAST, HOST, STANDARD, VEO2, Emulator, inline, png
 from tests.support.media import assert_length
-from veo_gateway.emulator.protocol import RESPONSE_TYPE
 from veo_gateway.media.probe import probe_video
 
 
@@ -20,7 +19,9 @@ async def test_done_operation_shape_and_uri(emulator: Emulator) -> None:
     name = response.json()["name"]
     operation = await emulator.wait(name)
     assert operation["name"] == name and operation["done"] is True
-    assert operation["response"]["@type"] == RESPONSE_TYPE
+    assert operation["response"]["@type"] == (
+        "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse"
+    )
     samples = operation["response"]["generateVideoResponse"]["generatedSamples"]
     assert len(samples) == 1
     uri = samples[0]["video"]["uri"]

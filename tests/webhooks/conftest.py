@@ -60,6 +60,7 @@ class Receiver:
         self.statuses: list[int] = []
         self.default = 200
         self.delay = 0.0  # seconds before answering
+        self.hang = False  # never answer: wait until the sender hangs up
         self._lock = threading.Lock()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -81,6 +82,10 @@ class Receiver:
         with self._lock:
             status = self.statuses.pop(0) if self.statuses else self.default
             self.requests.append(Received(scope["path"], headers, body, status))
+        if self.hang:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            return
         if self.delay:
             await asyncio.sleep(self.delay)
         extra = [(b"location", b"/elsewhere")] if 300 <= status < 400 else []

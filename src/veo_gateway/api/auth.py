@@ -8,8 +8,6 @@ import time
 from veo_gateway.errors import Unauthenticated
 from veo_gateway.store.keys import KeyStore, hash_key
 
-_CACHE_SECONDS = 5.0
-
 
 def bearer_matches(expected: str, authorization: str | None) -> bool:
     """Whether an Authorization header is `Bearer <expected>` (compared in constant time)."""
@@ -22,12 +20,13 @@ def bearer_matches(expected: str, authorization: str | None) -> bool:
 class Authenticator:
     """Knows the keys from the environment and asks the key store for the rest."""
 
-    def __init__(self, env_keys: list[str], store: KeyStore) -> None:
+    def __init__(self, env_keys: list[str], store: KeyStore, cache_seconds: float = 5.0) -> None:
         # Environment keys are matched by hash too, so no secret is held longer than needed.
         self._env = {hash_key(key): f"env:{hash_key(key)[:12]}" for key in env_keys}
         self._store = store
         # A short cache of stored-key look-ups keeps status polls to one database read; a
-        # revoked key stops working within _CACHE_SECONDS.
+        # revoked key stops working within `cache_seconds` (VEO_GATEWAY_KEY_CACHE_SECONDS).
+        self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[str, float]] = {}
 
     def forget_cached(self) -> None:
@@ -58,5 +57,6 @@ class Authenticator:
             raise Unauthenticated("invalid API key", param="Authorization")
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[digest] = (key.id, now + _CACHE_SECONDS)
+        if self._cache_seconds > 0:
+            self._cache[digest] = (key.id, now + self._cache_seconds)
         return key.id

@@ -205,11 +205,24 @@ def _idempotency_key(request: Request) -> str | None:
     if key is None:
         return None
     key = key.strip()
-    if not key or len(key) > MAX_IDEMPOTENCY_KEY:
-        raise InvalidArgument(
-            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters",
-            param="Idempotency-Key",
+    problem = None
+    if not key:
+        problem = (
+            f"Idempotency-Key is empty; send 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
         )
+    elif len(key) > MAX_IDEMPOTENCY_KEY:
+        problem = (
+            f"Idempotency-Key is {len(key)} characters long; the limit is {MAX_IDEMPOTENCY_KEY}"
+        )
+    elif not all(" " <= char <= "~" for char in key):
+        # Starlette reads header bytes as Latin-1: anything outside printable ASCII is a control
+        # character or bytes of an encoding the key would silently depend on.
+        problem = (
+            "Idempotency-Key must be printable ASCII (space to '~'): no control characters "
+            "or non-ASCII bytes"
+        )
+    if problem is not None:
+        raise InvalidArgument(problem, param="Idempotency-Key")
     return key
 
 

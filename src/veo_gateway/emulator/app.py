@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -61,9 +61,12 @@ from veo_gateway.errors import (
 __all__ = ["EmulatorConfig", "create_emulator_app"]
 
 
-def create_emulator_app(config: EmulatorConfig) -> Starlette:
-    """A new emulator app; its operations and counters live in this app alone."""
-    core = EmulatorCore(config)
+def create_emulator_app(
+    config: EmulatorConfig, *, clock: Callable[[], float] = time.monotonic
+) -> Starlette:
+    """A new emulator app; its operations and counters live in this app alone. `clock` times
+    the per-minute quotas (tests pass their own, to slide the window without waiting)."""
+    core = EmulatorCore(config, clock=clock)
     book, models = core.book, google_rules.MODELS["gemini"]
     keys = [key.encode() for key in config.api_keys]
 

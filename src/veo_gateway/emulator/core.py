@@ -117,8 +117,11 @@ def _split(text: str) -> frozenset[str]:
 class EmulatorCore:
     """The state one emulator app serves both protocols from."""
 
-    def __init__(self, config: EmulatorConfig) -> None:
+    def __init__(
+        self, config: EmulatorConfig, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.config = config
+        self._clock = clock  # seconds, for the per-minute quota windows
         self.book = OperationBook(
             storage_dir=config.storage_dir,
             latency=config.latency,
@@ -161,7 +164,7 @@ class EmulatorCore:
         rpm = self.config.quota_rpm
         if rpm is None:
             return
-        now = time.monotonic()
+        now = self._clock()
         window = self._windows.setdefault(credential, deque())
         while window and window[0] <= now - 60.0:
             window.popleft()

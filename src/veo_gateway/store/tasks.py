@@ -425,7 +425,8 @@ class TaskStore:
         return bool(result.rowcount == 1)
 
     async def mark_deleted(self, task_id: str, owner: str, reason: str) -> Task | None:
-        """Hide the owner's task from them (DELETE), cancelling it if it has not finished.
+        """Hide the owner's task from them (DELETE), cancelling it if it has not finished,
+        and free its Idempotency-Key.
 
         Returns the task as it was just before, or None when the owner has no such task.
         The cancel is a compare-and-swap per unfinished state, so a task finishing at the
@@ -465,6 +466,12 @@ class TaskStore:
                 )
                 if changed.rowcount == 1 and before.state not in FINAL_STATES:
                     await ledger.settle(conn, task_id, delivered=False, now=now)
+                if changed.rowcount == 1:
+                    # Its Idempotency-Key is freed with it, as when Google refuses a create: a
+                    # key names a task its owner still has (README, "Idempotent creates").
+                    await conn.execute(
+                        idempotency_keys.delete().where(idempotency_keys.c.task_id == task_id)
+                    )
             if changed.rowcount == 1:
                 return before
             # Another writer (a worker on another replica) moved it meanwhile: look again.

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -53,11 +54,13 @@ class WebhookDispatcher:
         sender: WebhookSender,
         config: DispatchConfig,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._sender = sender
         self._config = config
         self._rng = rng or random.Random()
+        self._clock = clock  # Unix seconds: when events are queued, attempted and due
         self._wakeup = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
 
@@ -91,7 +94,7 @@ class WebhookDispatcher:
     async def run_once(self) -> None:
         """One round: queue new events, start the due deliveries there is room for."""
         config = self._config
-        now = time.time()
+        now = self._clock()
         if await self._store.queue_events(config.endpoints, now, QUEUE_BATCH) == QUEUE_BATCH:
             self.wake()  # more finished tasks are waiting: another round at once
         room = config.concurrency - len(self._running)
@@ -111,13 +114,13 @@ class WebhookDispatcher:
 
     async def _deliver(self, delivery: Delivery) -> None:
         body = delivery.payload.encode("utf-8")
-        at = time.time()
+        at = self._clock()
         headers = signed_headers(self._config.secrets, delivery.id, int(at), body)
         started = time.monotonic()
         outcome = await self._sender.post(delivery.url, headers, body)
         duration = time.monotonic() - started
         attempts = delivery.attempts + 1
-        now = time.time()
+        now = self._clock()
         if outcome.delivered:
             state, next_at = DELIVERED, now
         else:
