@@ -59,12 +59,28 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
     assert served["veo-3.1-generate-preview"].typical_latency == 80
 
 
-def test_without_routes_every_model_goes_to_every_upstream(tmp_path: Path) -> None:
+def test_without_routes_every_model_goes_to_every_upstream_that_knows_it(tmp_path: Path) -> None:
     config = load_config(
         write(tmp_path, '[[upstreams]]\nname = "g"\nkind = "gemini"\napi_keys = ["k"]\n')
     )
     assert config.routes["veo-2.0-generate-001"] == (Target("g", "veo-2.0-generate-001"),)
-    assert len(config.models) == 8
+    # Vertex's GA ids are unknown to the Gemini API: served only where a vertex upstream is.
+    assert "veo-3.1-generate-001" not in config.routes
+    assert len(config.models) == 6
+    both = load_config(
+        write(
+            tmp_path,
+            '[[upstreams]]\nname = "g"\nkind = "gemini"\napi_keys = ["k"]\n'
+            '[[upstreams]]\nname = "v"\nkind = "vertex"\nproject = "p"\n'
+            'access_token = "t"\n',
+        )
+    )
+    assert both.routes["veo-3.1-generate-001"] == (Target("v", "veo-3.1-generate-001"),)
+    assert both.routes["veo-2.0-generate-001"] == (
+        Target("g", "veo-2.0-generate-001"),
+        Target("v", "veo-2.0-generate-001"),
+    )
+    assert len(both.models) == 8
 
 
 @pytest.mark.parametrize(
@@ -92,7 +108,7 @@ def test_without_routes_every_model_goes_to_every_upstream(tmp_path: Path) -> No
             "no capability row",
         ),
         ("not toml [", "cannot read"),
-        ("[[upstreams]]\nname='e'\nkind='emulator'\nfaults='poll.404=0.1'\n", "unknown emulator"),
+        ("[[upstreams]]\nname='e'\nkind='emulator'\nfaults='poll.418=0.1'\n", "unknown emulator"),
         ("[[upstreams]]\nname='e'\nkind='emulator'\nlatency='9-1'\n", "latency must be"),
         (
             "[[upstreams]]\nname='a'\nkind='gemini'\napi_keys=['k']\nfaults='poll.500=0.1'\n",
@@ -124,7 +140,7 @@ def test_a_bad_setting_stops_the_command_with_a_message(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    env = {**os.environ, "VEO_GATEWAY_EMULATOR_FAULTS": "poll.404=0.5"}
+    env = {**os.environ, "VEO_GATEWAY_EMULATOR_FAULTS": "poll.418=0.5"}
     result = subprocess.run(
         [sys.executable, "-m", "veo_gateway", "emulator"],
         env=env,
@@ -134,7 +150,7 @@ def test_a_bad_setting_stops_the_command_with_a_message(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 2
-    assert "invalid configuration" in result.stderr and "poll.404" in result.stderr
+    assert "invalid configuration" in result.stderr and "poll.418" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -112,7 +112,8 @@ def default_config(
     rpm: int = DEFAULT_RPM,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
 ) -> GatewayConfig:
-    """The environment-only config: one Gemini upstream serving every built-in model."""
+    """The environment-only config: one Gemini upstream serving every built-in model the
+    Gemini API knows (Vertex's GA ids are left out: Google answers 404 for them there)."""
     upstream = UpstreamConfig(
         name=name,
         kind="gemini",
@@ -121,10 +122,14 @@ def default_config(
         rpm=rpm,
         max_in_flight=max_in_flight,
     )
-    routes: dict[str, tuple[Target, ...]] = {
-        row.name: (Target(name, row.name),) for row in BUILTIN_MODELS
-    }
-    return GatewayConfig(upstreams=(upstream,), routes=routes)
+    models = tuple(row for row in BUILTIN_MODELS if _serves(upstream, row))
+    routes: dict[str, tuple[Target, ...]] = {row.name: (Target(name, row.name),) for row in models}
+    return GatewayConfig(upstreams=(upstream,), routes=routes, models=models)
+
+
+def _serves(upstream: UpstreamConfig, row: ModelCapabilities) -> bool:
+    """Whether the upstream's protocol knows the row's model id (the emulator speaks Gemini's)."""
+    return ("vertex" if upstream.kind == "vertex" else "gemini") in row.served_by
 
 
 def _require(table: dict[str, Any], key: str, where: str) -> Any:
@@ -219,8 +224,13 @@ def load_config(path: Path) -> GatewayConfig:
             raise ConfigError(f"{where}: targets must not be empty")
         routes[public] = tuple(targets)
     if not routes:
-        # No routes: every model is served by every upstream, in the order declared.
-        routes = {row.name: tuple(Target(u.name, row.name) for u in upstreams) for row in models}
+        # No routes: every model is served by every upstream that knows its id, in the order
+        # declared.
+        routes = {
+            row.name: knowing
+            for row in models
+            if (knowing := tuple(Target(u.name, row.name) for u in upstreams if _serves(u, row)))
+        }
     missing = sorted(set(routes) - {row.name for row in models})
     if missing:
         raise ConfigError(f"routes name models with no capability row: {', '.join(missing)}")

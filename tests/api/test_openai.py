@@ -97,7 +97,10 @@ def test_input_reference_as_a_file_and_as_an_image_url(gateway: Gateway) -> None
     [
         ({"model": FAST, "seconds": "12"}, "it makes clips of 4, 6, 8 seconds"),
         ({"model": FAST, "size": "1024x1792"}, "use one of 1280x720, 720x1280, 1920x1080"),
-        ({"model": "sora-2"}, "served models: veo-3.1-generate-preview, veo-3.1-generate-001"),
+        (
+            {"model": "sora-2"},
+            "served models: veo-3.1-generate-preview, veo-3.1-fast-generate-preview",
+        ),
         ({"model": "veo-2.0-generate-001", "size": "1920x1080"}, "it offers 1280x720, 720x1280"),
         (
             {"model": FAST, "size": "1920x1080", "seconds": "4"},

@@ -40,7 +40,7 @@ def test_card_headers_stay_on_their_lines_on_a_phone(browser: Browser, make_gate
     gateway: Gateway = make_gateway(emulator_latency="120")
     for body in (
         {"model": MODEL, "prompt": "a tram in the rain at night", "seconds": "4"},
-        {"model": "veo-3.1-fast-generate-001", "prompt": "a kite over the dunes"},
+        {"model": "veo-3.1-fast-generate-preview", "prompt": "a kite over the dunes"},
     ):
         assert gateway.create(body).status_code == 200
     opened = open_playground(browser, gateway, viewport=PHONE, is_mobile=True, has_touch=True)

@@ -33,6 +33,9 @@ class ModelCapabilities:
     # Seconds: the fastest Google usually answers, and a typical wait (progress, first poll).
     min_latency: float = 11.0
     typical_latency: float = 60.0
+    # The upstream protocols that know this model id ("gemini": the Gemini API, "vertex":
+    # Vertex AI); the built-in routes send a model only to an upstream that serves it.
+    served_by: frozenset[str] = frozenset({"gemini", "vertex"})
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -50,9 +53,15 @@ class ModelCapabilities:
 _HIGH_RES = frozenset({"1080p", "4k"})
 
 
-def _standard(name: str) -> ModelCapabilities:
+_VERTEX_ONLY = frozenset({"vertex"})
+
+
+def _standard(
+    name: str, served_by: frozenset[str] = frozenset({"gemini", "vertex"})
+) -> ModelCapabilities:
     return ModelCapabilities(
         name=name,
+        served_by=served_by,
         resolutions=("720p", "1080p", "4k"),
         resolutions_need_8s=_HIGH_RES,
         max_reference_images=3,
@@ -61,9 +70,12 @@ def _standard(name: str) -> ModelCapabilities:
     )
 
 
-def _fast(name: str) -> ModelCapabilities:
+def _fast(
+    name: str, served_by: frozenset[str] = frozenset({"gemini", "vertex"})
+) -> ModelCapabilities:
     return ModelCapabilities(
         name=name,
+        served_by=served_by,
         resolutions=("720p", "1080p", "4k"),
         resolutions_need_8s=_HIGH_RES,
         min_latency=15.0,
@@ -87,9 +99,10 @@ DEFAULT_MODEL = "veo-3.1-fast-generate-preview"
 
 BUILTIN_MODELS: tuple[ModelCapabilities, ...] = (
     _standard("veo-3.1-generate-preview"),
-    _standard("veo-3.1-generate-001"),
+    # Vertex's GA ids: the Gemini API answers 404 for them.
+    _standard("veo-3.1-generate-001", _VERTEX_ONLY),
     _fast("veo-3.1-fast-generate-preview"),
-    _fast("veo-3.1-fast-generate-001"),
+    _fast("veo-3.1-fast-generate-001", _VERTEX_ONLY),
     _two_res("veo-3.1-lite-generate-preview", 11.0, 30.0),
     _two_res("veo-3.0-generate-001", 30.0, 90.0),
     _two_res("veo-3.0-fast-generate-001", 15.0, 45.0),
