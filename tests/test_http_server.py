@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import uvicorn
 
 from tests.conftest import KEY_A, gateway_settings
@@ -97,3 +98,24 @@ def test_the_app_check_covers_a_head_that_arrives_in_one_piece(tmp_path: Path) -
         head = b"GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: " + b"a" * 6000
         answer = exchange(port, head + b"\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+
+
+def test_bodies_sent_after_their_head_are_not_counted_as_heads(tmp_path: Path) -> None:
+    """Clients send the head, then the body in chunks: a chunk that completes a body is body.
+    (Counting it as the next request's head refused every body over the cap: a 100 kB JSON
+    body, or any create with an image, got the connection closed.)"""
+    with serve(tmp_path, max_header_bytes=8192) as port:
+        for size in (100_000, 7_000_000):
+            body = json.dumps({"name": "x" * size}).encode()
+            head = (
+                b"POST /admin/keys HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+            )
+            answer = exchange(port, head, body)  # the head alone, then the body
+            assert answer.startswith(b"HTTP/1.1 403"), (size, answer[:200])
+        # A real client on one kept-alive connection: two large bodies, then a small request.
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            for _ in range(2):
+                refused = client.post("/admin/keys", json={"name": "x" * 2_000_000})
+                assert refused.status_code == 403, refused.text[:200]
+            assert client.get("/healthz").status_code == 200

@@ -41,12 +41,16 @@ class HeadLimitedHttpTools(HttpToolsProtocol):
         self._head_ended = False
 
     def data_received(self, data: bytes) -> None:
+        in_head = self._reading_head
         self._head_ended = False
         super().data_received(data)
-        # Counted after parsing, and only for chunks that end inside a head: a body after its
-        # head in the same chunk is not a head, and a head that ends within one chunk is left to
+        # Counted after parsing, and only for chunks that begin and end inside a head: a body
+        # after its head in the same chunk is not a head, a chunk of body that completes its
+        # message is not the next one's head, and a head that ends within one chunk is left to
         # the app's exact check.
-        if self._head_ended or not self._reading_head or self.transport.is_closing():
+        if not in_head or self._head_ended or not self._reading_head:
+            return
+        if self.transport.is_closing():
             return
         self._head_bytes += len(data)
         if self._head_bytes > self._head_limit:
