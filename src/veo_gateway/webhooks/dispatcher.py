@@ -84,8 +84,10 @@ class WebhookDispatcher:
                     await self.run_once()
                 except (sa.exc.SQLAlchemyError, OSError):
                     log.exception("webhook dispatch round failed; trying again")
+                # asyncio.timeout, not wait_for, which can lose a cancel on Python 3.11.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._config.idle_poll)
+                    async with asyncio.timeout(self._config.idle_poll):
+                        await self._wakeup.wait()
         finally:
             for task in self._running:
                 task.cancel()

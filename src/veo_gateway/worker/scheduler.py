@@ -224,8 +224,11 @@ class Worker:
         if next_submit is not None:
             # A queued task also waits for a credential; a finishing task wakes us early.
             wake_at = min(wake_at, max(next_submit, self._pool.next_free_at(now)))
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancel that arrives as
+        # the wake-up does, and the worker (cancelled at shutdown) would then run on forever.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=max(wake_at - now, 0.01))
+            async with asyncio.timeout(max(wake_at - now, 0.01)):
+                await self._wake.wait()
 
     async def step(self) -> None:
         """Match due queued tasks with free credentials, and start polls that are due."""
