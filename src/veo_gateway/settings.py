@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(
         None,
-        description="SQLAlchemy URL of the database. Default: SQLite at DATA_DIR/veo-gateway.db.",
+        description="The database: sqlite:///PATH or postgresql://USER:PASSWORD@HOST:5432/DB "
+        "(also postgres:// and postgresql+asyncpg://; driven by asyncpg). "
+        "Default: SQLite at DATA_DIR/veo-gateway.db.",
     )
     videos_dir: Path | None = Field(
         None, description="Where finished videos are stored. Default: DATA_DIR/videos."
@@ -271,6 +273,15 @@ class Settings(BaseSettings):
         Faults.parse(value)
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        from veo_gateway.store.database import database_url
+
+        if value:
+            database_url(value)  # its message names the setting, never the value (a password)
+        return value
+
     @field_validator("emulator_latency")
     @classmethod
     def _check_latency(cls, value: str) -> str:
@@ -286,7 +297,9 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to SQLite inside the data directory."""
         if self.database_url:
-            return self.database_url
+            from veo_gateway.store.database import database_url
+
+            return database_url(self.database_url).render_as_string(hide_password=False)
         return f"sqlite+aiosqlite:///{(self.data_dir / 'veo-gateway.db').resolve()}"
 
     @property

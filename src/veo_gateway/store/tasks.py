@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from veo_gateway.store import usage as ledger
 from veo_gateway.store.database import disk_full_errors
+from veo_gateway.store.dialect import dialect_of
 from veo_gateway.store.reader import RowReader
 from veo_gateway.store.tables import idempotency_keys, tasks, webhook_callbacks
 from veo_gateway.store.usage import Charge, Limits
@@ -50,17 +51,6 @@ class IdempotencyConflict(Exception):
         super().__init__(task_id)
         self.task_id = task_id
         self.request_hash = request_hash
-
-
-def _insert_ignore(conn: AsyncConnection) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING for idempotency keys, on SQLite or PostgreSQL."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(idempotency_keys).on_conflict_do_nothing()
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(idempotency_keys).on_conflict_do_nothing()
 
 
 @dataclass(frozen=True)
@@ -109,22 +99,21 @@ def _task_from_columns(values: dict[str, Any]) -> Task:
 class TaskStore:
     """Tasks in a SQL database (SQLite or PostgreSQL) through SQLAlchemy Core.
 
-    On SQLite, single-task reads (the status poll, the hottest path) go through a `RowReader`:
-    a plain read-only sqlite3 connection on the event loop instead of the async engine.
+    Single-task reads (the status poll, the hottest path) go through the dialect's fast reader
+    when it has one (on SQLite, a plain read-only sqlite3 connection on the event loop).
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._reader: RowReader[Task] | None = None
+        self._dialect = dialect_of(engine)
+        by_id = tasks.select().where(tasks.c.id == sa.bindparam("id"))
+        self._reader: RowReader[Task] | None = self._dialect.row_reader(
+            engine.url, by_id, _task_from_columns
+        )
         # SQLite has one writer at a time, and a blocked writer waits in its busy handler, which
         # sleeps in steps of up to 100 ms. Queueing this process's writers here instead turns
         # those sleeps into an ordered, immediate hand-over.
-        self._write_lock: asyncio.Lock | None = None
-        url = engine.url
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            by_id = tasks.select().where(tasks.c.id == sa.bindparam("id"))
-            self._reader = RowReader(url.database, by_id, _task_from_columns)
-            self._write_lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock() if self._dialect.serial_writes else None
 
     def reading(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
         """A connection for reads, which need not queue behind this process's writers."""
@@ -223,7 +212,7 @@ class TaskStore:
         )
         # The primary key (owner, key) decides a race: exactly one insert wins.
         inserted = await conn.execute(
-            _insert_ignore(conn).values(
+            self._dialect.insert_ignore(idempotency_keys).values(
                 owner=owner, key=key, request_hash=request_hash, task_id=task_id, created_at=now
             )
         )
