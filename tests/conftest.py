@@ -1,4 +1,4 @@
-"""Fixtures: a real gateway (uvicorn on loopback, real SQLite file, the built-in emulator)."""
+"""Fixtures: a real gateway (uvicorn on loopback, the test's database, the built-in emulator)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ import pytest
 from tests.support.servers import serve_app
 from veo_gateway.app import create_app
 from veo_gateway.settings import Settings
+
+# The backend switch (--db=sqlite|postgresql) and each test's database.
+pytest_plugins = ["tests.support.postgres"]
 
 KEY_A = "test-key-alice"
 KEY_B = "test-key-bob"

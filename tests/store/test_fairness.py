@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from veo_gateway.store.database import create_engine, migrate
 from veo_gateway.store.tasks import State, TaskStore
 
 
-async def test_one_owners_burst_does_not_starve_the_others(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+async def test_one_owners_burst_does_not_starve_the_others(database_url: str) -> None:
+    engine = create_engine(database_url)
     await migrate(engine)
     store = TaskStore(engine)
     try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,8 @@ from veo_gateway.store.tasks import State, Task, TaskStore
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[TaskStore]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+async def store(database_url: str) -> AsyncIterator[TaskStore]:
+    engine = create_engine(database_url)
     await migrate(engine)
     store = TaskStore(engine)
     try:

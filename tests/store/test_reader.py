@@ -6,10 +6,13 @@ import dataclasses
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from veo_gateway.store.database import create_engine, migrate
 from veo_gateway.store.tasks import State, TaskStore
 
 
+@pytest.mark.sqlite
 async def test_reads_see_every_change_and_agree_with_the_engine(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite"
     engine = create_engine(f"sqlite+aiosqlite:///{path}")

@@ -145,7 +145,7 @@ def test_an_attempt_cut_off_by_a_restart_is_made_again(
     assert [a["status"] for a in outbox.attempts(delivery["id"])] == [200]
 
 
-def test_the_callback_is_kept_in_the_task_s_own_transaction(tmp_path: Path) -> None:
+def test_the_callback_is_kept_in_the_task_s_own_transaction(database_url: str) -> None:
     """Written with the task or not at all: a create refused by a limit leaves neither row."""
     import asyncio
 
@@ -158,7 +158,7 @@ def test_the_callback_is_kept_in_the_task_s_own_transaction(tmp_path: Path) -> N
     from veo_gateway.store.usage import Charge, Limits
 
     async def scenario() -> tuple[list[str], list[tuple[str, str]]]:
-        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+        engine = create_engine(database_url)
         await migrate(engine)
         store = TaskStore(engine)
         charge = Charge(model=MODEL, seconds=8, resolution="720p", audio=False, cost_usd=0.8)

@@ -14,7 +14,6 @@ import itertools
 import random
 import socket
 from collections.abc import Callable
-from pathlib import Path
 
 from tests.conftest import Gateway
 from tests.webhooks.conftest import SECRET, Outbox, ReceiverServer, wait_until
@@ -54,7 +53,7 @@ def schedule(base: float, cap: float, retry_for: float) -> list[float]:
 
 
 async def test_a_receiver_that_keeps_failing_is_given_up_with_every_attempt_recorded(
-    tmp_path: Path, receiver: ReceiverServer
+    database_url: str, receiver: ReceiverServer
 ) -> None:
     receiver.app.default = 503
     base, cap, retry_for = 10.0, 40.0, 300.0
@@ -64,7 +63,7 @@ async def test_a_receiver_that_keeps_failing_is_given_up_with_every_attempt_reco
     assert 8 <= delays[0] <= 12 and 16 <= delays[1] <= 24
     assert delays[3:] == [cap] * len(delays[3:]) and len(delays) >= 6
 
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'hooks.db'}")
+    engine = create_engine(database_url)
     await migrate(engine)
     tasks = TaskStore(engine)
     sender = WebhookSender(timeout=5.0, allow_private=True)

@@ -134,9 +134,12 @@ RigFactory = Callable[..., Any]
 
 
 @contextlib.asynccontextmanager
-async def rigs(tmp_path: Path, url: str, core: EmulatorCore) -> AsyncIterator[Callable[..., Any]]:
-    """Start workers (on one store and storage) with a test's config, jitter, store or key."""
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
+async def rigs(
+    tmp_path: Path, database_url: str, url: str, core: EmulatorCore
+) -> AsyncIterator[Callable[..., Any]]:
+    """Start workers (on one store and storage, over the test's database) with a test's
+    config, jitter, store or key."""
+    engine = create_engine(database_url)
     await migrate(engine)
     stores: list[TaskStore] = []
     storage = LocalStorage(tmp_path / "inputs", tmp_path / "videos")

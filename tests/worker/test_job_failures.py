@@ -110,11 +110,11 @@ class World:
 
 @pytest.fixture
 async def world(
-    tmp_path: Path, emulator_url: str
+    tmp_path: Path, database_url: str, emulator_url: str
 ) -> AsyncIterator[Callable[[Callable[[Provider], Provider] | None], Awaitable[World]]]:
     """Start a worker whose one credential's adapter is the real Gemini adapter, or a wrapper
     of it made by the test."""
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
+    engine = create_engine(database_url)
     await migrate(engine)
     store = TaskStore(engine)
     storage = LocalStorage(tmp_path / "inputs", tmp_path / "videos")

@@ -25,9 +25,9 @@ def upstream(tmp_path: Path) -> Iterator[tuple[str, EmulatorCore]]:
 
 @pytest.fixture
 async def start(
-    tmp_path: Path, upstream: tuple[str, EmulatorCore]
+    tmp_path: Path, database_url: str, upstream: tuple[str, EmulatorCore]
 ) -> AsyncIterator[Callable[..., Any]]:
-    async with rigs(tmp_path, *upstream) as starter:
+    async with rigs(tmp_path, database_url, *upstream) as starter:
         yield starter
 
 
