@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.postgres import Database
 from tests.support.servers import serve_app
 from veo_gateway.app import create_app
 from veo_gateway.settings import Settings
@@ -30,6 +31,11 @@ class Gateway:
     url: str
     settings: Settings
     client: httpx.Client
+
+    @property
+    def db(self) -> Database:
+        """Plain SQL on this gateway's database (SQLite or PostgreSQL)."""
+        return Database(self.settings.resolved_database_url)
 
     def headers(self, key: str = KEY_A) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}"}

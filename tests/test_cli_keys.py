@@ -14,9 +14,11 @@ import pytest
 
 
 @pytest.fixture
-def env() -> dict[str, str]:
-    """The environment without any of the gateway's database settings."""
+def env(db_backend: str) -> dict[str, str]:
+    """The environment without the gateway's data directory (nor, on SQLite, its database)."""
     names = ("VEO_GATEWAY_DATA_DIR", "VEO_GATEWAY_DATABASE_URL")
+    if db_backend == "postgresql":
+        names = names[:1]  # the test's own database
     return {name: value for name, value in os.environ.items() if name not in names}
 
 
@@ -33,6 +35,7 @@ def keys(
     )
 
 
+@pytest.mark.sqlite  # where the SQLite file is, and that none is made by a mistake
 def test_keys_say_which_database_they_use(tmp_path: Path, env: dict[str, str]) -> None:
     here = tmp_path / "project"
     here.mkdir()

@@ -5,28 +5,25 @@ reservation was settled exactly once (charged when delivered, released when not)
 from __future__ import annotations
 
 import signal
-import sqlite3
 import time
 from pathlib import Path
 
 import httpx
 
+from tests.support.postgres import Database
 from tests.support.processes import free_port, start, stop, wait_http
 
 KEY = "restart-key"
 FAST = "veo-3.1-fast-generate-preview"
 
 
-def ledger(data_dir: Path) -> list[tuple[str, str]]:
-    """(task id, state) of every usage entry, read from the gateway's SQLite file."""
-    db = sqlite3.connect(data_dir / "veo-gateway.db")
-    try:
-        return db.execute("select task_id, state from usage order by task_id").fetchall()
-    finally:
-        db.close()
+def ledger(db: Database) -> list[tuple[str, str]]:
+    """(task id, state) of every usage entry, read from the gateway's database."""
+    rows = db.rows("select task_id, state from usage order by task_id")
+    return [(row["task_id"], row["state"]) for row in rows]
 
 
-def test_sigkill_loses_nothing_and_submits_nothing_twice(tmp_path: Path) -> None:
+def test_sigkill_loses_nothing_and_submits_nothing_twice(tmp_path: Path, db: Database) -> None:
     emulator_port, gateway_port = free_port(), free_port()
     emulator_url = f"http://127.0.0.1:{emulator_port}"
     gateway_url = f"http://127.0.0.1:{gateway_port}"
@@ -70,7 +67,7 @@ def test_sigkill_loses_nothing_and_submits_nothing_twice(tmp_path: Path) -> None
                 break
             assert time.monotonic() < deadline, states
             time.sleep(0.05)
-        assert ledger(tmp_path / "data") == sorted((i, "reserved") for i in ids)
+        assert ledger(db) == sorted((i, "reserved") for i in ids)
         gateway.send_signal(signal.SIGKILL)
         gateway.wait()
 
@@ -89,9 +86,7 @@ def test_sigkill_loses_nothing_and_submits_nothing_twice(tmp_path: Path) -> None
         stats = httpx.get(f"{emulator_url}/_emulator/stats").json()
         assert stats["submissions"] == 6
         # One entry per task, each settled once: five charged, the failed one released.
-        assert ledger(tmp_path / "data") == sorted(
-            [(i, "charged") for i in ids[:5]] + [(ids[5], "released")]
-        )
+        assert ledger(db) == sorted([(i, "charged") for i in ids[:5]] + [(ids[5], "released")])
         usage = httpx.get(f"{gateway_url}/v1/usage", headers=headers).json()
         assert usage["total"] == {"videos": 5, "seconds": 20, "cost_usd": 2.0}
         assert usage["reserved"]["videos"] == 0

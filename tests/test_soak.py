@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -111,9 +110,8 @@ def test_fault_soak(make_gateway: Callable[..., Gateway], tmp_path: Path) -> Non
         assert sum(n for name, n in faults.items() if name.startswith(call)) > 0, faults
     # Every failure is the one the emulator injected into that task's operation, and every
     # injected outcome became a failure: no task failed for any other reason.
-    db = sqlite3.connect(gateway.settings.data_dir / "veo-gateway.db")
-    operations = dict(db.execute("select id, operation_name from tasks"))
-    db.close()
+    rows = gateway.db.rows("select id, operation_name from tasks")
+    operations = {row["id"]: row["operation_name"] for row in rows}
     injected = stats["injected_outcomes"]
     expected_text = {"fail": FAILED_MESSAGE, "blocked": BLOCKED_REASON}
     for task_id, body in finals.items():

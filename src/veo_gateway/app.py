@@ -28,6 +28,7 @@ from veo_gateway.api.openapi import allowed_methods, install_openapi
 from veo_gateway.api.status import StatusRoute
 from veo_gateway.domain.pricing import PriceTable
 from veo_gateway.errors import (
+    DatabaseUnavailable,
     GatewayError,
     InsufficientStorage,
     InvalidArgument,
@@ -145,6 +146,12 @@ async def preflight(settings: Settings) -> None:
     engine = create_engine(settings.resolved_database_url)
     try:
         await migrate(engine)
+    except DatabaseUnavailable as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        raise StartupError(
+            f"the database at {where} is unreachable ({exc.__cause__ or exc}): start it, or "
+            "fix VEO_GATEWAY_DATABASE_URL"
+        ) from exc
     except (sa.exc.DBAPIError, InsufficientStorage, OSError) as exc:
         directory = settings.data_dir
         while not directory.exists() and directory != directory.parent:

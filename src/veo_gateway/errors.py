@@ -201,8 +201,7 @@ class DatabaseUnavailable(GatewayError):
 
     def __init__(
         self,
-        message: str = "the gateway's database is unreachable; nothing was done, try again "
-        "shortly",
+        message: str = "the gateway's database is unreachable; nothing was done, try again shortly",
         *,
         retry_after: int = 5,
     ) -> None:

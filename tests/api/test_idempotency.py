@@ -4,7 +4,6 @@ was deleted, or Google refused the request and nothing was kept), the key is fre
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,12 +26,7 @@ def create(gateway: Gateway, key: str | bytes, body: dict[str, Any] = BODY) -> h
 
 
 def rows(gateway: Gateway, table: str) -> int:
-    db = sqlite3.connect(gateway.settings.data_dir / "veo-gateway.db")
-    try:
-        (count,) = db.execute(f"select count(*) from {table}").fetchone()
-    finally:
-        db.close()
-    return int(count)
+    return int(gateway.db.scalar(f"select count(*) from {table}"))
 
 
 @pytest.mark.parametrize(

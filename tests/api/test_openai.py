@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -163,11 +162,8 @@ def test_delete_removes_content_and_cancels_unfinished(
     assert deleted.deleted and deleted.object == "video.deleted" and deleted.id == running.id
     with pytest.raises(openai.NotFoundError):
         client.videos.retrieve(running.id)
-    db = sqlite3.connect(gateway.settings.data_dir / "veo-gateway.db")
-    (state, reason) = db.execute(
-        "select state, fail_reason from tasks where id = ?", (running.id,)
-    ).fetchone()
-    db.close()
+    (row,) = gateway.db.rows("select state, fail_reason from tasks where id = :id", id=running.id)
+    state, reason = row["state"], row["fail_reason"]
     assert state == "cancelled" and "deleted by its owner" in reason
     # Its slot upstream is free again.
     (credential,) = gateway.client.get("/readyz").json()["credentials"]
@@ -214,10 +210,7 @@ def test_idempotent_creates_under_a_real_race(gateway: Gateway) -> None:
     assert len(ids) == 1
     (task_id,) = ids
     assert gateway.wait(task_id)["status"] == "completed"
-    db = sqlite3.connect(gateway.settings.data_dir / "veo-gateway.db")
-    (count,) = db.execute("select count(*) from tasks").fetchone()
-    db.close()
-    assert count == 1  # one task, so one upstream job
+    assert gateway.db.scalar("select count(*) from tasks") == 1  # one task, so one upstream job
 
     different = gateway.client.post(
         "/v1/videos",
@@ -242,10 +235,7 @@ def test_idempotency_keys_expire_after_a_day(gateway: Gateway) -> None:
     body = {"model": FAST, "prompt": "once", "metadata": {"durationSeconds": 4}}
     headers = {**gateway.headers(), "Idempotency-Key": "daily-report"}
     first = gateway.client.post("/v1/videos", json=body, headers=headers).json()["id"]
-    db = sqlite3.connect(gateway.settings.data_dir / "veo-gateway.db")
-    with db:
-        db.execute("update idempotency_keys set created_at = created_at - 86401")
-    db.close()
+    gateway.db.execute("update idempotency_keys set created_at = created_at - 86401")
     # A day later the key is free again: even another body is a new task, not a 409.
     later = gateway.client.post("/v1/videos", json={**body, "prompt": "again"}, headers=headers)
     assert later.status_code == 200 and later.json()["id"] != first

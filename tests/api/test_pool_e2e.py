@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -61,11 +60,7 @@ def fingerprint(secret: str) -> str:
 
 def pinned(gateway: Gateway) -> dict[str, str]:
     """Each task's credential, as the gateway stored it."""
-    db = sqlite3.connect(gateway.settings.data_dir / "veo-gateway.db")
-    try:
-        return dict(db.execute("select id, upstream from tasks"))
-    finally:
-        db.close()
+    return {row["id"]: row["upstream"] for row in gateway.db.rows("select id, upstream from tasks")}
 
 
 def test_a_real_429_cools_the_credential_down_without_costing_an_attempt(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -90,9 +89,7 @@ def test_a_rejected_key_is_taken_out_and_tasks_use_the_other(
     # Every task is pinned to the key that worked; the refused key submitted nothing.
     upstream = UpstreamConfig(name="emu", kind="gemini")
     good = credential_id(upstream, "good-key")
-    db = sqlite3.connect(tmp_path / "data" / "veo-gateway.db")
-    pinned = {row[0] for row in db.execute("select upstream from tasks")}
-    db.close()
+    pinned = {row["upstream"] for row in gateway.db.rows("select upstream from tasks")}
     assert pinned == {good}
     stats = httpx.get(f"{emulator}/_emulator/stats").json()
     assert stats["submissions"] == 4
@@ -134,8 +131,6 @@ def test_one_clients_burst_does_not_starve_another(make_gateway: Callable[..., G
     finished = {task_id: gateway.wait(task_id)["completed_at"] for task_id in alice}
     bob_done = gateway.wait(bob, key=KEY_B)
     assert bob_done["status"] == "completed"
-    db = sqlite3.connect(gateway.settings.data_dir / "veo-gateway.db")
-    order = [row[0] for row in db.execute("select id from tasks order by submitted_at")]
-    db.close()
+    order = [row["id"] for row in gateway.db.rows("select id from tasks order by submitted_at")]
     assert order.index(bob) <= 2, order
     assert len(finished) == 6

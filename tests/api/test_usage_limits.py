@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -34,12 +33,8 @@ def stored_key(gateway: Gateway, limits: Limits) -> str:
 
 
 def ledger(gateway: Gateway) -> dict[str, tuple[str, int, float]]:
-    db = sqlite3.connect(gateway.settings.data_dir / "veo-gateway.db")
-    try:
-        rows = db.execute("select task_id, state, seconds, cost_usd from usage").fetchall()
-    finally:
-        db.close()
-    return {task_id: (state, seconds, cost) for task_id, state, seconds, cost in rows}
+    rows = gateway.db.rows("select task_id, state, seconds, cost_usd from usage")
+    return {row["task_id"]: (row["state"], row["seconds"], row["cost_usd"]) for row in rows}
 
 
 def test_a_model_the_key_may_not_use_is_403(gateway: Gateway) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -202,9 +201,7 @@ def test_an_upstream_refusal_at_create_reaches_the_client(gateway: Gateway, tmp_
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["status"] == "INVALID_ARGUMENT" and "sampleCount" in error["message"]
-    db = sqlite3.connect(gateway.settings.data_dir / "veo-gateway.db")
-    assert db.execute("select count(*) from tasks").fetchone()[0] == 0
-    db.close()
+    assert gateway.db.scalar("select count(*) from tasks") == 0
     assert not any((gateway.settings.data_dir / "inputs").iterdir())
 
 

@@ -7,16 +7,15 @@ import base64
 import hashlib
 import hmac
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.postgres import Database
 from tests.support.servers import serve_app
 
 SECRET = "whsec_" + base64.b64encode(b"test webhook key, 32 bytes long!").decode()
@@ -129,31 +128,26 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
 
 
 class Outbox:
-    """Reads of the gateway's webhook tables, straight from its SQLite file."""
+    """Reads of the gateway's webhook tables, straight from its database."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / "veo-gateway.db"
-
-    def _rows(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        with sqlite3.connect(self.path) as conn:
-            conn.row_factory = sqlite3.Row
-            return [dict(row) for row in conn.execute(sql, args)]
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def deliveries(self, task_id: str) -> list[dict[str, Any]]:
-        return self._rows(
-            "SELECT * FROM webhook_deliveries WHERE task_id = ? ORDER BY url", task_id
+        return self.db.rows(
+            "SELECT * FROM webhook_deliveries WHERE task_id = :id ORDER BY url", id=task_id
         )
 
     def attempts(self, delivery_id: str) -> list[dict[str, Any]]:
-        return self._rows(
-            "SELECT * FROM webhook_attempts WHERE delivery_id = ? ORDER BY at, id", delivery_id
+        return self.db.rows(
+            "SELECT * FROM webhook_attempts WHERE delivery_id = :id ORDER BY at, id", id=delivery_id
         )
 
     def task(self, task_id: str) -> dict[str, Any]:
-        return self._rows("SELECT * FROM tasks WHERE id = ?", task_id)[0]
+        return self.db.rows("SELECT * FROM tasks WHERE id = :id", id=task_id)[0]
 
 
 @pytest.fixture
-def outbox(tmp_path: Path) -> Outbox:
-    """The outbox of the gateways `make_gateway` starts (they share tmp_path / "data")."""
-    return Outbox(tmp_path / "data")
+def outbox(db: Database) -> Outbox:
+    """The outbox of the gateways `make_gateway` starts (they share the test's database)."""
+    return Outbox(db)

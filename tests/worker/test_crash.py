@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.postgres import Database
 from tests.support.processes import free_port, start, stop, wait_http
 
 KEY = "crash-key"
@@ -77,7 +78,7 @@ def serve_env(tmp_path: Path, emulator_url: str, port: int) -> dict[str, str]:
 
 @pytest.mark.faults(f"submit.stall=1,stall_seconds={STALL}")
 def test_sigkill_mid_submission_requeues_the_task_and_submits_it_again(
-    tmp_path: Path, emulator_url: str
+    tmp_path: Path, emulator_url: str, db: Database
 ) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -94,11 +95,7 @@ def test_sigkill_mid_submission_requeues_the_task_and_submits_it_again(
         task_id = created.json()["id"]
         # The emulator holds the submission: it is on the wire, unanswered.
         wait_for(lambda: stats()["faults"].get("submit.stall") == 1, "the submission to stall")
-        db = sqlite3.connect(tmp_path / "data" / "veo-gateway.db")
-        try:
-            (state,) = db.execute("select state from tasks where id = ?", (task_id,)).fetchone()
-        finally:
-            db.close()
+        state = db.scalar("select state from tasks where id = :id", id=task_id)
         assert state == "submitting"
         gateway.send_signal(signal.SIGKILL)
         gateway.wait()
@@ -130,6 +127,7 @@ def test_sigkill_mid_submission_requeues_the_task_and_submits_it_again(
     assert len(after["operations"]) == 1
 
 
+@pytest.mark.sqlite  # the data directory's file lock; part of process roles on PostgreSQL
 def test_a_second_serve_on_the_same_sqlite_data_dir_runs_no_worker_and_says_why(
     tmp_path: Path, emulator_url: str
 ) -> None:
@@ -172,6 +170,7 @@ def test_a_second_serve_on_the_same_sqlite_data_dir_runs_no_worker_and_says_why(
     assert f"task {task_id} submitted" not in log_second.read_text()
 
 
+@pytest.mark.sqlite  # holds SQLite's write lock to keep the answer from being recorded
 @pytest.mark.faults("submit.stall=1,stall_seconds=1")
 def test_sigkill_after_google_accepted_but_before_the_gateway_recorded_submits_twice(
     tmp_path: Path, emulator_url: str

@@ -4,7 +4,6 @@ credential slot freed once, by the DELETE, without the finishing job freeing any
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,10 +14,12 @@ import pytest
 
 from tests.api.test_pool_e2e import gemini_config
 from tests.conftest import KEY_A, gateway_settings
+from tests.support.postgres import Database
 from tests.support.servers import serve_app
 from veo_gateway.app import create_app
 from veo_gateway.emulator.app import EmulatorConfig, create_emulator_app
 from veo_gateway.emulator.faults import Faults
+from veo_gateway.settings import Settings
 
 FAST = "veo-3.1-fast-generate-preview"
 HEADERS = {"Authorization": f"Bearer {KEY_A}"}
@@ -48,12 +49,8 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def rows(data_dir: Path, query: str) -> list[tuple[Any, ...]]:
-    db = sqlite3.connect(data_dir / "veo-gateway.db")
-    try:
-        return db.execute(query).fetchall()
-    finally:
-        db.close()
+def rows(settings: Settings, query: str) -> list[tuple[Any, ...]]:
+    return [tuple(row.values()) for row in Database(settings.resolved_database_url).rows(query)]
 
 
 def test_a_delete_racing_a_finishing_download_cancels_it_for_good(
@@ -107,13 +104,13 @@ def test_a_delete_racing_a_finishing_download_cancels_it_for_good(
 
     # No orphan: the doomed video was never kept; the other one is.
     assert sorted(p.name for p in videos.iterdir()) == [f"{waiting}.mp4"]
-    assert rows(settings.data_dir, "select id, state from tasks order by id") == sorted(
+    assert rows(settings, "select id, state from tasks order by id") == sorted(
         [(doomed, "cancelled"), (waiting, "completed")]
     )
     # Never charged, never announced; the finished one both.
-    assert rows(settings.data_dir, "select task_id, state from usage order by task_id") == sorted(
+    assert rows(settings, "select task_id, state from usage order by task_id") == sorted(
         [(doomed, "released"), (waiting, "charged")]
     )
-    assert rows(settings.data_dir, "select task_id, event from webhook_deliveries") == [
+    assert rows(settings, "select task_id, event from webhook_deliveries") == [
         (waiting, "video.completed")
     ]

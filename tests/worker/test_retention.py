@@ -8,7 +8,6 @@ an explicit `now` on the same database and directories, so no test waits for day
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -95,12 +94,9 @@ def files_of(gateway: Gateway, task_id: str) -> list[Path]:
 
 
 def expired_at(gateway: Gateway, task_id: str) -> float | None:
-    db = sqlite3.connect(gateway.settings.data_dir / "veo-gateway.db")
-    try:
-        row = db.execute("select expired_at from tasks where id = ?", (task_id,)).fetchone()
-    finally:
-        db.close()
-    value: float | None = row[0]
+    value: float | None = gateway.db.scalar(
+        "select expired_at from tasks where id = :id", id=task_id
+    )
     return value
 
 

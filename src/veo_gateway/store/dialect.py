@@ -189,4 +189,3 @@ def dialect_named(name: str) -> Dialect:
 def dialect_of(bind: AsyncEngine | AsyncConnection) -> Dialect:
     """The Dialect of an engine or connection."""
     return _DIALECTS[bind.dialect.name]
-
