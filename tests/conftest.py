@@ -7,15 +7,17 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
-from tests.support.postgres import Database
 from tests.support.servers import serve_app
 from veo_gateway.app import create_app
 from veo_gateway.settings import Settings
+
+if TYPE_CHECKING:  # imported by pytest as a plugin (below), not here, so its asserts are rewritten
+    from tests.support.postgres import Database
 
 # The backend switch (--db=sqlite|postgresql) and each test's database.
 pytest_plugins = ["tests.support.postgres"]
@@ -35,6 +37,8 @@ class Gateway:
     @property
     def db(self) -> Database:
         """Plain SQL on this gateway's database (SQLite or PostgreSQL)."""
+        from tests.support.postgres import Database
+
         return Database(self.settings.resolved_database_url)
 
     def headers(self, key: str = KEY_A) -> dict[str, str]:

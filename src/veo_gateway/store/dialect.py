@@ -174,7 +174,11 @@ class PostgreSQL:
     def row_reader(
         self, url: sa.URL, query: sa.Select[Any], build: Callable[[dict[str, Any]], T]
     ) -> RowReader[T] | None:
-        """None for now: status polls read through the engine like every other read."""
+        """None: status polls read through the engine like every other read.
+
+        A stand-in until PostgreSQL has a fast path of its own; TaskStore.get falls back to a
+        plain SQLAlchemy read whenever the dialect gives no reader.
+        """
         return None
 
 
