@@ -236,6 +236,7 @@ def test_a_start_short_of_space_says_so_in_one_line_and_serves_reads(
     assert create(gateway, "refused").status_code == 507
 
 
+@pytest.mark.sqlite  # the database on the full disk: SQLite's file in the data directory
 def test_serve_on_a_full_disk_stops_with_one_line(
     small_disk: Path, emulator_url: str, tmp_path: Path
 ) -> None:
