@@ -101,8 +101,9 @@ def _connect(dialect: sa.Dialect, _record: Any, cargs: Any, cparams: Any) -> Any
 
 
 def _broken(context: sa.engine.ExceptionContext) -> None:
-    if context.is_pre_ping or context.is_exit_exception:
-        # The pool replaces a dead connection itself; a cancelled statement stays a cancel.
+    if context.is_pre_ping or not isinstance(context.original_exception, Exception):
+        # The pool replaces a dead connection itself; a cancelled statement (CancelledError,
+        # a BaseException) stays a cancel.
         return
     dialect = dialect_named(context.dialect.name)
     if context.is_disconnect or dialect.is_unreachable(context.original_exception):
