@@ -4,14 +4,18 @@ once, not per attempt; once it is back every task completes."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import Gateway
 from tests.support.postgres import PrivateServer, fresh_database
+from veo_gateway.errors import DatabaseUnavailable
+from veo_gateway.store.database import create_engine
 
 FAST = "veo-3.1-fast-generate-preview"
 
@@ -65,3 +69,40 @@ def test_a_restarted_database_costs_no_task(
     # Many failed attempts, few lines: the step's trouble is logged once, then once a minute.
     steps = [r for r in caplog.records if "worker step failed" in r.getMessage()]
     assert len(steps) == 1, [r.getMessage() for r in caplog.records]
+
+
+@pytest.mark.postgresql
+async def test_a_cancelled_statement_stays_a_cancel(database_url: str) -> None:
+    # A cut connection becomes DatabaseUnavailable, but a cancel (a shutdown) must not: a
+    # worker that caught it as an error would never stop.
+    engine = create_engine(database_url)
+    try:
+        started = asyncio.Event()
+
+        async def sleep() -> None:
+            async with engine.connect() as conn:
+                started.set()
+                await conn.execute(sa.text("SELECT pg_sleep(30)"))
+
+        job = asyncio.create_task(sleep())
+        await started.wait()
+        await asyncio.sleep(0.5)
+        job.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await job
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgresql
+async def test_a_server_that_is_not_there_is_database_unavailable(
+    private_postgres: PrivateServer,
+) -> None:
+    private_postgres.stop()
+    engine = create_engine(private_postgres.url)
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            async with engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+    finally:
+        await engine.dispose()
