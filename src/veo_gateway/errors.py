@@ -14,6 +14,7 @@
     ├── RangeNotSatisfiable           416 OUT_OF_RANGE
     ├── ResourceExhausted             429 RESOURCE_EXHAUSTED
     ├── InsufficientStorage           507 RESOURCE_EXHAUSTED (the gateway's own disk is full)
+    ├── DatabaseUnavailable           503 UNAVAILABLE (the gateway's database cannot be reached)
     └── UpstreamError                 the upstream's own code and status, passed through
         └── UpstreamUnavailable       503 UNAVAILABLE (network errors, timeouts: retryable)
 
@@ -188,6 +189,17 @@ class InsufficientStorage(GatewayError):
     status = "RESOURCE_EXHAUSTED"
 
     def __init__(self, message: str, *, retry_after: int = 60) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class DatabaseUnavailable(GatewayError):
+    """The gateway's own database cannot be reached now (restarting, or the network to it is
+    down): nothing is lost, the request can be sent again shortly."""
+
+    http_status = 503
+    status = "UNAVAILABLE"
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
         super().__init__(message, headers={"Retry-After": str(retry_after)})
 
 

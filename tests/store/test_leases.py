@@ -23,7 +23,7 @@ async def store(tmp_path: Path) -> AsyncIterator[TaskStore]:
     try:
         yield store
     finally:
-        store.close()
+        await store.aclose()
         await engine.dispose()
 
 

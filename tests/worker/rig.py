@@ -184,5 +184,5 @@ async def rigs(tmp_path: Path, url: str, core: EmulatorCore) -> AsyncIterator[Ca
         await asyncio.gather(*runs, return_exceptions=True)
         await client.aclose()
         for store in stores:
-            store.close()
+            await store.aclose()
         await engine.dispose()
