@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -81,3 +82,13 @@ def make_gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
 def gateway(make_gateway: Callable[..., Gateway]) -> Gateway:
     """A gateway on the built-in emulator with two client keys, KEY_A and KEY_B."""
     return make_gateway()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `postgresql` run only in the PostgreSQL run (VEO_GATEWAY_TEST_DB=postgresql)."""
+    if os.environ.get("VEO_GATEWAY_TEST_DB", "sqlite") == "postgresql":
+        return
+    dropped = [item for item in items if item.get_closest_marker("postgresql") is not None]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item.get_closest_marker("postgresql") is None]

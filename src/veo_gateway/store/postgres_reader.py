@@ -42,6 +42,17 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+# A connection that broke under a read can also fail in asyncpg's own state machine (a
+# termination notice arriving as the next query starts) or find itself closed.
+_BROKEN = (*_UNAVAILABLE, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
+
+
+def _unavailable(exc: BaseException) -> DatabaseUnavailable:
+    return DatabaseUnavailable(
+        f"the gateway's database cannot be reached ({type(exc).__name__}); try again shortly"
+    )
+
+
 async def _no_reset(_conn: asyncpg.Connection) -> None:
     """Hand the connection back as it is (it only ever runs the read-only select)."""
 
@@ -66,17 +77,26 @@ class PostgresReader(Generic[T]):
         """The row whose parameter is `key`, built (or reused while the row is unchanged)."""
         pool = self._pool or await self._open()
         try:
-            row = await pool.fetchrow(self._sql, key)
-        except _UNAVAILABLE:
-            # A connection cut since its last use fails at once; the pool has dropped it.
+            row = await self._fetch(pool, key)
+        except TimeoutError as exc:
+            raise _unavailable(exc) from exc
+        except _BROKEN:
+            # A connection cut since its last use fails at once; it is dropped, and the read
+            # made again on a new one.
             try:
-                row = await pool.fetchrow(self._sql, key)
+                row = await self._fetch(pool, key)
             except _UNAVAILABLE as exc:
-                raise DatabaseUnavailable(
-                    f"the gateway's database cannot be reached ({type(exc).__name__}); "
-                    "try again shortly"
-                ) from exc
+                raise _unavailable(exc) from exc
         return self._rows.build(key, row)
+
+    async def _fetch(self, pool: asyncpg.Pool, key: str) -> asyncpg.Record | None:
+        async with pool.acquire() as conn:
+            try:
+                return await conn.fetchrow(self._sql, key)
+            except _BROKEN:
+                # Never hand a connection that failed back to the pool.
+                conn.terminate()
+                raise
 
     async def _open(self) -> asyncpg.Pool:
         # No connection is made here (min_size=0): the pool connects on the first read, and

@@ -106,7 +106,7 @@ class EngineReader(Generic[T]):
         # JSON columns read as the text they are stored as, which is what `build` takes.
         self._query = query.with_only_columns(
             *(
-                sa.type_coerce(column, sa.Text).label(column.key)
+                sa.cast(column, sa.Text).label(column.key)
                 if isinstance(column.type, sa.JSON)
                 else column
                 for column in query.selected_columns
