@@ -16,7 +16,9 @@ same run:
 - 1,000 tasks in flight: how long after the upstream finishes each completion reaches clients,
   in poll intervals (bench/inflight.py);
 - the scheduler's fair-order query over 200,000 finished tasks, against the query it replaced
-  (bench/scheduler.py).
+  (bench/scheduler.py);
+- API replicas on PostgreSQL: status polls of one against the bare endpoint, creates per
+  second with one and two (bench/postgres.py).
 
 `--only polls,inflight,scheduler` runs some of the parts.
 
@@ -374,6 +376,10 @@ def main() -> None:
         import scheduler
 
         lines += [*scheduler.run(), ""]
+    if "postgres" in parts:
+        import postgres
+
+        lines += [*postgres.run(args.seconds, args.rounds), ""]
     report = "\n".join(lines).rstrip()
     print(report)
     out = ROOT / "bench" / "results"
@@ -381,7 +387,7 @@ def main() -> None:
     (out / "latest.md").write_text(report + "\n")
 
 
-PARTS = ("polls", "inflight", "scheduler")
+PARTS = ("polls", "inflight", "scheduler", "postgres")
 
 
 def _polls_and_downloads(seconds: int, rounds: int) -> list[str]:

@@ -3,6 +3,7 @@ owners apart, and survive their connections being cut."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 
@@ -124,3 +125,36 @@ async def test_an_unreachable_database_is_unavailable_not_an_error(url: str) -> 
         assert caught.value.to_dict()["error"]["status"] == "UNAVAILABLE"
     finally:
         await reader.aclose()
+
+
+async def test_many_reads_at_once_share_a_few_connections(url: str) -> None:
+    engine = create_engine(url)
+    await migrate(engine)
+    store = TaskStore(engine)
+    by_id = tasks.select().where(tasks.c.id == sa.bindparam("id"))
+    reader = PostgresReader(engine.url, by_id, _task_from_columns, size=2)
+    other = await asyncpg.connect(_dsn(url))
+    try:
+        for n in range(5):
+            await store.create(
+                task_id=f"t{n}", owner="alice", dialect="spec", model="m", request={}
+            )
+        read = await asyncio.gather(*(reader.one(f"t{n % 6}") for n in range(60)))
+        assert [task.id if task else None for task in read] == [
+            f"t{n % 6}" if n % 6 < 5 else None for n in range(60)
+        ]
+        assert 1 <= len(await _reader_pids(other)) <= 2
+        # A read cancelled while it waits for a connection gives nothing away.
+        waiting = [asyncio.ensure_future(reader.one("t0")) for _ in range(6)]
+        await asyncio.sleep(0)
+        waiting[-1].cancel()
+        done = await asyncio.gather(*waiting, return_exceptions=True)
+        assert all(task.id == "t0" for task in done[:-1])  # type: ignore[union-attr]
+        assert isinstance(done[-1], asyncio.CancelledError)
+        assert (await reader.one("t1")) is not None
+        assert 1 <= len(await _reader_pids(other)) <= 2
+    finally:
+        await other.close()
+        await reader.aclose()
+        await store.aclose()
+        await engine.dispose()

@@ -90,7 +90,8 @@ class PrivateServer:
     """A PostgreSQL server of its own (initdb into a temporary directory, its own port), which
     a test may stop and start; run as the `postgres` user when the tests run as root."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fsync: bool = False) -> None:
+        self.fsync = fsync
         self.directory = Path(tempfile.mkdtemp(prefix="veo-pg-"))
         self.data = self.directory / "data"
         self.port = free_port()
@@ -108,7 +109,9 @@ class PrivateServer:
 
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
-        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1"
+        if not self.fsync:  # a test's data need not survive a power cut
+            options += " -c fsync=off"
         self._run(
             _bin("pg_ctl"),
             "-D",

@@ -1,21 +1,23 @@
-"""Primary-key reads on PostgreSQL through a small asyncpg pool of their own.
+"""Primary-key reads on PostgreSQL through a few asyncpg connections of their own.
 
-The status poll's counterpart of `SqliteReader` (store/reader.py): a few connections, each
-running the one select as a prepared statement (asyncpg prepares it on first use and keeps it
-in the connection's statement cache), rows read as asyncpg records, with no SQLAlchemy layer
-between. Connections go back to the pool without the reset asyncpg does by default (a second
-round trip per read): they never run anything but this read-only select, so there is no
-session state to reset.
+The status poll's counterpart of `SqliteReader` (store/reader.py): up to `POOL_SIZE`
+connections, each running the one select as a prepared statement (asyncpg prepares it on first
+use and keeps it in the connection's statement cache), rows read as asyncpg records, with no
+SQLAlchemy layer between. The connections are handed out by `Connections`, a few lines instead
+of asyncpg's `Pool`: its release runs under `asyncio.shield` (a task per read) and resets the
+session, which cost three times the read itself on the benchmark machine; these connections
+only ever run this read-only select, so there is nothing to reset.
 
-A lost connection is dropped by the pool and a new one made on the next read; a read on a
-connection that broke since its last use is tried once more on a fresh one (the select is
-idempotent), so the first poll after the database comes back is answered. While the database
-cannot be reached, reads raise `DatabaseUnavailable` (503).
+A connection that fails is closed and a new one made on the next read; a read on a connection
+that broke since its last use is made once more on a fresh one (the select is idempotent), so
+the first poll after the database comes back is answered. While the database cannot be
+reached, reads raise `DatabaseUnavailable` (503).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -27,7 +29,7 @@ from veo_gateway.store.reader import Build, RowCache
 
 T = TypeVar("T")
 
-# Few: a read holds its connection for one round trip, and every replica has its own pool.
+# Few: a read holds its connection for one round trip, and every replica has its own.
 POOL_SIZE = 4
 # Seconds to connect, and for the select to answer, before the read is given up (503).
 TIMEOUT = 5.0
@@ -40,8 +42,6 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
 )
-
-
 # A connection that broke under a read can also fail in asyncpg's own state machine (a
 # termination notice arriving as the next query starts) or find itself closed.
 _BROKEN = (*_UNAVAILABLE, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
@@ -53,12 +53,101 @@ def _unavailable(exc: BaseException) -> DatabaseUnavailable:
     )
 
 
-async def _no_reset(_conn: asyncpg.Connection) -> None:
-    """Hand the connection back as it is (it only ever runs the read-only select)."""
+class Connections:
+    """Up to `size` connections to `dsn`, made when first needed; a read takes one, or waits
+    for one to come back."""
+
+    def __init__(self, dsn: str, size: int) -> None:
+        self._dsn = dsn
+        self._size = size
+        self._idle: list[asyncpg.Connection] = []
+        self._open = 0  # connections idle, in use, or being made
+        self._closing = False
+        # Readers waiting for a connection: given one, or None to make their own.
+        self._waiting: collections.deque[asyncio.Future[asyncpg.Connection | None]] = (
+            collections.deque()
+        )
+
+    async def take(self) -> asyncpg.Connection:
+        """An idle connection, a new one while fewer than `size` are open, or the next one
+        given back."""
+        if self._idle:
+            return self._idle.pop()
+        if self._open >= self._size:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting.append(waiter)
+            try:
+                given = await waiter
+            except asyncio.CancelledError:
+                # Handed a connection, or a place, just as it was cancelled: pass it on.
+                if waiter.done() and not waiter.cancelled():
+                    if (handed := waiter.result()) is not None:
+                        self.give_back(handed)
+                    else:
+                        self._hand_place()
+                raise
+            if given is not None:
+                return given
+            # A connection was closed meanwhile: its place is this reader's to fill.
+        self._open += 1
+        try:
+            return await asyncpg.connect(
+                self._dsn,
+                timeout=TIMEOUT,
+                command_timeout=TIMEOUT,
+                server_settings={
+                    "application_name": "veo-gateway reads",
+                    "default_transaction_read_only": "on",
+                },
+            )
+        except BaseException:
+            self._closed()
+            raise
+
+    def give_back(self, conn: asyncpg.Connection) -> None:
+        """Return a connection after a read."""
+        if self._closing:
+            self.discard(conn)
+            return
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        self._idle.append(conn)
+
+    def discard(self, conn: asyncpg.Connection) -> None:
+        """Close a connection that failed, at once, and free its place."""
+        conn.terminate()
+        self._closed()
+
+    def _closed(self) -> None:
+        self._open -= 1
+        self._hand_place()
+
+    def _hand_place(self) -> None:
+        """Let the first reader waiting make a connection of its own."""
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def aclose(self) -> None:
+        """Close the idle connections (a read under way closes its own when it ends)."""
+        self._closing = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            self._open -= 1
+            try:
+                await asyncio.wait_for(conn.close(), TIMEOUT)
+            except _BROKEN:
+                conn.terminate()
 
 
 class PostgresReader(Generic[T]):
-    """Runs one select with a single parameter on a pool of its own; `one(key)` is its row."""
+    """Runs one select with a single parameter on connections of its own; `one(key)` is its
+    row, built."""
 
     def __init__(
         self, url: sa.URL, query: sa.Select[Any], build: Build[T], *, size: int = POOL_SIZE
@@ -68,58 +157,36 @@ class PostgresReader(Generic[T]):
         self._sql = str(query.compile(dialect=asyncpg_dialect()))  # type: ignore[no-untyped-call]
         self._rows = RowCache(query.selected_columns.keys(), build)
         # The engine's URL, for asyncpg itself (which knows no "+asyncpg").
-        self._dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._size = size
-        self._pool: asyncpg.Pool | None = None
-        self._opening = asyncio.Lock()
+        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._connections = Connections(dsn, size)
 
     async def one(self, key: str) -> T | None:
         """The row whose parameter is `key`, built (or reused while the row is unchanged)."""
-        pool = self._pool or await self._open()
         try:
-            row = await self._fetch(pool, key)
+            row = await self._fetch(key)
         except TimeoutError as exc:
             raise _unavailable(exc) from exc
         except _BROKEN:
-            # A connection cut since its last use fails at once; it is dropped, and the read
+            # A connection cut since its last use fails at once; it is closed, and the read
             # made again on a new one.
             try:
-                row = await self._fetch(pool, key)
+                row = await self._fetch(key)
             except _UNAVAILABLE as exc:
                 raise _unavailable(exc) from exc
         return self._rows.build(key, row)
 
-    async def _fetch(self, pool: asyncpg.Pool, key: str) -> asyncpg.Record | None:
-        async with pool.acquire() as conn:
-            try:
-                return await conn.fetchrow(self._sql, key)
-            except _BROKEN:
-                # Never hand a connection that failed back to the pool.
-                conn.terminate()
-                raise
-
-    async def _open(self) -> asyncpg.Pool:
-        # No connection is made here (min_size=0): the pool connects on the first read, and
-        # again after a connection is lost, so a database that is down at start-up is no error.
-        async with self._opening:
-            if self._pool is None:
-                self._pool = await asyncpg.create_pool(
-                    self._dsn,
-                    min_size=0,
-                    max_size=self._size,
-                    timeout=TIMEOUT,
-                    command_timeout=TIMEOUT,
-                    reset=_no_reset,
-                    server_settings={
-                        "application_name": "veo-gateway reads",
-                        "default_transaction_read_only": "on",
-                    },
-                )
-            return self._pool
+    async def _fetch(self, key: str) -> asyncpg.Record | None:
+        conn = await self._connections.take()
+        try:
+            row = await conn.fetchrow(self._sql, key)
+        except BaseException:
+            # Never hand back a connection that failed, or was left mid-read by a cancel.
+            self._connections.discard(conn)
+            raise
+        self._connections.give_back(conn)
+        return row
 
     async def aclose(self) -> None:
-        """Close the pool's connections."""
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        """Close the connections."""
+        await self._connections.aclose()
         self._rows.clear()
