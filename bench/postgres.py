@@ -9,7 +9,8 @@ baseline, the emulator, and two API replicas (`veo-gateway serve` with
 - status polls of one replica (wrk -t2 -c50, one task polled) against the bare endpoint, in
   interleaved rounds, ratios per round;
 - creates per second (wrk, POST /v1/videos without an image) on one replica, then on both at
-  once (one wrk each, half the connections each), and the error answers among them.
+  once (one wrk each, half the connections each), and the error answers among them; and, for
+  comparison, on one replica on SQLite.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from run import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.pg_local import PrivateServer  # noqa: E402
+from tests.support.pg_local import PrivateServer
 
 URL_VARIABLE = "VEO_BENCH_POSTGRES_URL"
 
@@ -131,6 +132,19 @@ def run(seconds: int, rounds: int) -> list[str]:
                 replicas.append(f"http://127.0.0.1:{port}")
                 # One at a time: the first runs the migrations on the empty database.
                 wait_up(f"{replicas[-1]}/healthz", timeout=60)
+            # The same API replica on SQLite (its own data directory), for the creates.
+            port = free_port()
+            processes.append(
+                start_gateway(
+                    port,
+                    work / "data-sqlite",
+                    emulator_url,
+                    work / "gw-sqlite.log",
+                    {"VEO_GATEWAY_WORKER_ENABLED": "false"},
+                )
+            )
+            on_sqlite = f"http://127.0.0.1:{port}"
+            wait_up(f"{on_sqlite}/healthz", timeout=60)
             bare = f"http://127.0.0.1:{base_port}"
             wait_up(f"{bare}/status")
             task_id, _ = create_task(replicas[0], {"model": FAST, "prompt": "bench"})
@@ -142,6 +156,7 @@ def run(seconds: int, rounds: int) -> list[str]:
                 gateway_runs.append(wrk(f"{replicas[0]}/v1/videos/{task_id}", seconds, auth))
             one = _creates(replicas[:1], seconds, script)
             both = _creates(replicas, seconds, script)
+            sqlite = _creates([on_sqlite], seconds, script)
             load_after = load_average()
         finally:
             for process in processes:
@@ -167,13 +182,17 @@ def run(seconds: int, rounds: int) -> list[str]:
         f"| one API replica, polls/s | {each(gw_rps, ',.0f')} | "
         f"{statistics.median(gw_rps):,.0f} | **{statistics.median(ratios):.2f}** of bare "
         f"({each(ratios, '.2f')}) |",
-        f"| poll p99, ms (bare / replica) | "
-        f"{each([b['p99'] for b in bare_runs], '.2f')} / "
-        f"{each([g['p99'] for g in gateway_runs], '.2f')} | | "
+        f"| poll p99, ms: bare | {each([b['p99'] for b in bare_runs], '.1f')} | "
+        f"{statistics.median(b['p99'] for b in bare_runs):.1f} | 1 |",
+        f"| poll p99, ms: one API replica | {each([g['p99'] for g in gateway_runs], '.1f')} | "
+        f"{statistics.median(g['p99'] for g in gateway_runs):.1f} | "
         f"{statistics.median(p99s):.2f} of bare |",
         f"| creates/s, one replica (wrk -t1 -c50) | | {one['rps']:,.0f} | 1 |",
         f"| creates/s, two replicas (one wrk -t1 -c25 each) | | {both['rps']:,.0f} | "
         f"**{both['rps'] / one['rps']:.2f}** of one replica |",
+        f"| for comparison: creates/s, one replica on SQLite (wrk -t1 -c50) | | "
+        f"{sqlite['rps']:,.0f} | {sqlite['rps'] / one['rps']:.2f} of one replica on "
+        "PostgreSQL |",
         "",
         f"- Non-2xx answers: polls {sum(run['errors'] for run in gateway_runs):.0f}, creates "
         f"{one['errors'] + both['errors']:.0f}.",

@@ -52,6 +52,8 @@ async def test_reads_see_every_committed_change(url: str) -> None:
     other = await asyncpg.connect(_dsn(url))
     try:
         assert await store.get("missing") is None
+        # An id no row can have (PostgreSQL's text holds no NUL): not found, not an error.
+        assert await store.get("video_\x00x") is None
         await store.create(
             task_id="t1", owner="alice", dialect="spec", model="m", request={"prompt": "a cat"}
         )

@@ -179,6 +179,11 @@ class PostgresReader(Generic[T]):
         conn = await self._connections.take()
         try:
             row = await conn.fetchrow(self._sql, key)
+        except asyncpg.DataError:
+            # A key PostgreSQL's text cannot hold (a NUL character, from `%00` in a path) is
+            # no row's key; the connection is as good as before.
+            self._connections.give_back(conn)
+            return None
         except BaseException:
             # Never hand back a connection that failed, or was left mid-read by a cancel.
             self._connections.discard(conn)

@@ -5,8 +5,8 @@ engine it costs a checkout from SQLAlchemy's pool, its events and its result mac
 SQLite, several hops to aiosqlite's thread and back); each database gets a leaner path of its
 own behind `Reader`: on SQLite a plain read-only sqlite3 connection on the event loop
 (`SqliteReader`, a few microseconds, never waiting for writers in WAL mode), on PostgreSQL a
-small asyncpg pool running one prepared statement (`store/postgres_reader.py`). `open_reader`
-picks one from the engine's URL, once; nothing else asks which database it reads.
+few asyncpg connections of its own running one prepared statement (store/postgres_reader.py).
+`open_reader` picks one from the engine's URL, once; nothing else asks which database it reads.
 
 Clients poll the same rows again and again, and turning a row into its object (JSON decoding,
 a dataclass of twenty-odd fields) costs more than reading it. So each row's object is kept with
