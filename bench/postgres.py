@@ -6,8 +6,8 @@ URL, a fresh database on that server (dropped afterwards). Then, on loopback: th
 baseline, the emulator, and two API replicas (`veo-gateway serve` with
 `VEO_GATEWAY_WORKER_ENABLED=false`) on that one database. Measured in the same run:
 
-- status polls of one replica (wrk -t2 -c50, one task polled) against the bare endpoint, in
-  interleaved rounds, ratios per round;
+- status polls of one replica (wrk -t2 -c50, each request one of 100 tasks at random) against
+  the bare endpoint (the same script, the same paths), in interleaved rounds, ratios per round;
 - creates per second (wrk, POST /v1/videos without an image) on one replica, then on both at
   once (one wrk each, half the connections each), and the error answers among them; and, for
   comparison, on one replica on SQLite.
@@ -45,6 +45,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.pg_local import PrivateServer
 
 URL_VARIABLE = "VEO_BENCH_POSTGRES_URL"
+
+# Polls spread over many tasks, as clients poll theirs (one task polled by every connection
+# would let the reader's batches read one row for all of them).
+POLLED_TASKS = 100
+POLL_SCRIPT = """
+ids = {%s}
+request = function()
+  return wrk.format("GET", "%s" .. ids[math.random(#ids)])
+end
+"""
 
 CREATE_SCRIPT = """
 wrk.method = "POST"
@@ -147,13 +157,20 @@ def run(seconds: int, rounds: int) -> list[str]:
             wait_up(f"{on_sqlite}/healthz", timeout=60)
             bare = f"http://127.0.0.1:{base_port}"
             wait_up(f"{bare}/status")
-            task_id, _ = create_task(replicas[0], {"model": FAST, "prompt": "bench"})
+            ids = [
+                create_task(replicas[0], {"model": FAST, "prompt": f"bench {n}"})[0]
+                for n in range(POLLED_TASKS)
+            ]
+            quoted = ", ".join(f'"{task_id}"' for task_id in ids)
+            gateway_polls, bare_polls = work / "poll.lua", work / "bare.lua"
+            gateway_polls.write_text(POLL_SCRIPT % (quoted, "/v1/videos/"))
+            bare_polls.write_text(POLL_SCRIPT % (quoted, "/status/"))
             auth = {"Authorization": f"Bearer {KEY}"}
             load_before = load_average()
             bare_runs, gateway_runs = [], []
             for _ in range(rounds):
-                bare_runs.append(wrk(f"{bare}/status", seconds))
-                gateway_runs.append(wrk(f"{replicas[0]}/v1/videos/{task_id}", seconds, auth))
+                bare_runs.append(wrk(bare, seconds, script=bare_polls))
+                gateway_runs.append(wrk(replicas[0], seconds, auth, script=gateway_polls))
             one = _creates(replicas[:1], seconds, script)
             both = _creates(replicas, seconds, script)
             sqlite = _creates([on_sqlite], seconds, script)
@@ -173,7 +190,8 @@ def run(seconds: int, rounds: int) -> list[str]:
     return [
         f"PostgreSQL: {where}. API replicas with `VEO_GATEWAY_WORKER_ENABLED=false`, shipped "
         f"defaults otherwise. Status polls: `wrk -t2 -c50 -d{seconds}s`, {rounds} rounds (bare, "
-        f"then one replica). Load average before {load_before}, after {load_after}.",
+        f"then one replica), each request one of {POLLED_TASKS} tasks at random. "
+        f"Load average before {load_before}, after {load_after}.",
         "",
         "| on PostgreSQL | each round | median | ratio |",
         "|---|---|---|---|",

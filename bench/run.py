@@ -103,8 +103,12 @@ class PeakRss:
         return (self.peak - self.start) / 1024
 
 
-def wrk(url: str, seconds: int, headers: dict[str, str] | None = None) -> dict[str, float]:
+def wrk(
+    url: str, seconds: int, headers: dict[str, str] | None = None, script: Path | None = None
+) -> dict[str, float]:
     args = ["wrk", "-t2", "-c50", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        args += ["-s", str(script)]
     for name, value in (headers or {}).items():
         args += ["-H", f"{name}: {value}"]
     out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
@@ -183,7 +187,9 @@ async def status(request):
     return JSONResponse(BODY)
 async def video(request):
     return FileResponse(os.environ["BENCH_VIDEO"], media_type="video/mp4")
-app = Starlette(routes=[Route("/status", status), Route("/video", video)])
+app = Starlette(
+    routes=[Route("/status", status), Route("/status/{id}", status), Route("/video", video)]
+)
 """
 
 

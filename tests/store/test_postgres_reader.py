@@ -47,8 +47,7 @@ async def test_reads_see_every_committed_change(url: str) -> None:
     assert isinstance(store._reader, PostgresReader)
     # The same database read through the async engine.
     reference = TaskStore(engine)
-    by_id = tasks.select().where(tasks.c.id == sa.bindparam("id"))
-    reference._reader = EngineReader(engine, by_id, _task_from_columns)
+    reference._reader = EngineReader(engine, tasks, tasks.c.id, _task_from_columns)
     other = await asyncpg.connect(_dsn(url))
     try:
         assert await store.get("missing") is None
@@ -119,7 +118,7 @@ async def test_a_cut_connection_is_replaced_on_the_next_read(url: str) -> None:
 async def test_an_unreachable_database_is_unavailable_not_an_error(url: str) -> None:
     # A port nothing listens on: the read says the database is away (503), and nothing else.
     dead = sa.make_url(url).set(host="127.0.0.1", port=1)
-    reader = PostgresReader(dead, tasks.select().where(tasks.c.id == sa.bindparam("id")), dict)
+    reader = PostgresReader(dead, tasks, tasks.c.id, dict)
     try:
         with pytest.raises(DatabaseUnavailable) as caught:
             await reader.one("t1")
@@ -133,8 +132,7 @@ async def test_many_reads_at_once_share_a_few_connections(url: str) -> None:
     engine = create_engine(url)
     await migrate(engine)
     store = TaskStore(engine)
-    by_id = tasks.select().where(tasks.c.id == sa.bindparam("id"))
-    reader = PostgresReader(engine.url, by_id, _task_from_columns, size=2)
+    reader = PostgresReader(engine.url, tasks, tasks.c.id, _task_from_columns, size=2)
     other = await asyncpg.connect(_dsn(url))
     try:
         for n in range(5):
@@ -155,6 +153,16 @@ async def test_many_reads_at_once_share_a_few_connections(url: str) -> None:
         assert isinstance(done[-1], asyncio.CancelledError)
         assert (await reader.one("t1")) is not None
         assert 1 <= len(await _reader_pids(other)) <= 2
+        # Reads asked for while others are under way see what was committed before they were.
+        for _ in range(5):
+            earlier = [asyncio.ensure_future(reader.one("t2")) for _ in range(8)]
+            await asyncio.sleep(0)
+            attempts = await other.fetchval(
+                "UPDATE tasks SET attempts = attempts + 1 WHERE id = 't2' RETURNING attempts"
+            )
+            later = await reader.one("t2")
+            assert later is not None and later.attempts == attempts
+            await asyncio.gather(*earlier)
     finally:
         await other.close()
         await reader.aclose()

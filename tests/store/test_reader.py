@@ -6,8 +6,6 @@ import dataclasses
 import sqlite3
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from veo_gateway.store.database import create_engine, migrate
 from veo_gateway.store.reader import EngineReader, SqliteReader
 from veo_gateway.store.tables import tasks
@@ -21,9 +19,7 @@ async def test_reads_see_every_change_and_agree_with_the_engine(tmp_path: Path) 
     store = TaskStore(engine)
     # The same database read through the async engine.
     reference = TaskStore(engine)
-    reference._reader = EngineReader(
-        engine, tasks.select().where(tasks.c.id == sa.bindparam("id")), _task_from_columns
-    )
+    reference._reader = EngineReader(engine, tasks, tasks.c.id, _task_from_columns)
     assert isinstance(store._reader, SqliteReader)
     try:
         await store.create(

@@ -3,7 +3,8 @@
 The status poll's counterpart of `SqliteReader` (store/reader.py): up to `POOL_SIZE`
 connections, each running the one select as a prepared statement (asyncpg prepares it on first
 use and keeps it in the connection's statement cache), rows read as asyncpg records, with no
-SQLAlchemy layer between. The connections are handed out by `Connections`, a few lines instead
+SQLAlchemy layer between; reads asked for while the connections are busy go together in the
+next select. The connections are handed out by `Connections`, a few lines instead
 of asyncpg's `Pool`: its release runs under `asyncio.shield` (a task per read) and resets the
 session, which cost three times the read itself on the benchmark machine; these connections
 only ever run this read-only select, so there is nothing to reset.
@@ -22,6 +23,7 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 from veo_gateway.errors import DatabaseUnavailable
@@ -146,52 +148,109 @@ class Connections:
 
 
 class PostgresReader(Generic[T]):
-    """Runs one select with a single parameter on connections of its own; `one(key)` is its
-    row, built."""
+    """Reads `table`'s rows by `key` on connections of its own; `one(key)` is its row, built.
+
+    Reads asked for while the connections are busy wait and go together, in the next select
+    (`WHERE key = ANY($1)`), as a batch: under load a round trip answers many polls. A read
+    joins only a select not yet sent, so every read still sees the database as it was after the
+    read was asked for, never an older answer.
+    """
 
     def __init__(
-        self, url: sa.URL, query: sa.Select[Any], build: Build[T], *, size: int = POOL_SIZE
+        self,
+        url: sa.URL,
+        table: sa.Table,
+        key: sa.Column[Any],
+        build: Build[T],
+        *,
+        size: int = POOL_SIZE,
     ) -> None:
         # Compiled from the table, so columns added by a migration are read without a change
         # here; asyncpg's dialect writes the parameter as $1.
+        keys = sa.bindparam("keys", type_=postgresql.ARRAY(key.type))
+        query = sa.select(table).where(key == sa.any_(keys))
         self._sql = str(query.compile(dialect=asyncpg_dialect()))  # type: ignore[no-untyped-call]
+        self._key_index = list(query.selected_columns.keys()).index(key.key)
         self._rows = RowCache(query.selected_columns.keys(), build)
         # The engine's URL, for asyncpg itself (which knows no "+asyncpg").
         dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._connections = Connections(dsn, size)
+        self._size = size
+        # Reads asked for and not yet sent: key -> its waiters.
+        self._pending: dict[str, list[asyncio.Future[asyncpg.Record | None]]] = {}
+        self._senders: set[asyncio.Task[None]] = set()
 
     async def one(self, key: str) -> T | None:
         """The row whose parameter is `key`, built (or reused while the row is unchanged)."""
+        waiter: asyncio.Future[asyncpg.Record | None] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(key, []).append(waiter)
+        if len(self._senders) < self._size:
+            # Starts on the loop's next turn, so the reads asked for until then go with it.
+            sender = asyncio.create_task(self._send())
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
+        return self._rows.build(key, await waiter)
+
+    async def _send(self) -> None:
+        """Send the pending reads, batch after batch, until none is left."""
+        while self._pending:
+            batch, self._pending = self._pending, {}
+            try:
+                rows = await self._read(list(batch))
+            except DatabaseUnavailable as exc:
+                for waiters in batch.values():
+                    for waiter in waiters:
+                        if not waiter.done():
+                            waiter.set_exception(_unavailable(exc.__cause__ or exc))
+                continue
+            except BaseException as exc:
+                for waiters in batch.values():
+                    for waiter in waiters:
+                        if not waiter.done():
+                            waiter.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for batch_key, waiters in batch.items():
+                row = rows.get(batch_key)
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(row)
+
+    async def _read(self, keys: list[str]) -> dict[str, asyncpg.Record]:
+        """The rows of `keys`, by key; DatabaseUnavailable while the database is away."""
+        # A key PostgreSQL's text cannot hold (a NUL character, from `%00` in a path) is no
+        # row's key.
+        keys = [key for key in keys if "\x00" not in key]
+        if not keys:
+            return {}
         try:
-            row = await self._fetch(key)
+            return await self._fetch(keys)
         except TimeoutError as exc:
             raise _unavailable(exc) from exc
         except _BROKEN:
             # A connection cut since its last use fails at once; it is closed, and the read
             # made again on a new one.
             try:
-                row = await self._fetch(key)
+                return await self._fetch(keys)
             except _UNAVAILABLE as exc:
                 raise _unavailable(exc) from exc
-        return self._rows.build(key, row)
 
-    async def _fetch(self, key: str) -> asyncpg.Record | None:
+    async def _fetch(self, keys: list[str]) -> dict[str, asyncpg.Record]:
         conn = await self._connections.take()
         try:
-            row = await conn.fetchrow(self._sql, key)
-        except asyncpg.DataError:
-            # A key PostgreSQL's text cannot hold (a NUL character, from `%00` in a path) is
-            # no row's key; the connection is as good as before.
-            self._connections.give_back(conn)
-            return None
+            rows = await conn.fetch(self._sql, keys)
         except BaseException:
             # Never hand back a connection that failed, or was left mid-read by a cancel.
             self._connections.discard(conn)
             raise
         self._connections.give_back(conn)
-        return row
+        return {row[self._key_index]: row for row in rows}
 
     async def aclose(self) -> None:
         """Close the connections."""
+        for sender in list(self._senders):
+            sender.cancel()
+        await asyncio.gather(*self._senders, return_exceptions=True)
         await self._connections.aclose()
         self._rows.clear()

@@ -75,11 +75,17 @@ class RowCache(Generic[T]):
         self._cache.clear()
 
 
-class SqliteReader(Generic[T]):
-    """Runs one select with a single parameter on a read-only sqlite3 connection of its own."""
+def by_key(table: sa.Table, key: sa.Column[Any]) -> sa.Select[Any]:
+    """The select of `table`'s row whose `key` is the parameter `key`."""
+    return sa.select(table).where(key == sa.bindparam("key"))
 
-    def __init__(self, path: str, query: sa.Select[Any], build: Build[T]) -> None:
+
+class SqliteReader(Generic[T]):
+    """Reads `table`'s rows by `key` on a read-only sqlite3 connection of its own."""
+
+    def __init__(self, path: str, table: sa.Table, key: sa.Column[Any], build: Build[T]) -> None:
         # Compiled from the table, so columns added by a migration are read without a change here.
+        query = by_key(table, key)
         self._sql = str(query.compile(dialect=sqlite.dialect()))
         self._rows = RowCache(query.selected_columns.keys(), build)
         self._conn = sqlite3.connect(path, check_same_thread=False)
@@ -101,7 +107,10 @@ class EngineReader(Generic[T]):
     """Reads through the async engine: for a database no leaner reader is written for (an
     in-memory SQLite database, which only the engine's own connection can see)."""
 
-    def __init__(self, engine: AsyncEngine, query: sa.Select[Any], build: Build[T]) -> None:
+    def __init__(
+        self, engine: AsyncEngine, table: sa.Table, key: sa.Column[Any], build: Build[T]
+    ) -> None:
+        query = by_key(table, key)
         self._engine = engine
         # JSON columns read as the text they are stored as, which is what `build` takes.
         self._query = query.with_only_columns(
@@ -113,26 +122,28 @@ class EngineReader(Generic[T]):
             )
         )
         self._build = build
-        self._key = next(iter(query.compile().params))
 
     async def one(self, key: str) -> T | None:
         """The row whose parameter is `key`, built."""
         async with self._engine.connect() as conn:
-            row = (await conn.execute(self._query, {self._key: key})).mappings().first()
+            row = (await conn.execute(self._query, {"key": key})).mappings().first()
         return None if row is None else self._build(dict(row))
 
     async def aclose(self) -> None:
         """Nothing to close: the engine is disposed by its owner."""
 
 
-def open_reader(engine: AsyncEngine, query: sa.Select[Any], build: Build[T]) -> Reader[T]:
-    """The reader for `engine`'s database: the one place that tells the databases apart."""
+def open_reader(
+    engine: AsyncEngine, table: sa.Table, key: sa.Column[Any], build: Build[T]
+) -> Reader[T]:
+    """The reader of `table`'s rows by `key` for `engine`'s database: the one place that tells
+    the databases apart."""
     url = engine.url
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         assert url.database is not None
-        return SqliteReader(url.database, query, build)
+        return SqliteReader(url.database, table, key, build)
     if url.get_backend_name() == "postgresql" and url.get_driver_name() == "asyncpg":
         from veo_gateway.store.postgres_reader import PostgresReader
 
-        return PostgresReader(url, query, build)
-    return EngineReader(engine, query, build)
+        return PostgresReader(url, table, key, build)
+    return EngineReader(engine, table, key, build)

@@ -115,8 +115,7 @@ class TaskStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        by_id = tasks.select().where(tasks.c.id == sa.bindparam("id"))
-        self._reader: Reader[Task] = open_reader(engine, by_id, _task_from_columns)
+        self._reader: Reader[Task] = open_reader(engine, tasks, tasks.c.id, _task_from_columns)
         # SQLite has one writer at a time, and a blocked writer waits in its busy handler, which
         # sleeps in steps of up to 100 ms. Queueing this process's writers here instead turns
         # those sleeps into an ordered, immediate hand-over.
