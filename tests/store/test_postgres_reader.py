@@ -100,8 +100,13 @@ async def test_a_cut_connection_is_replaced_on_the_next_read(url: str) -> None:
     try:
         await store.create(task_id="t1", owner="alice", dialect="spec", model="m", request={})
         assert await store.get("t1", "alice") is not None
+        # Several idle connections, as after a busy moment.
+        connections = store._reader._connections  # type: ignore[attr-defined]
+        taken = [await connections.take() for _ in range(3)]
+        for conn in taken:
+            connections.give_back(conn)
         before = await _reader_pids(other)
-        assert before
+        assert len(before) == 3
         # As when PostgreSQL ends a session (a restart, an administrator, a network cut).
         for pid in before:
             assert await other.fetchval("SELECT pg_terminate_backend($1)", pid)

@@ -73,8 +73,11 @@ class Connections:
     async def take(self) -> asyncpg.Connection:
         """An idle connection, a new one while fewer than `size` are open, or the next one
         given back."""
-        if self._idle:
-            return self._idle.pop()
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.is_closed():
+                return conn
+            self._open -= 1  # closed by the server while idle (a restart)
         if self._open >= self._size:
             waiter = asyncio.get_running_loop().create_future()
             self._waiting.append(waiter)
@@ -122,6 +125,12 @@ class Connections:
         """Close a connection that failed, at once, and free its place."""
         conn.terminate()
         self._closed()
+
+    def discard_idle(self) -> None:
+        """Close every idle connection."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            self.discard(conn)
 
     def _closed(self) -> None:
         self._open -= 1
@@ -230,10 +239,11 @@ class PostgresReader(Generic[T]):
             raise _unavailable(exc) from exc
         except _BROKEN:
             # A connection cut since its last use fails at once; it is closed, and the read
-            # made again on a new one.
+            # made again on a new one. What cut it (a restart, a failover) cut the idle ones too.
+            self._connections.discard_idle()
             try:
                 return await self._fetch(keys)
-            except _UNAVAILABLE as exc:
+            except _BROKEN as exc:
                 raise _unavailable(exc) from exc
 
     async def _fetch(self, keys: list[str]) -> dict[str, asyncpg.Record]:
