@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -125,7 +126,9 @@ def run(seconds: int, rounds: int) -> list[str]:
     script.write_text(CREATE_SCRIPT % (KEY, FAST))
     video = work / "small.mp4"
     video.write_bytes(b"\0" * 1024)
-    with database() as (url, where):
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, work, ignore_errors=True)
+        url, where = cleanup.enter_context(database())
         base_port, emu_port = free_port(), free_port()
         emulator_url = f"http://127.0.0.1:{emu_port}"
         processes = [start_baseline(base_port, video, work), start_emulator(emu_port, work / "emu")]
