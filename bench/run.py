@@ -16,7 +16,9 @@ same run:
 - 1,000 tasks in flight: how long after the upstream finishes each completion reaches clients,
   in poll intervals (bench/inflight.py);
 - the scheduler's fair-order query over 200,000 finished tasks, against the query it replaced
-  (bench/scheduler.py).
+  (bench/scheduler.py);
+- API replicas on PostgreSQL: status polls of one against the bare endpoint, creates per
+  second with one and two (bench/postgres.py).
 
 `--only polls,inflight,scheduler` runs some of the parts.
 
@@ -101,8 +103,12 @@ class PeakRss:
         return (self.peak - self.start) / 1024
 
 
-def wrk(url: str, seconds: int, headers: dict[str, str] | None = None) -> dict[str, float]:
+def wrk(
+    url: str, seconds: int, headers: dict[str, str] | None = None, script: Path | None = None
+) -> dict[str, float]:
     args = ["wrk", "-t2", "-c50", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        args += ["-s", str(script)]
     for name, value in (headers or {}).items():
         args += ["-H", f"{name}: {value}"]
     out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
@@ -181,7 +187,9 @@ async def status(request):
     return JSONResponse(BODY)
 async def video(request):
     return FileResponse(os.environ["BENCH_VIDEO"], media_type="video/mp4")
-app = Starlette(routes=[Route("/status", status), Route("/video", video)])
+app = Starlette(
+    routes=[Route("/status", status), Route("/status/{id}", status), Route("/video", video)]
+)
 """
 
 
@@ -374,6 +382,10 @@ def main() -> None:
         import scheduler
 
         lines += [*scheduler.run(), ""]
+    if "postgres" in parts:
+        import postgres
+
+        lines += [*postgres.run(args.seconds, args.rounds), ""]
     report = "\n".join(lines).rstrip()
     print(report)
     out = ROOT / "bench" / "results"
@@ -381,7 +393,7 @@ def main() -> None:
     (out / "latest.md").write_text(report + "\n")
 
 
-PARTS = ("polls", "inflight", "scheduler")
+PARTS = ("polls", "inflight", "scheduler", "postgres")
 
 
 def _polls_and_downloads(seconds: int, rounds: int) -> list[str]:

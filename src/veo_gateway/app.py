@@ -308,7 +308,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await stack.aclose()
         await upstream_client.aclose()
         await fetcher.aclose()
-        tasks.close()
+        await tasks.aclose()
         await engine.dispose()
         if lock is not None:
             lock.close()

@@ -44,5 +44,5 @@ async def test_one_owners_burst_does_not_starve_the_others(database_url: str) ->
         assert [t.id for t in await store.due_queued(limit=2)] == ["b0", "c0"]
         assert await store.delete("b1") and await store.get("b1") is None
     finally:
-        store.close()
+        await store.aclose()
         await engine.dispose()

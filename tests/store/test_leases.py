@@ -22,7 +22,7 @@ async def store(database_url: str) -> AsyncIterator[TaskStore]:
     try:
         yield store
     finally:
-        store.close()
+        await store.aclose()
         await engine.dispose()
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from veo_gateway.store.database import create_engine, migrate
-from veo_gateway.store.tasks import State, TaskStore
+from veo_gateway.store.reader import EngineReader, SqliteReader
+from veo_gateway.store.tables import tasks
+from veo_gateway.store.tasks import State, TaskStore, _task_from_columns
 
 
 @pytest.mark.sqlite
@@ -18,9 +20,10 @@ async def test_reads_see_every_change_and_agree_with_the_engine(tmp_path: Path) 
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
     await migrate(engine)
     store = TaskStore(engine)
-    # The same database read through the async engine, the path other databases take.
+    # The same database read through the async engine.
     reference = TaskStore(engine)
-    reference._reader = None
+    reference._reader = EngineReader(engine, tasks, tasks.c.id, _task_from_columns)
+    assert isinstance(store._reader, SqliteReader)
     try:
         await store.create(
             task_id="t1", owner="alice", dialect="spec", model="m", request={"prompt": "a cat"}
@@ -51,5 +54,5 @@ async def test_reads_see_every_change_and_agree_with_the_engine(tmp_path: Path) 
         assert await store.get("t1") is None
         assert await store.get("missing") is None
     finally:
-        store.close()
+        await store.aclose()
         await engine.dispose()

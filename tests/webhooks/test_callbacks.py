@@ -181,7 +181,7 @@ def test_the_callback_is_kept_in_the_task_s_own_transaction(database_url: str) -
                 ids = list((await conn.scalars(sa.select(tasks.c.id))).all())
                 hooks = [tuple(r) for r in (await conn.execute(webhook_callbacks.select())).all()]
         finally:
-            store.close()
+            await store.aclose()
             await engine.dispose()
         return ids, hooks
 

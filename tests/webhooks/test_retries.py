@@ -118,7 +118,7 @@ async def test_a_receiver_that_keeps_failing_is_given_up_with_every_attempt_reco
         assert len(receiver.app.requests) == len(expected)
     finally:
         await sender.aclose()
-        tasks.close()
+        await tasks.aclose()
         await engine.dispose()
 
 

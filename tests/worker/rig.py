@@ -187,5 +187,5 @@ async def rigs(
         await asyncio.gather(*runs, return_exceptions=True)
         await client.aclose()
         for store in stores:
-            store.close()
+            await store.aclose()
         await engine.dispose()

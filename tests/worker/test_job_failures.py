@@ -149,7 +149,7 @@ async def world(
             run.cancel()
         await asyncio.gather(*runs, return_exceptions=True)
         await client.aclose()
-        store.close()
+        await store.aclose()
         await engine.dispose()
 
 

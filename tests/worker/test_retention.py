@@ -54,7 +54,7 @@ async def _sweep(
         )
         return await sweeper.sweep(now)
     finally:
-        store.close()
+        await store.aclose()
         await engine.dispose()
 
 
@@ -253,7 +253,7 @@ def test_two_sweepers_on_the_same_tasks_expire_each_once(gateway: Gateway) -> No
             return list(await asyncio.gather(*(s.expire(ids, now, "retention") for s in sweepers)))
         finally:
             for store, engine in zip(stores, engines, strict=True):
-                store.close()
+                await store.aclose()
                 await engine.dispose()
 
     first, second = run(race())

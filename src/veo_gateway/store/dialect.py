@@ -10,7 +10,6 @@ other module asks which database it has.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -18,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from veo_gateway.store.reader import RowReader
+from veo_gateway.store.reader import Build, EngineReader, Reader, SqliteReader
 
 T = TypeVar("T")
 
@@ -50,10 +49,10 @@ class Dialect(Protocol):
         """Hold off other processes' migrations until `connection`'s transaction ends."""
         ...
 
-    def row_reader(
-        self, url: sa.URL, query: sa.Select[Any], build: Callable[[dict[str, Any]], T]
-    ) -> RowReader[T] | None:
-        """A fast primary-key reader for the status poll, or None to read through the engine."""
+    def reader(
+        self, engine: AsyncEngine, table: sa.Table, key: sa.Column[Any], build: Build[T]
+    ) -> Reader[T]:
+        """The status poll's reader of `table`'s rows by `key`: this database's leanest path."""
         ...
 
 
@@ -102,12 +101,15 @@ class SQLite:
     def lock_migrations(self, connection: sa.Connection) -> None:
         """Nothing: a SQLite file has one worker process (the data directory's lock)."""
 
-    def row_reader(
-        self, url: sa.URL, query: sa.Select[Any], build: Callable[[dict[str, Any]], T]
-    ) -> RowReader[T] | None:
-        """A plain read-only sqlite3 connection on the file (none for an in-memory database)."""
-        path = _file_of(url)
-        return None if path is None else RowReader(path, query, build)
+    def reader(
+        self, engine: AsyncEngine, table: sa.Table, key: sa.Column[Any], build: Build[T]
+    ) -> Reader[T]:
+        """A plain read-only sqlite3 connection on the file; an in-memory database, which only
+        the engine's own connection sees, is read through the engine."""
+        path = _file_of(engine.url)
+        if path is None:
+            return EngineReader(engine, table, key, build)
+        return SqliteReader(path, table, key, build)
 
 
 # Taken around migrations (pg_advisory_xact_lock): any 64-bit number no other code uses.
@@ -171,15 +173,14 @@ class PostgreSQL:
         processes that waited find the schema at head and have nothing to do."""
         connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
 
-    def row_reader(
-        self, url: sa.URL, query: sa.Select[Any], build: Callable[[dict[str, Any]], T]
-    ) -> RowReader[T] | None:
-        """None: status polls read through the engine like every other read.
+    def reader(
+        self, engine: AsyncEngine, table: sa.Table, key: sa.Column[Any], build: Build[T]
+    ) -> Reader[T]:
+        """A few asyncpg connections of its own running one prepared select
+        (store/postgres_reader.py)."""
+        from veo_gateway.store.postgres_reader import PostgresReader
 
-        A stand-in until PostgreSQL has a fast path of its own; TaskStore.get falls back to a
-        plain SQLAlchemy read whenever the dialect gives no reader.
-        """
-        return None
+        return PostgresReader(engine.url, table, key, build)
 
 
 _DIALECTS: dict[str, Dialect] = {"sqlite": SQLite(), "postgresql": PostgreSQL()}

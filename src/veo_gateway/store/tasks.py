@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from veo_gateway.store import usage as ledger
 from veo_gateway.store.database import disk_full_errors
 from veo_gateway.store.dialect import dialect_of
-from veo_gateway.store.reader import RowReader
+from veo_gateway.store.reader import Reader
 from veo_gateway.store.tables import idempotency_keys, tasks, webhook_callbacks
 from veo_gateway.store.usage import Charge, Limits
 
@@ -90,7 +90,7 @@ class Task:
 
 
 def _task_from_columns(values: dict[str, Any]) -> Task:
-    """A Task from a raw sqlite3 row (the JSON column still text, the state a string)."""
+    """A Task from a row's raw columns (the JSON column still text, the state a string)."""
     values["state"] = State(values["state"])
     values["request"] = json.loads(values["request"])
     return Task(**values)
@@ -99,16 +99,15 @@ def _task_from_columns(values: dict[str, Any]) -> Task:
 class TaskStore:
     """Tasks in a SQL database (SQLite or PostgreSQL) through SQLAlchemy Core.
 
-    Single-task reads (the status poll, the hottest path) go through the dialect's fast reader
-    when it has one (on SQLite, a plain read-only sqlite3 connection on the event loop).
+    Single-task reads (the status poll, the hottest path) go through a `Reader`
+    (store/reader.py), each database's leanest path for a primary-key select.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._dialect = dialect_of(engine)
-        by_id = tasks.select().where(tasks.c.id == sa.bindparam("id"))
-        self._reader: RowReader[Task] | None = self._dialect.row_reader(
-            engine.url, by_id, _task_from_columns
+        self._reader: Reader[Task] = self._dialect.reader(
+            engine, tasks, tasks.c.id, _task_from_columns
         )
         # SQLite has one writer at a time, and a blocked writer waits in its busy handler, which
         # sleeps in steps of up to 100 ms. Queueing this process's writers here instead turns
@@ -136,11 +135,9 @@ class TaskStore:
             async with self._write_lock, self._engine.begin() as conn:
                 yield conn
 
-    def close(self) -> None:
-        """Close the direct reader (the engine is disposed by its owner)."""
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+    async def aclose(self) -> None:
+        """Close the reader's connections (the engine is disposed by its owner)."""
+        await self._reader.aclose()
 
     async def create(
         self,
@@ -245,18 +242,7 @@ class TaskStore:
     async def get(self, task_id: str, owner: str | None = None) -> Task | None:
         """The task, or None; with `owner`, only when that owner created it and has not
         deleted it."""
-        if self._reader is not None:
-            return self._read_one(task_id, owner)
-        query = tasks.select().where(tasks.c.id == task_id)
-        if owner is not None:
-            query = query.where(tasks.c.owner == owner, tasks.c.deleted_at.is_(None))
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(query)).mappings().first()
-        return Task.from_row(row) if row else None
-
-    def _read_one(self, task_id: str, owner: str | None) -> Task | None:
-        assert self._reader is not None
-        task = self._reader.one(task_id)
+        task = await self._reader.one(task_id)
         if task is None or (
             owner is not None and (task.owner != owner or task.deleted_at is not None)
         ):
