@@ -202,6 +202,7 @@ class Background:
                 poll_concurrency=settings.poll_concurrency,
                 task_timeout=settings.task_timeout,
                 submit_attempts=settings.submit_attempts,
+                idle_wait=settings.worker_idle_seconds,
                 space_wait=max(1.0, min(60.0, 4 * settings.poll_interval)),
             ),
             metrics=self.metrics,

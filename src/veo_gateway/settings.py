@@ -104,6 +104,13 @@ class Settings(BaseSettings):
         "inside the serve process. false (or `serve --no-worker`): the API only, with "
         "`veo-gateway worker` running beside it.",
     )
+    worker_idle_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds the worker sleeps when nothing is due before it looks for work "
+        "anyway. A created task wakes it at once (on PostgreSQL, in any process); this look "
+        "is the fallback.",
+    )
     worker_port: int = Field(
         8002,
         description="Port of `veo-gateway worker`'s listener (/healthz, /readyz, /metrics; "

@@ -25,6 +25,7 @@ from veo_gateway.store.notifier import Channel, LocalNotifier, Subscriber
 
 log = logging.getLogger("veo_gateway.notifier")
 
+LISTENER = "veo-gateway listener"  # its application_name, as pg_stat_activity shows it
 _NOTIFY = sa.text("SELECT pg_notify(:channel, :payload)")
 
 
@@ -82,7 +83,9 @@ class PostgresNotifier:
         failures = 0
         while True:
             try:
-                connection = await asyncpg.connect(asyncpg_dsn(self._engine))
+                connection = await asyncpg.connect(
+                    asyncpg_dsn(self._engine), server_settings={"application_name": LISTENER}
+                )
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 failures += 1
                 self._trouble.trouble(
