@@ -73,7 +73,7 @@ def test_an_api_only_serve_and_a_worker_share_a_sqlite_data_dir(
         assert httpx.get(f"{worker_url}/v1/videos", headers=HEADERS).status_code == 404
 
         # A second worker on the same data directory refuses, saying why and what to do.
-        second = subprocess.run(  # noqa: S603
+        second = subprocess.run(
             [sys.executable, "-m", "veo_gateway", "worker"],
             env={**os.environ, **worker_env(tmp_path, emulator_url, second_port)},
             capture_output=True,
