@@ -124,7 +124,7 @@ async def create_video(request: Request, services: ServicesDep, owner: OwnerDep)
             await services.storage.delete_inputs(task.id)
             raise refusal
     # Every worker (this process's, and on PostgreSQL every other's) looks for work now.
-    await services.notifier.publish(Channel.TASK_CREATED)
+    await services.notifier.publish(Channel.TASK_CREATED, task.id)
     log.info("task %s created (model %s, mode %s, %s)", task.id, task.model, parsed.mode, dialect)
     # The reply is the "accepted" object (spec: status "", OpenAI: queued), even when the task
     # was already handed to Google inline; the next GET shows it in progress.
@@ -318,7 +318,7 @@ async def delete_video(task_id: str, services: ServicesDep, owner: OwnerDep) -> 
         # release is idempotent, so a job that died with it cannot keep it).
         services.pool.release(before.upstream, task_id)
         # Its slot is free: the workers (here and, on PostgreSQL, elsewhere) may take another.
-        await services.notifier.publish(Channel.TASK_FINISHED)
+        await services.notifier.publish(Channel.TASK_FINISHED, task_id)
     await services.storage.delete_video(task_id)
     await services.storage.delete_inputs(task_id)
     log.info("task %s deleted (was %s)", task_id, before.state.value)

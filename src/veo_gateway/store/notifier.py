@@ -31,8 +31,8 @@ log = logging.getLogger("veo_gateway.notifier")
 class Channel(enum.StrEnum):
     """What happened; the value is the PostgreSQL channel name."""
 
-    TASK_CREATED = "veo_gateway_task_created"
-    TASK_FINISHED = "veo_gateway_task_finished"
+    TASK_CREATED = "veo_gateway_task_created"  # payload: the task's id
+    TASK_FINISHED = "veo_gateway_task_finished"  # payload: the task's id, or empty
     KEY_REVOKED = "veo_gateway_key_revoked"  # payload: the key's id
 
 
