@@ -1,7 +1,8 @@
 """Process roles: what a gateway process runs, and the background work of those that work.
 
 - `Role.BOTH`, `veo-gateway serve`: the public API and the background work.
-- `Role.API`, `serve --no-worker` (or `VEO_GATEWAY_WORKER_ENABLED=false`): the API only.
+- `Role.API`, `serve --no-worker` (or `VEO_GATEWAY_WORKER_ENABLED=false`): the API only
+  (and the retention sweeper, which every process runs).
 - `Role.WORKER`, `veo-gateway worker`: the background work only (submitting, polling, storing
   videos, webhook delivery, retention), behind a listener of /healthz, /readyz and /metrics.
 
@@ -164,10 +165,20 @@ class Background:
         self._jobs.append(asyncio.create_task(coro, name=name))
 
     async def start(self, role: Role, *, alone: bool, sender: WebhookSender) -> None:
-        """Start the notifications, and with `role.works` the worker, the webhook dispatcher
-        and the retention sweeper; `alone`: no other worker can be alive (the lock is held)."""
+        """Start the notifications and the retention sweeper, and with `role.works` the worker
+        and the webhook dispatcher; `alone`: no other worker can be alive (the lock is held)."""
         settings = self.settings
         self._spawn(self.notifier.run(), "veo-gateway-notifications")
+        # Every process sweeps, API-only ones too (they measure the inputs they stored): the
+        # compare-and-swap on `expired_at` lets sweepers run side by side, and deleting files
+        # is idempotent.
+        sweeper = Sweeper(
+            store=self.tasks,
+            storage=self.storage,
+            policy=RetentionPolicy(settings.retention_seconds, settings.storage_max_bytes),
+            metrics=self.metrics,
+        )
+        self._spawn(sweeper.run(), "veo-gateway-retention")
         if not role.works:
             return
         if alone:  # no other worker is alive: its downloads' temp files are leftovers
@@ -211,17 +222,8 @@ class Background:
         self.notifier.subscribe(Channel.TASK_CREATED, lambda _: worker.wake())
         self.notifier.subscribe(Channel.TASK_FINISHED, lambda _: worker.wake())
         self.notifier.subscribe(Channel.TASK_FINISHED, lambda _: dispatcher.wake())
-        # The compare-and-swap on `expired_at` lets sweepers run side by side, and deleting
-        # files is idempotent, so every working process sweeps.
-        sweeper = Sweeper(
-            store=self.tasks,
-            storage=self.storage,
-            policy=RetentionPolicy(settings.retention_seconds, settings.storage_max_bytes),
-            metrics=self.metrics,
-        )
         self._spawn(worker.run(), "veo-gateway-worker")
         self._spawn(dispatcher.run(), "veo-gateway-webhooks")
-        self._spawn(sweeper.run(), "veo-gateway-retention")
 
     async def stop(self) -> None:
         """Cancel the background work, newest first (the worker lets submissions on the wire
