@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import fcntl
 import logging
-import os
 import shutil
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import IO
 
 import httpx
 import sqlalchemy as sa
@@ -41,17 +36,15 @@ from veo_gateway.media.storage import LocalStorage, describe_bytes
 from veo_gateway.observability.census import Census, KeyNames
 from veo_gateway.observability.metrics import Metrics
 from veo_gateway.observability.middleware import Observe
+from veo_gateway.roles import Background, Role, WorkerLock, claim
 from veo_gateway.settings import Settings
 from veo_gateway.store.database import create_engine, migrate
 from veo_gateway.store.keys import KeyStore
+from veo_gateway.store.notifier import Channel, open_notifier
 from veo_gateway.store.tasks import TaskStore
 from veo_gateway.store.usage import UsageReport
 from veo_gateway.upstreams import open_upstreams
-from veo_gateway.webhooks.dispatcher import DispatchConfig, WebhookDispatcher
 from veo_gateway.webhooks.sender import WebhookSender
-from veo_gateway.webhooks.store import WebhookStore
-from veo_gateway.worker.retention import RetentionPolicy, Sweeper
-from veo_gateway.worker.scheduler import Worker, WorkerConfig
 
 log = logging.getLogger("veo_gateway")
 
@@ -101,36 +94,6 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, unexpected)
 
 
-def _take_worker_lock(data_dir: Path) -> IO[str] | None:
-    """The single-worker lock of a SQLite data directory, or None if another process has it."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    # Opened without truncating: the file holds the holder's pid, which a process that finds
-    # the lock taken reports (opening with "w" would wipe it before knowing who has it).
-    handle = (data_dir / "worker.lock").open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        return None
-    try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-    except OSError:
-        pass  # the pid is only a hint for operators; a full disk must not stop the start
-    return handle
-
-
-def _lock_holder(data_dir: Path) -> str:
-    """Who holds the worker lock, as its file says ("pid 123"), for the operator's message."""
-    try:
-        pid = (data_dir / "worker.lock").read_text().strip()
-    except OSError:
-        pid = ""
-    return f"pid {pid}" if pid.isdigit() else "another process"
-
-
 class StartupError(Exception):
     """The gateway cannot start, for a reason an operator can fix (said in one line)."""
 
@@ -170,9 +133,12 @@ async def preflight(settings: Settings) -> None:
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    role, lock = claim(app.state.role, settings, app.state.worker_lock)
+    log.info("this process runs %s", role.value)
     engine = create_engine(settings.resolved_database_url)
     await migrate(engine)
-    tasks, keys = TaskStore(engine), KeyStore(engine)
+    notifier = open_notifier(engine)
+    tasks, keys = TaskStore(engine), KeyStore(engine, notifier)
     app.state.census, app.state.key_names = Census(engine), KeyNames(engine)
     storage = LocalStorage(
         settings.data_dir / "inputs",
@@ -192,80 +158,34 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     timeout = httpx.Timeout(settings.upstream_timeout, connect=10.0)
     upstream_client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-    worker_task: asyncio.Task[None] | None = None
-    webhooks_task: asyncio.Task[None] | None = None
-    sweeper_task: asyncio.Task[None] | None = None
     webhook_sender = WebhookSender(
         timeout=settings.webhook_timeout, allow_private=settings.allow_private_webhook_urls
     )
-    lock: IO[str] | None = None
+    background: Background | None = None
     stack = contextlib.AsyncExitStack()
     try:
-        # Every process sweeps (not only the worker-lock holder): the compare-and-swap on
-        # `expired_at` lets replicas sweep side by side, and deleting files is idempotent.
-        sweeper = Sweeper(
-            store=tasks,
-            storage=storage,
-            policy=RetentionPolicy(settings.retention_seconds, settings.storage_max_bytes),
-            metrics=app.state.metrics,
-        )
-        sweeper_task = asyncio.create_task(sweeper.run(), name="veo-gateway-retention")
         upstreams = await stack.enter_async_context(open_upstreams(settings, upstream_client))
         catalog, latency, upstream = upstreams.catalog, upstreams.latency, upstreams.description
         log.info("upstream: %s", upstream)
         for model in catalog:
             for seconds in await tasks.recent_latencies(model):
                 latency.observe(model, seconds)
+        auth = Authenticator(settings.client_keys, keys, cache_seconds=settings.key_cache_seconds)
+        # A key revoked in any process (the CLI, the admin API of any replica) is dropped here.
+        notifier.subscribe(Channel.KEY_REVOKED, auth.forget)
+        background = Background(
+            settings=settings,
+            engine=engine,
+            tasks=tasks,
+            storage=storage,
+            pool=upstreams.pool,
+            latency=latency,
+            notifier=notifier,
+            metrics=app.state.metrics,
+        )
+        await background.start(role, alone=lock is not None, sender=webhook_sender)
 
-        worker: Worker | None = None
-        if settings.worker_enabled:
-            lock = _take_worker_lock(settings.data_dir)
-            if lock is None:
-                # Two workers on one SQLite file would each release the other's leases at
-                # start-up (TaskStore.recover), so this process serves the API only.
-                log.warning(
-                    "not starting a worker: %s holds %s and runs it (one worker per SQLite data "
-                    "directory); this process serves the API and that worker takes its tasks. "
-                    "Running several workers needs PostgreSQL (VEO_GATEWAY_DATABASE_URL)",
-                    _lock_holder(settings.data_dir),
-                    settings.data_dir / "worker.lock",
-                )
-            else:
-                # No other worker is alive: its downloads' temp files are leftovers of a kill.
-                if swept := await asyncio.to_thread(storage.sweep_temp_files, worker_stopped=True):
-                    log.warning("removed %d temp file(s) left by an interrupted write", swept)
-                # Webhooks are sent by the process holding the worker lock, as tasks finish.
-                dispatcher = WebhookDispatcher(
-                    store=WebhookStore(tasks, engine, retention_seconds=settings.retention_seconds),
-                    sender=webhook_sender,
-                    config=DispatchConfig(
-                        endpoints=tuple(settings.webhook_endpoints),
-                        secrets=tuple(settings.webhook_secrets),
-                        timeout=settings.webhook_timeout,
-                        retry_base=settings.webhook_retry_base,
-                        retry_for=settings.webhook_retry_for,
-                    ),
-                )
-                worker = Worker(
-                    store=tasks,
-                    pool=upstreams.pool,
-                    storage=storage,
-                    latency=latency,
-                    config=WorkerConfig(
-                        poll_interval=settings.poll_interval,
-                        poll_concurrency=settings.poll_concurrency,
-                        task_timeout=settings.task_timeout,
-                        submit_attempts=settings.submit_attempts,
-                        space_wait=max(1.0, min(60.0, 4 * settings.poll_interval)),
-                    ),
-                    metrics=app.state.metrics,
-                    # A finished task's events go out at once, not at the next idle poll.
-                    on_finished=dispatcher.wake,
-                )
-                worker_task = asyncio.create_task(worker.run(), name="veo-gateway-worker")
-                webhooks_task = asyncio.create_task(dispatcher.run(), name="veo-gateway-webhooks")
-
-        if not settings.client_keys and await keys.count_live() == 0:
+        if role.serves_api and not settings.client_keys and await keys.count_live() == 0:
             try:
                 _, secret = await keys.create("default")
             except InsufficientStorage:
@@ -275,7 +195,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                     "no API keys were configured, so one was created (shown once, keep it): %s",
                     secret,
                 )
-        log.info("create API keys with: veo-gateway keys create --name NAME")
+        if role.serves_api:
+            log.info("create API keys with: veo-gateway keys create --name NAME")
         app.state.services = Services(
             settings=settings,
             catalog=catalog,
@@ -286,24 +207,20 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             image_limits=ImageLimits(
                 max_bytes=settings.image_max_bytes, max_pixels=settings.image_max_pixels
             ),
-            auth=Authenticator(
-                settings.client_keys, keys, cache_seconds=settings.key_cache_seconds
-            ),
-            worker=worker,
+            auth=auth,
+            worker=background.worker,
             upstream=upstream,
             pool=upstreams.pool,
             prices=PriceTable().with_overrides(upstreams.config.prices),
             usage=UsageReport(engine),
+            notifier=notifier,
         )
         yield
         log.info("shutting down")
     finally:
         stopping = time.monotonic()
-        for background in (sweeper_task, webhooks_task, worker_task):
-            if background is not None:
-                background.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await background
+        if background is not None:
+            await background.stop()
         await webhook_sender.aclose()
         await stack.aclose()
         await upstream_client.aclose()
@@ -311,13 +228,26 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await tasks.aclose()
         await engine.dispose()
         if lock is not None:
-            lock.close()
+            lock.release()
         log.info("stopped in %.1f s", time.monotonic() - stopping)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the gateway app; nothing is opened until its lifespan starts."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    role: Role | None = None,
+    worker_lock: WorkerLock | None = None,
+) -> FastAPI:
+    """Build the gateway app; nothing is opened until its lifespan starts.
+
+    `role` defaults to serve's (roles.py); `Role.WORKER` gives the worker's listener: health,
+    readiness and metrics, no public API. `worker_lock` is the SQLite worker lock when the
+    caller took it already (the `worker` command).
+    """
     settings = settings or Settings()
+    role = role or Role.of_serve(settings)
+    if not role.serves_api:
+        return _worker_listener(settings, role, worker_lock)
     app = FastAPI(
         title="veo-gateway",
         version="0.1.0",
@@ -327,9 +257,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # measurable part of a status poll; the gateway's own metrics are at /metrics.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.state.settings = settings
-    app.state.metrics = Metrics()
-    _install_error_handlers(app)
+    _prepare(app, settings, role, worker_lock)
     app.include_router(health.router)
     app.include_router(videos.router)
     app.include_router(models.router)
@@ -343,5 +271,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(StatusRoute)
     app.add_middleware(HeaderSizeLimit, limit=settings.max_header_bytes)
     # Outermost, so status polls are counted and logged, and every answer has a request id.
+    app.add_middleware(Observe, metrics=app.state.metrics, access_log=settings.access_log)
+    return app
+
+
+def _prepare(app: FastAPI, settings: Settings, role: Role, worker_lock: WorkerLock | None) -> None:
+    app.state.settings = settings
+    app.state.role = role
+    app.state.worker_lock = worker_lock
+    app.state.metrics = Metrics()
+    _install_error_handlers(app)
+
+
+def _worker_listener(settings: Settings, role: Role, worker_lock: WorkerLock | None) -> FastAPI:
+    """The worker's app: its lifespan runs the background work; /healthz, /readyz, /metrics."""
+    app = FastAPI(
+        title="veo-gateway worker",
+        lifespan=_lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
+    _prepare(app, settings, role, worker_lock)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.add_middleware(HeaderSizeLimit, limit=settings.max_header_bytes)
     app.add_middleware(Observe, metrics=app.state.metrics, access_log=settings.access_log)
     return app

@@ -1,4 +1,4 @@
-"""The `veo-gateway` command: serve and emulator; keys (cli_keys.py); generate and videos
+"""The `veo-gateway` command: serve, worker and emulator; keys (cli_keys.py); generate and videos
 (cli_client.py)."""
 
 from __future__ import annotations
@@ -60,18 +60,28 @@ SERVE_EPILOG = "\n\n".join(
 )
 
 
+def _upstream(settings: Settings) -> str:
+    if settings.uses_emulator:
+        return "upstream: the built-in Veo emulator (set GEMINI_API_KEY to use Google)"
+    return f"upstream: Gemini API at {settings.gemini_base_url}"
+
+
 def banner(settings: Settings) -> list[str]:
     """What `serve` prints before it starts: where it listens, its upstream, and a first request."""
     url = f"http://{settings.host}:{settings.port}"
     body = f'{{"model":"{DEFAULT_MODEL}","prompt":"a cat"}}'
-    upstream = (
-        "upstream: the built-in Veo emulator (set GEMINI_API_KEY to use Google)"
-        if settings.uses_emulator
-        else f"upstream: Gemini API at {settings.gemini_base_url}"
+    role = (
+        []
+        if settings.worker_enabled
+        else [
+            "API only: no worker in this process (--no-worker or VEO_GATEWAY_WORKER_ENABLED="
+            "false); tasks wait for `veo-gateway worker` on the same database"
+        ]
     )
     return [
         f"veo-gateway listening on {url}  (data in {settings.data_dir.resolve()})",
-        upstream,
+        *role,
+        _upstream(settings),
         "API keys: `veo-gateway keys create --name NAME`, or VEO_GATEWAY_API_KEYS=k1,k2",
         # Without a content type curl sends -d as a form, which is not what the API reads.
         f"try: curl -H 'Authorization: Bearer KEY' -H 'Content-Type: application/json' "
@@ -83,6 +93,16 @@ def banner(settings: Settings) -> list[str]:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    worker: Annotated[
+        bool | None,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Run the background work in this process too (default: "
+            "VEO_GATEWAY_WORKER_ENABLED, true). --no-worker: the API only, beside "
+            "`veo-gateway worker`.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the gateway (and, with no GEMINI_API_KEY, the built-in emulator in-process)."""
     import asyncio
@@ -91,7 +111,8 @@ def serve(
     from veo_gateway.http_server import uvicorn_options
 
     settings = Settings()
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    given = {"host": host, "port": port, "worker_enabled": worker}
+    overrides = {k: v for k, v in given.items() if v is not None}
     if overrides:
         settings = settings.model_copy(update=overrides)
     configure_logging(settings.log_level, settings.log_format)
@@ -110,6 +131,55 @@ def serve(
         log_config=None,
         access_log=False,
         **uvicorn_options(settings),
+    )
+
+
+def worker_banner(settings: Settings, host: str, port: int) -> list[str]:
+    """What `worker` prints before it starts."""
+    url = f"http://{host}:{port}"
+    return [
+        f"veo-gateway worker: the background work only, no public API  (data in "
+        f"{settings.data_dir.resolve()})",
+        f"health, readiness and metrics on {url}/healthz, {url}/readyz, {url}/metrics",
+        _upstream(settings),
+    ]
+
+
+@app.command(epilog=SERVE_EPILOG)
+def worker(
+    host: Annotated[
+        str | None, typer.Option(help="Address of the listener (default VEO_GATEWAY_HOST).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port of the listener (default VEO_GATEWAY_WORKER_PORT, 8002)."),
+    ] = None,
+) -> None:
+    """Run the background work only: submit, poll, store videos, send webhooks, sweep."""
+    import asyncio
+
+    from veo_gateway.app import StartupError, create_app, preflight
+    from veo_gateway.roles import Role, WorkerLockHeld, claim
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    bind_host, bind_port = host or settings.host, port or settings.worker_port
+    try:
+        asyncio.run(preflight(settings))
+        # Taken before the listener starts, so a refusal is this one line.
+        role, lock = claim(Role.WORKER, settings)
+    except (StartupError, WorkerLockHeld) as exc:
+        typer.echo(f"veo-gateway: cannot start: {exc}", err=True)
+        raise SystemExit(1) from None
+    for line in worker_banner(settings, bind_host, bind_port):
+        typer.echo(line)
+    uvicorn.run(
+        create_app(settings, role=role, worker_lock=lock),
+        host=bind_host,
+        port=bind_port,
+        log_level=settings.log_level,
+        log_config=None,
+        access_log=False,
     )
 
 

@@ -110,11 +110,13 @@ def _open_url(data_dir: Path | None, database_url: str | None, *, create: bool) 
 @asynccontextmanager
 async def _database(url: str) -> AsyncIterator[tuple[KeyStore, UsageReport]]:
     from veo_gateway.store.database import create_engine, migrate
+    from veo_gateway.store.notifier import open_notifier
 
     engine = create_engine(url)
     try:
         await migrate(engine)
-        yield KeyStore(engine), UsageReport(engine)
+        # A revocation is announced, so gateways on PostgreSQL drop the key at once.
+        yield KeyStore(engine, open_notifier(engine)), UsageReport(engine)
     finally:
         await engine.dispose()
 
@@ -245,7 +247,8 @@ def keys_revoke(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Revoke a stored key (a running gateway stops accepting it within 5 seconds)."""
+    """Revoke a stored key (gateways on PostgreSQL refuse it at once; on SQLite within
+    VEO_GATEWAY_KEY_CACHE_SECONDS)."""
     if not _run(lambda keys, _: keys.revoke(key_id), data_dir, database_url):
         typer.echo(f"no active key with id {key_id}", err=True)
         raise typer.Exit(1)

@@ -54,8 +54,9 @@ class Settings(BaseSettings):
         5.0,
         ge=0,
         description="Seconds a stored client key, once found, is trusted without looking it up "
-        "again: a key revoked from the command line or on another replica stops working within "
-        "this time. 0: every request looks its key up.",
+        "again. A revocation is announced to every process on PostgreSQL (and to the process "
+        "that revoked it), which drop the key at once; on SQLite a key revoked from the command "
+        "line stops working within this time. 0: every request looks its key up.",
     )
     gemini_api_key: str | None = Field(
         None,
@@ -100,7 +101,22 @@ class Settings(BaseSettings):
     )
     image_max_redirects: int = Field(3, description="Redirects followed for one image URL.")
     worker_enabled: bool = Field(
-        True, description="Run the worker (submit, poll, download) inside the serve process."
+        True,
+        description="Run the background work (submit, poll, download, webhooks, retention) "
+        "inside the serve process. false (or `serve --no-worker`): the API only, with "
+        "`veo-gateway worker` running beside it.",
+    )
+    worker_idle_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds the worker sleeps when nothing is due before it looks for work "
+        "anyway. A created task wakes it at once (on PostgreSQL, in any process); this look "
+        "is the fallback.",
+    )
+    worker_port: int = Field(
+        8002,
+        description="Port of `veo-gateway worker`'s listener (/healthz, /readyz, /metrics; "
+        "no public API).",
     )
     max_in_flight: int = Field(
         20, description="Upstream operations in flight at once; more tasks wait queued."

@@ -161,10 +161,10 @@ async def update_key(key_id: str, request: Request, services: ServicesDep) -> JS
     "/keys/{key_id}", responses={**ok(schemas.ApiKey, "The key, revoked."), **errors(404)}
 )
 async def revoke_key(key_id: str, services: ServicesDep) -> JSONResponse:
-    """Revoke a key: it stops working at once on this replica (within 5 s on others)."""
-    if not await services.keys.revoke(key_id):
+    """Revoke a key: it stops working at once on this replica, and on the others as soon as
+    they hear of it (PostgreSQL), within VEO_GATEWAY_KEY_CACHE_SECONDS at the latest."""
+    if not await services.keys.revoke(key_id):  # announced to every process's key cache
         raise NotFound(f"no active API key with id {key_id!r}", param="id")
-    services.auth.forget_cached()
     return JSONResponse((await _stored_key(services, key_id)).as_dict())
 
 

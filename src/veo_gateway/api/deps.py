@@ -17,6 +17,7 @@ from veo_gateway.media.storage import LocalStorage
 from veo_gateway.providers.pool import CredentialPool
 from veo_gateway.settings import Settings
 from veo_gateway.store.keys import KeyStore
+from veo_gateway.store.notifier import LocalNotifier, Notifier
 from veo_gateway.store.tasks import TaskStore
 from veo_gateway.store.usage import UsageReport
 from veo_gateway.worker.scheduler import Worker
@@ -39,6 +40,7 @@ class Services:
     pool: CredentialPool
     usage: UsageReport
     prices: PriceTable = field(default_factory=PriceTable)
+    notifier: Notifier = field(default_factory=LocalNotifier)
 
 
 def services_of(request: Request) -> Services:

@@ -40,6 +40,7 @@ from veo_gateway.errors import (
 from veo_gateway.media.frames import make_spritesheet, make_thumbnail
 from veo_gateway.media.images import resolve_images
 from veo_gateway.media.inputs import save_request
+from veo_gateway.store.notifier import Channel
 from veo_gateway.store.tasks import IdempotencyConflict, State, Task
 from veo_gateway.store.usage import Charge, check_model
 from veo_gateway.webhooks.callbacks import validate_callback_url
@@ -122,7 +123,8 @@ async def create_video(request: Request, services: ServicesDep, owner: OwnerDep)
             await services.tasks.delete(task.id)
             await services.storage.delete_inputs(task.id)
             raise refusal
-        services.worker.wake()
+    # Every worker (this process's, and on PostgreSQL every other's) looks for work now.
+    await services.notifier.publish(Channel.TASK_CREATED, task.id)
     log.info("task %s created (model %s, mode %s, %s)", task.id, task.model, parsed.mode, dialect)
     # The reply is the "accepted" object (spec: status "", OpenAI: queued), even when the task
     # was already handed to Google inline; the next GET shows it in progress.
@@ -315,6 +317,8 @@ async def delete_video(task_id: str, services: ServicesDep, owner: OwnerDep) -> 
         # The worker will not poll it any more (a submission's job gives it back too: a
         # release is idempotent, so a job that died with it cannot keep it).
         services.pool.release(before.upstream, task_id)
+        # Its slot is free: the workers (here and, on PostgreSQL, elsewhere) may take another.
+        await services.notifier.publish(Channel.TASK_FINISHED, task_id)
     await services.storage.delete_video(task_id)
     await services.storage.delete_inputs(task_id)
     log.info("task %s deleted (was %s)", task_id, before.state.value)

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from veo_gateway.store.notifier import LocalNotifier, Notifier
 from veo_gateway.store.reader import Build, EngineReader, Reader, SqliteReader
 
 T = TypeVar("T")
@@ -28,6 +29,8 @@ class Dialect(Protocol):
     name: str
     # Queue this process's writers in front of the database (SQLite has one writer at a time).
     serial_writes: bool
+    # One worker process per database (SQLite: the data directory's lock), or any number.
+    single_worker: bool
 
     def create_engine(self, url: sa.URL) -> AsyncEngine:
         """An async engine on `url`, set up for this database."""
@@ -55,6 +58,10 @@ class Dialect(Protocol):
         """The status poll's reader of `table`'s rows by `key`: this database's leanest path."""
         ...
 
+    def notifier(self, engine: AsyncEngine) -> Notifier:
+        """Wake-ups and revocations for the processes on this database (store/notifier.py)."""
+        ...
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets status reads run while the worker writes; NORMAL sync is durable in WAL mode
@@ -76,6 +83,7 @@ class SQLite:
 
     name = "sqlite"
     serial_writes = True
+    single_worker = True
 
     def create_engine(self, url: sa.URL) -> AsyncEngine:
         """The engine, with the file's directory created and WAL turned on."""
@@ -111,6 +119,10 @@ class SQLite:
             return EngineReader(engine, table, key, build)
         return SqliteReader(path, table, key, build)
 
+    def notifier(self, engine: AsyncEngine) -> Notifier:
+        """This process's subscribers only: one process works on a SQLite file."""
+        return LocalNotifier()
+
 
 # Taken around migrations (pg_advisory_xact_lock): any 64-bit number no other code uses.
 _MIGRATION_LOCK = 0x7665_6F5F_6D69_6772  # "veo_migr"
@@ -131,6 +143,7 @@ class PostgreSQL:
 
     name = "postgresql"
     serial_writes = False
+    single_worker = False
 
     def create_engine(self, url: sa.URL) -> AsyncEngine:
         """A pooled engine that checks each connection before use (a restarted server leaves
@@ -181,6 +194,12 @@ class PostgreSQL:
         from veo_gateway.store.postgres_reader import PostgresReader
 
         return PostgresReader(engine.url, table, key, build)
+
+    def notifier(self, engine: AsyncEngine) -> Notifier:
+        """LISTEN/NOTIFY on a connection of its own (store/pg_notifier.py)."""
+        from veo_gateway.store.pg_notifier import PostgresNotifier
+
+        return PostgresNotifier(engine)
 
 
 _DIALECTS: dict[str, Dialect] = {"sqlite": SQLite(), "postgresql": PostgreSQL()}

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from veo_gateway.store.database import disk_full_errors
+from veo_gateway.store.notifier import Channel, LocalNotifier, Notifier
 from veo_gateway.store.tables import api_keys
 from veo_gateway.store.usage import Limits
 
@@ -60,8 +61,10 @@ UNCHANGED: Any = object()
 class KeyStore:
     """Client keys in the database."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, notifier: Notifier | None = None) -> None:
         self._engine = engine
+        # Revocations are announced, so every process drops the key from its cache at once.
+        self._notifier = notifier or LocalNotifier()
 
     async def create(self, name: str, limits: Limits | None = None) -> tuple[ApiKey, str]:
         """Make a new key; returns it and the secret, which is not kept anywhere."""
@@ -169,7 +172,10 @@ class KeyStore:
                 .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=time.time())
             )
-        return bool(result.rowcount == 1)
+        revoked = bool(result.rowcount == 1)
+        if revoked:
+            await self._notifier.publish(Channel.KEY_REVOKED, key_id)
+        return revoked
 
     async def count_live(self) -> int:
         """How many keys are not revoked."""

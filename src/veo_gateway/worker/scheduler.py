@@ -20,7 +20,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,13 +88,13 @@ class Worker:
         latency: LatencyModel,
         config: WorkerConfig,
         metrics: WorkerMetrics | None = None,
-        on_finished: Callable[[], None] | None = None,
+        on_finished: Callable[[], Awaitable[None]] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._store = store
         # The jitter of retries and polls (a test passes its own, to know every delay).
         self._random = rng or random.Random()
-        self._on_finished = on_finished or (lambda: None)
+        self._on_finished = on_finished or _nothing
         self._metrics = metrics or WorkerMetrics()
         self._pool = pool
         self._storage = storage
@@ -551,7 +551,7 @@ class Worker:
             self._latency.observe(task.model, now - (task.submitted_at or now))
             self._metrics.task_completed(task.model, now - (task.submitted_at or now))
             log.info("task %s completed (%d bytes)", task.id, size)
-            self._on_finished()
+            await self._on_finished()
         else:
             # Cancelled meanwhile (the cancel released its slot): keep no orphan file.
             self._pool.release(task.upstream, task.id)
@@ -588,7 +588,11 @@ class Worker:
         ):
             self._pool.release(task.upstream, task.id)
             log.info("task %s failed: %s", task.id, reason)
-            self._on_finished()
+            await self._on_finished()
+
+
+async def _nothing() -> None:
+    pass
 
 
 def _whole_video(path: Path) -> None:
