@@ -41,6 +41,7 @@ from veo_gateway.observability.census import Census, KeyNames
 from veo_gateway.observability.metrics import Metrics
 from veo_gateway.observability.middleware import Observe
 from veo_gateway.settings import Settings
+from veo_gateway.store.credentials import CredentialStore
 from veo_gateway.store.database import create_engine, migrate
 from veo_gateway.store.keys import KeyStore
 from veo_gateway.store.tasks import TaskStore
@@ -203,7 +204,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             metrics=app.state.metrics,
         )
         sweeper_task = asyncio.create_task(sweeper.run(), name="veo-gateway-retention")
-        upstreams = await stack.enter_async_context(open_upstreams(settings, upstream_client))
+        upstreams = await stack.enter_async_context(
+            open_upstreams(settings, upstream_client, CredentialStore(tasks))
+        )
         catalog, latency, upstream = upstreams.catalog, upstreams.latency, upstreams.description
         log.info("upstream: %s", upstream)
         for model in catalog:

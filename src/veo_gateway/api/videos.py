@@ -314,7 +314,7 @@ async def delete_video(task_id: str, services: ServicesDep, owner: OwnerDep) -> 
     if before.state in (State.SUBMITTING, State.IN_PROGRESS):
         # The worker will not poll it any more (a submission's job gives it back too: a
         # release is idempotent, so a job that died with it cannot keep it).
-        services.pool.release(before.upstream, task_id)
+        await services.pool.release(before.upstream, task_id)
     await services.storage.delete_video(task_id)
     await services.storage.delete_inputs(task_id)
     log.info("task %s deleted (was %s)", task_id, before.state.value)
