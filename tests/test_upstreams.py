@@ -31,7 +31,10 @@ async def test_the_embedded_emulators_latency_is_not_handed_to_the_schedule(
 ) -> None:
     settings = Settings(data_dir=tmp_path, gemini_api_key=None, emulator_latency="0.2-0.4")
     row = Catalog()[FAST]
-    async with httpx.AsyncClient() as client, open_upstreams(settings, client, credentials) as upstreams:
+    async with (
+        httpx.AsyncClient() as client,
+        open_upstreams(settings, client, credentials) as upstreams,
+    ):
         assert upstreams.description.startswith("built-in emulator")
         # The catalog's latencies, as against Google: not the emulator's 0.2 to 0.4 s.
         assert upstreams.latency.first_poll_after(FAST) == row.min_latency
@@ -42,5 +45,8 @@ async def test_a_configured_first_poll_is_used_for_every_upstream(
     tmp_path: Path, credentials: CredentialStore
 ) -> None:
     settings = Settings(data_dir=tmp_path, gemini_api_key=None, first_poll_after=0.3)
-    async with httpx.AsyncClient() as client, open_upstreams(settings, client, credentials) as upstreams:
+    async with (
+        httpx.AsyncClient() as client,
+        open_upstreams(settings, client, credentials) as upstreams,
+    ):
         assert upstreams.latency.first_poll_after(FAST) == 0.3

@@ -45,8 +45,9 @@ class Upstreams:
 async def open_upstreams(
     settings: Settings, client: httpx.AsyncClient, credentials: CredentialStore
 ) -> AsyncIterator[Upstreams]:
-    """The upstreams for these settings (their credentials' shared state in `credentials`); with no credentials, the emulator, served in-process
-    on a loopback port of its own and reached through the real Gemini adapter."""
+    """The upstreams for these settings, their credentials' shared state kept in
+    `credentials`; with no credentials, the emulator, served in-process on a loopback port of
+    its own and reached through the real Gemini adapter."""
     emulators: list[BackgroundServer] = []
     try:
         if settings.config is not None:

@@ -79,7 +79,10 @@ def replicas(tmp_path: Path, database_url: str) -> Iterator[Replicas]:  # noqa: 
     ids=["in-flight", "seconds-per-day", "monthly-budget"],
 )
 def test_racing_creates_on_two_replicas_pass_no_limit_of_their_key(
-    replicas: Replicas, database_url: str, limits: Limits, says: str  # noqa: F811
+    replicas: Replicas,
+    database_url: str,  # noqa: F811
+    limits: Limits,
+    says: str,
 ) -> None:
     # API-only replicas: every task stays queued, so all count against the key at once.
     urls = replicas(worker_enabled=False)

@@ -45,9 +45,7 @@ def pool_of(
         for k in keys
     ]
     routes = {MODEL: (Target("a", MODEL),)}
-    return CredentialPool(
-        credentials, routes, store=CredentialStore(store), max_in_flight=pool_cap
-    )
+    return CredentialPool(credentials, routes, store=CredentialStore(store), max_in_flight=pool_cap)
 
 
 @pytest.fixture
