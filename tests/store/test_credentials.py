@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from tests.support.databases import database_url  # noqa: F401 (a fixture)
 from veo_gateway.config import Target
-from veo_gateway.providers.pool import Credential, CredentialPool, NoRoute
+from veo_gateway.providers.pool import BUSY_FOR, Credential, CredentialPool, NoRoute
 from veo_gateway.store.credentials import HANDOVER, CredentialStore
 from veo_gateway.store.database import create_engine, migrate
 from veo_gateway.store.tables import credential_requests, credential_slots
@@ -189,7 +189,27 @@ async def test_a_dead_workers_slot_is_freed_by_its_tasks_state_not_by_its_worker
     await _claimed(alive, "running", lease_seconds=600.0)
     assert await alive.pool.acquire(MODEL, "other") is None
     assert await alive.store.transition("running", State.SUBMITTING, State.FAILED)
-    assert await alive.pool.acquire(MODEL, "other") is not None
+    assert (await alive.pool.states())["k"].in_flight == 0
+    another = pool_of(alive.store, rpm=1000, cap=1, keys=("k",))
+    assert await another.acquire(MODEL, "other") is not None
+
+
+async def test_a_busy_model_is_asked_again_after_a_release_here_or_soon_after_one_elsewhere(
+    workers: list[Worker],
+) -> None:
+    repool(workers, rpm=1000, cap=1, keys=("k",))
+    first, second = workers
+    start = time.time()
+    assert await first.pool.acquire(MODEL, "a", now=start) is not None
+    assert await second.pool.acquire(MODEL, "b", now=start) is None
+    assert await first.pool.acquire(MODEL, "c", now=start) is None
+    # Given back here: this pool asks the database again at once.
+    await first.pool.release("k", "a")
+    assert await first.pool.acquire(MODEL, "c", now=start) is not None
+    await first.pool.release("k", "c")
+    # Given back elsewhere: the other pool still takes the model as busy, for BUSY_FOR.
+    assert await second.pool.acquire(MODEL, "b", now=start + BUSY_FOR / 2) is None
+    assert await second.pool.acquire(MODEL, "b", now=start + BUSY_FOR) is not None
 
 
 async def test_a_requeued_task_takes_a_slot_again_though_its_dead_worker_kept_one(

@@ -29,6 +29,12 @@ from veo_gateway.store.credentials import CredentialState, CredentialStore, Take
 
 log = logging.getLogger("veo_gateway.pool")
 
+# Seconds a model found with no free credential is taken as still busy without asking the
+# database again, unless this process gives a slot back meanwhile: a worker's round tries each
+# queued task, and all but the first would find the same. Another process's release is seen
+# at most this late.
+BUSY_FOR = 0.5
+
 
 @dataclass
 class Credential:
@@ -94,6 +100,7 @@ class CredentialPool:
         self._routes = routes
         self._store = store
         self._max_in_flight = max_in_flight
+        self._busy_until: dict[str, float] = {}  # model -> when to ask the database again
 
     def get(self, credential_id: str | None) -> Credential | None:
         """The credential a task is pinned to, if it is still configured."""
@@ -122,9 +129,14 @@ class CredentialPool:
         candidates = self._candidates(model)
         if not candidates:
             raise NoRoute(f"no upstream credential can serve {model} (no route)")
+        if now < self._busy_until.get(model, -math.inf):
+            return None
         models = {c.id: m for c, m in reversed(candidates)}  # a credential's first target wins
+        found_busy = False
 
         def choose(taken: Taken) -> str | None:
+            nonlocal found_busy
+            found_busy = True  # unless a credential is chosen below
             states = taken.states
             if all(states[c.id].out_of_service for c, _ in candidates):
                 reasons = "; ".join(f"{c.id}: {states[c.id].out_of_service}" for c, _ in candidates)
@@ -134,10 +146,13 @@ class CredentialPool:
             ready = [c for c, _ in candidates if c.free_at(states[c.id], now) <= now]
             if not ready:
                 return None
+            found_busy = False
             return min(ready, key=lambda c: states[c.id].in_flight).id
 
         pool = None if self._max_in_flight is None else list(self._credentials)
         chosen = await self._store.acquire(list(models), holder, choose, now=now, pool=pool)
+        if found_busy:
+            self._busy_until[model] = now + BUSY_FOR
         if chosen is None:
             return None
         credential = self._credentials[chosen]
@@ -165,6 +180,7 @@ class CredentialPool:
         if credential is not None:
             credential.holders.discard(holder)
             await self._store.release(credential.id, holder)
+            self._busy_until.clear()
 
     async def cool_down(
         self, credential_id: str, seconds: float | None = None, now: float | None = None
@@ -196,6 +212,7 @@ class CredentialPool:
         await self._store.put_back_in_service(list(self._credentials))
         for cid, task_ids in known.items():
             self._credentials[cid].holders.update(task_ids)
+        self._busy_until.clear()
 
     async def can_take_work(self) -> bool:
         """True when at least one credential is in service (readiness)."""
