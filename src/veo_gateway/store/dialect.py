@@ -38,6 +38,7 @@ class SQLiteDialect:
         Python's sqlite3 begins a transaction only at its first write, so the reads a
         check-then-write makes before it would see a state another process may change before
         the write lands. Writing first makes every other writer wait until this one commits.
+        (Any table would do; `tasks` is in every version of the schema.)
         """
         await conn.execute(sa.text("UPDATE tasks SET id = id WHERE 0"))
 
