@@ -38,6 +38,7 @@ from veo_gateway.observability.metrics import Metrics
 from veo_gateway.observability.middleware import Observe
 from veo_gateway.roles import Background, Role, WorkerLock, claim
 from veo_gateway.settings import Settings
+from veo_gateway.store.credentials import CredentialStore
 from veo_gateway.store.database import create_engine, migrate
 from veo_gateway.store.keys import KeyStore
 from veo_gateway.store.notifier import Channel, open_notifier
@@ -164,7 +165,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     background: Background | None = None
     stack = contextlib.AsyncExitStack()
     try:
-        upstreams = await stack.enter_async_context(open_upstreams(settings, upstream_client))
+        upstreams = await stack.enter_async_context(
+            open_upstreams(settings, upstream_client, CredentialStore(tasks))
+        )
         catalog, latency, upstream = upstreams.catalog, upstreams.latency, upstreams.description
         log.info("upstream: %s", upstream)
         for model in catalog:

@@ -22,6 +22,7 @@ from veo_gateway.providers.pool import CredentialPool
 from veo_gateway.providers.registry import build_pool
 from veo_gateway.servers import BackgroundServer
 from veo_gateway.settings import Settings
+from veo_gateway.store.credentials import CredentialStore
 
 log = logging.getLogger("veo_gateway")
 
@@ -41,9 +42,12 @@ class Upstreams:
 
 
 @contextlib.asynccontextmanager
-async def open_upstreams(settings: Settings, client: httpx.AsyncClient) -> AsyncIterator[Upstreams]:
-    """The upstreams for these settings; with no credentials, the emulator, served in-process
-    on a loopback port of its own and reached through the real Gemini adapter."""
+async def open_upstreams(
+    settings: Settings, client: httpx.AsyncClient, credentials: CredentialStore
+) -> AsyncIterator[Upstreams]:
+    """The upstreams for these settings, their credentials' shared state kept in
+    `credentials`; with no credentials, the emulator, served in-process on a loopback port of
+    its own and reached through the real Gemini adapter."""
     emulators: list[BackgroundServer] = []
     try:
         if settings.config is not None:
@@ -87,7 +91,7 @@ async def open_upstreams(settings: Settings, client: httpx.AsyncClient) -> Async
         catalog = Catalog(config.models)
         yield Upstreams(
             config=config,
-            pool=build_pool(config, client, max_in_flight=settings.max_in_flight),
+            pool=build_pool(config, client, credentials, max_in_flight=settings.max_in_flight),
             catalog=catalog,
             latency=LatencyModel(catalog, first_poll=settings.first_poll_after),
             description=description,

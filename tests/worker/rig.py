@@ -24,6 +24,7 @@ from veo_gateway.emulator.faults import FaultInjector, Faults
 from veo_gateway.media.storage import LocalStorage
 from veo_gateway.providers.gemini import GeminiProvider
 from veo_gateway.providers.pool import Credential, CredentialPool
+from veo_gateway.store.credentials import CredentialStore
 from veo_gateway.store.database import create_engine, migrate
 from veo_gateway.store.tasks import State, Task, TaskStore
 from veo_gateway.worker.scheduler import Worker, WorkerConfig
@@ -161,7 +162,9 @@ async def rigs(
         credential = Credential(
             id=credential_id, upstream="emu", provider=provider, rpm=1000, max_in_flight=1
         )
-        pool = CredentialPool([credential], {FAST: (Target("emu", FAST),)})
+        pool = CredentialPool(
+            [credential], {FAST: (Target("emu", FAST),)}, store=CredentialStore(store)
+        )
         knobs: dict[str, Any] = {
             "poll_interval": 0.05,
             "idle_wait": 0.05,

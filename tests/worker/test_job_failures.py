@@ -30,6 +30,7 @@ from veo_gateway.media.storage import LocalStorage
 from veo_gateway.providers.base import OperationStatus, Provider
 from veo_gateway.providers.gemini import GeminiProvider
 from veo_gateway.providers.pool import Credential, CredentialPool
+from veo_gateway.store.credentials import CredentialStore
 from veo_gateway.store.database import create_engine, migrate
 from veo_gateway.store.tasks import State, Task, TaskStore
 from veo_gateway.worker.scheduler import Worker, WorkerConfig
@@ -129,7 +130,9 @@ async def world(
         credential = Credential(
             id="emu#1", upstream="emu", provider=provider, rpm=1000, max_in_flight=1
         )
-        pool = CredentialPool([credential], {FAST: (Target("emu", FAST),)})
+        pool = CredentialPool(
+            [credential], {FAST: (Target("emu", FAST),)}, store=CredentialStore(store)
+        )
         worker = Worker(
             store=store,
             pool=pool,

@@ -35,7 +35,8 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     """Ready when the database answers, storage is writable with more free space than the
     floor, and an upstream can take work.
 
-    Lists each credential's state, so one taken out of service (401/403) shows here.
+    Lists each credential's state as every process shares it (in the database), so one
+    cooling down after a 429 or taken out of service (401/403) by any worker shows here.
     """
     checks: dict[str, Any] = {}
     try:
@@ -53,18 +54,28 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     else:
         checks["storage"] = "ok"
     now = time.time()
-    credentials = [
-        {
-            "id": c.id,
-            "upstream": c.upstream,
-            "in_flight": c.in_flight,
-            "max_in_flight": c.max_in_flight,
-            "cooling_down_for": max(0.0, round(c.cool_until - now, 1)),
-            "out_of_service": c.disabled,
-        }
-        for c in services.pool.credentials()
-    ]
-    checks["upstreams"] = "ok" if services.pool.can_take_work() else "error: none in service"
+    credentials: list[dict[str, Any]] = []
+    try:
+        # Shared by every process: what any worker saw (a 429, a 401/403) shows on every replica.
+        states = await services.pool.states(now)
+    except Exception as exc:  # the database check above says why
+        checks["upstreams"] = f"error: credential state unreadable ({type(exc).__name__})"
+    else:
+        for c in services.pool.credentials():
+            state = states[c.id]
+            credentials.append(
+                {
+                    "id": c.id,
+                    "upstream": c.upstream,
+                    "in_flight": state.in_flight,
+                    "max_in_flight": c.max_in_flight,
+                    "cooling_down_for": max(0.0, round(state.cool_until - now, 1)),
+                    "out_of_service": state.out_of_service,
+                    "out_of_service_since": state.out_since,
+                }
+            )
+        in_service = any(state.out_of_service is None for state in states.values())
+        checks["upstreams"] = "ok" if in_service else "error: none in service"
     ready = all(value == "ok" for value in checks.values())
     return JSONResponse(
         {

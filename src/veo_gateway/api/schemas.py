@@ -313,15 +313,18 @@ class Health(BaseModel):
 
 
 class Credential(BaseModel):
-    """One upstream credential's state."""
+    """One upstream credential's state, as every process shares it."""
 
     id: str
     upstream: str
-    in_flight: int
+    in_flight: int = Field(description="Slots taken by every worker on the database.")
     max_in_flight: int | None
-    cooling_down_for: float
+    cooling_down_for: float = Field(description="Seconds left of its rest after a 429.")
     out_of_service: str | None = Field(
         description="Why the credential was taken out of service; null while it is in service."
+    )
+    out_of_service_since: float | None = Field(
+        None, description="Unix time it was taken out of service; null while in service."
     )
 
 

@@ -316,7 +316,7 @@ async def delete_video(task_id: str, services: ServicesDep, owner: OwnerDep) -> 
     if before.state in (State.SUBMITTING, State.IN_PROGRESS):
         # The worker will not poll it any more (a submission's job gives it back too: a
         # release is idempotent, so a job that died with it cannot keep it).
-        services.pool.release(before.upstream, task_id)
+        await services.pool.release(before.upstream, task_id)
         # Its slot is free: the workers (here and, on PostgreSQL, elsewhere) may take another.
         await services.notifier.publish(Channel.TASK_FINISHED, task_id)
     await services.storage.delete_video(task_id)

@@ -1,8 +1,13 @@
 """The credential pool: which upstream credential may take the next submission, and when.
 
 Each credential has a requests-per-minute limit and a cap on operations in flight. A 429 cools
-it down for a while; a 401 or 403 takes it out of service until restart (and says why). A task
-stays pinned to the credential that submitted it: its polls and download use that one.
+it down for a while; a 401 or 403 takes it out of service (and says why) until a worker starts
+again. A task stays pinned to the credential that submitted it: its polls and download use
+that one.
+
+The caps hold for every process on the database together: the slots, the window, cool-downs and
+out-of-service marks live there (store/credentials.py), and this pool decides, under the
+store's lock, which of a model's credentials takes a submission.
 
 A slot in flight is held by a task id, not counted: releasing is idempotent, so every path
 that ends a task's hold (a finished job, a failure, a DELETE, whatever raised) may release it
@@ -12,16 +17,23 @@ without a second release freeing someone else's slot, and none can leak it.
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from veo_gateway.config import Target
 from veo_gateway.errors import UpstreamError
 from veo_gateway.providers.base import Provider
+from veo_gateway.store.credentials import CredentialState, CredentialStore, Taken
 
 log = logging.getLogger("veo_gateway.pool")
+
+# Seconds a model found with no free credential is taken as still busy without asking the
+# database again, unless this process gives a slot back meanwhile: a worker's round tries each
+# queued task, and all but the first would find the same. Another process's release is seen
+# at most this late.
+BUSY_FOR = 0.5
 
 
 @dataclass
@@ -34,32 +46,19 @@ class Credential:
     rpm: int
     max_in_flight: int
     cool_down_seconds: float = 30.0
-    cool_until: float = 0.0
-    disabled: str | None = None
-    # The tasks holding a slot: submitting, or running upstream.
+    # The tasks this process took a slot for and has not given back (a cache for logs and
+    # tests; the database holds every process's slots, and decides).
     holders: set[str] = field(default_factory=set)
-    _recent: deque[float] = field(default_factory=deque)
 
     @property
     def in_flight(self) -> int:
-        """Slots taken (tasks being submitted or running upstream)."""
+        """Slots this process holds on the credential."""
         return len(self.holders)
 
-    def _trim(self, now: float) -> None:
-        while self._recent and self._recent[0] <= now - 60.0:
-            self._recent.popleft()
-
-    def free_at(self, now: float) -> float:
-        """When this credential can take a submission (now if it can; inf if never)."""
-        if self.disabled is not None:
-            return float("inf")
-        self._trim(now)
-        ready = max(now, self.cool_until)
-        if len(self._recent) >= self.rpm:
-            ready = max(ready, self._recent[0] + 60.0)
-        if self.in_flight >= self.max_in_flight:
-            return float("inf")  # freed by a finishing task, which wakes the worker
-        return ready
+    def free_at(self, state: CredentialState, now: float) -> float:
+        """When this credential can take a submission, by its shared state (inf: never, or not
+        before a slot is given back, which wakes the worker)."""
+        return state.free_at(now, self.rpm, self.max_in_flight)
 
 
 @dataclass(frozen=True)
@@ -94,11 +93,14 @@ class CredentialPool:
         credentials: Iterable[Credential],
         routes: dict[str, tuple[Target, ...]],
         *,
+        store: CredentialStore,
         max_in_flight: int | None = None,
     ) -> None:
         self._credentials = {c.id: c for c in credentials}
         self._routes = routes
+        self._store = store
         self._max_in_flight = max_in_flight
+        self._busy_until: dict[str, float] = {}  # model -> when to ask the database again
 
     def get(self, credential_id: str | None) -> Credential | None:
         """The credential a task is pinned to, if it is still configured."""
@@ -116,69 +118,103 @@ class CredentialPool:
                     found.append((credential, target.model))
         return found
 
-    def total_in_flight(self) -> int:
-        """Operations running across every credential."""
-        return sum(c.in_flight for c in self._credentials.values())
-
-    def acquire(self, model: str, holder: str, now: float | None = None) -> Lease | None:
+    async def acquire(self, model: str, holder: str, now: float | None = None) -> Lease | None:
         """Reserve a slot for task `holder`'s submission of `model`, or None when all are busy.
 
-        Targets are tried in route order; within an upstream, the least loaded key first.
-        Raises NoRoute when every credential for the model is out of service.
+        Targets are tried in route order; within an upstream, the least loaded key first (by
+        every process's slots). Raises NoRoute when every credential for the model is out of
+        service.
         """
         now = time.time() if now is None else now
         candidates = self._candidates(model)
-        if not candidates or all(c.disabled for c, _ in candidates):
-            reasons = "; ".join(f"{c.id}: {c.disabled}" for c, _ in candidates) or "no route"
-            raise NoRoute(f"no upstream credential can serve {model} ({reasons})")
-        if self._max_in_flight is not None and self.total_in_flight() >= self._max_in_flight:
+        if not candidates:
+            raise NoRoute(f"no upstream credential can serve {model} (no route)")
+        if now < self._busy_until.get(model, -math.inf):
             return None
-        if any(holder in c.holders for c in self._credentials.values()):
-            return None  # its last job has not given its slot back yet: one slot per task
-        ready = [(c, m) for c, m in candidates if c.free_at(now) <= now]
-        if not ready:
-            return None
-        credential, upstream_model = min(ready, key=lambda pair: pair[0].in_flight)
-        credential.holders.add(holder)
-        credential._recent.append(now)
-        return Lease(credential, upstream_model)
+        models = {c.id: m for c, m in reversed(candidates)}  # a credential's first target wins
+        found_busy = False
 
-    def next_free_at(self, now: float | None = None) -> float:
+        def choose(taken: Taken) -> str | None:
+            nonlocal found_busy
+            found_busy = True  # unless a credential is chosen below
+            states = taken.states
+            if all(states[c.id].out_of_service for c, _ in candidates):
+                reasons = "; ".join(f"{c.id}: {states[c.id].out_of_service}" for c, _ in candidates)
+                raise NoRoute(f"no upstream credential can serve {model} ({reasons})")
+            if self._max_in_flight is not None and taken.total_in_flight >= self._max_in_flight:
+                return None
+            ready = [c for c, _ in candidates if c.free_at(states[c.id], now) <= now]
+            if not ready:
+                return None
+            found_busy = False
+            return min(ready, key=lambda c: states[c.id].in_flight).id
+
+        pool = None if self._max_in_flight is None else list(self._credentials)
+        chosen = await self._store.acquire(list(models), holder, choose, now=now, pool=pool)
+        if found_busy:
+            self._busy_until[model] = now + BUSY_FOR
+        if chosen is None:
+            return None
+        credential = self._credentials[chosen]
+        credential.holders.add(holder)
+        return Lease(credential, models[chosen])
+
+    async def states(self, now: float | None = None) -> dict[str, CredentialState]:
+        """Every credential's shared state (slots of every process, window, cool-down, out of
+        service), by id."""
+        now = time.time() if now is None else now
+        return await self._store.states(list(self._credentials), now)
+
+    async def next_free_at(self, now: float | None = None) -> float:
         """The earliest moment a cooling or rate-limited credential frees up (inf: none)."""
         now = time.time() if now is None else now
-        return min((c.free_at(now) for c in self._credentials.values()), default=float("inf"))
+        states = await self.states(now)
+        return min(
+            (c.free_at(states[c.id], now) for c in self._credentials.values()), default=math.inf
+        )
 
-    def release(self, credential_id: str | None, holder: str) -> None:
+    async def release(self, credential_id: str | None, holder: str) -> None:
         """Task `holder`'s operation on this credential ended (or its submission did not start
         one); releasing a slot already released does nothing."""
         credential = self.get(credential_id)
         if credential is not None:
             credential.holders.discard(holder)
+            await self._store.release(credential.id, holder)
+            self._busy_until.clear()
 
-    def cool_down(self, credential_id: str, seconds: float | None = None) -> None:
-        """The upstream said 429: give this credential a rest (its configured time)."""
+    async def cool_down(
+        self, credential_id: str, seconds: float | None = None, now: float | None = None
+    ) -> None:
+        """The upstream said 429: give this credential a rest (its configured time), seen by
+        every process."""
         credential = self.get(credential_id)
         if credential is not None:
             seconds = credential.cool_down_seconds if seconds is None else seconds
-            credential.cool_until = max(credential.cool_until, time.time() + seconds)
+            now = time.time() if now is None else now
+            await self._store.cool_down(credential.id, now + seconds)
             log.warning(
                 "credential %s is rate limited; cooling down %.0f s", credential_id, seconds
             )
 
-    def disable(self, credential_id: str, reason: str) -> None:
-        """The upstream refused the credential itself (401/403): stop using it."""
+    async def disable(self, credential_id: str, reason: str) -> None:
+        """The upstream refused the credential itself (401/403): no process uses it any more."""
         credential = self.get(credential_id)
-        if credential is not None and credential.disabled is None:
-            credential.disabled = reason
+        if credential is not None:
+            await self._store.take_out_of_service(credential.id, reason, time.time())
             log.error("credential %s taken out of service: %s", credential_id, reason)
 
-    def restore_in_flight(self, holders: dict[str, list[str]]) -> None:
-        """Take the slots of the tasks the store has running upstream (at start-up)."""
-        for credential_id, task_ids in holders.items():
-            credential = self.get(credential_id)
-            if credential is not None:
-                credential.holders.update(task_ids)
+    async def restore_in_flight(self, holders: dict[str, list[str]]) -> None:
+        """At a worker's start: the tasks the store has running upstream hold their slots, and
+        the credentials out of service are tried again (one still refused is taken out again
+        by its first submission)."""
+        known = {cid: ids for cid, ids in holders.items() if cid in self._credentials}
+        await self._store.restore(known, time.time())
+        await self._store.put_back_in_service(list(self._credentials))
+        for cid, task_ids in known.items():
+            self._credentials[cid].holders.update(task_ids)
+        self._busy_until.clear()
 
-    def can_take_work(self) -> bool:
+    async def can_take_work(self) -> bool:
         """True when at least one credential is in service (readiness)."""
-        return any(c.disabled is None for c in self._credentials.values())
+        states = await self.states()
+        return any(state.out_of_service is None for state in states.values())

@@ -11,6 +11,7 @@ from veo_gateway.providers.base import Provider
 from veo_gateway.providers.gemini import GeminiProvider
 from veo_gateway.providers.pool import Credential, CredentialPool
 from veo_gateway.providers.vertex import VertexProvider, token_source_for
+from veo_gateway.store.credentials import CredentialStore
 
 GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
 
@@ -34,9 +35,14 @@ def _credential(cid: str, upstream: UpstreamConfig, provider: Provider) -> Crede
 
 
 def build_pool(
-    config: GatewayConfig, client: httpx.AsyncClient, *, max_in_flight: int | None = None
+    config: GatewayConfig,
+    client: httpx.AsyncClient,
+    store: CredentialStore,
+    *,
+    max_in_flight: int | None = None,
 ) -> CredentialPool:
-    """Every credential of every upstream, with its adapter, limits and the routes."""
+    """Every credential of every upstream, with its adapter, limits and the routes; their
+    shared state is kept in `store`."""
     credentials: list[Credential] = []
     for upstream in config.upstreams:
         if upstream.kind == "gemini":
@@ -61,4 +67,4 @@ def build_pool(
                 name=cid,
             )
             credentials.append(_credential(cid, upstream, vertex))
-    return CredentialPool(credentials, config.routes, max_in_flight=max_in_flight)
+    return CredentialPool(credentials, config.routes, store=store, max_in_flight=max_in_flight)

@@ -3,12 +3,14 @@
 The rest of `store/` is SQL both databases run the same way, written once with SQLAlchemy Core.
 Only what cannot be said the same way lives here, behind `Dialect`: how an engine is made, the
 insert that skips a row already there, how "disk full" and "unreachable" look, the lock around
-migrations, and the status poll's fast reader. `dialect_of(engine)` gives the one in use; no
+migrations, per-key locks (credential slots, client-key limits), the status poll's fast reader
+and the notifier. `dialect_of(engine)` gives the one in use; no
 other module asks which database it has.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -38,6 +40,14 @@ class Dialect(Protocol):
 
     def insert_ignore(self, table: sa.Table) -> Any:
         """INSERT into `table` that skips (rowcount 0) a row whose key is already there."""
+        ...
+
+    def insert(self, table: sa.Table) -> Any:
+        """An INSERT that takes `.on_conflict_do_nothing()` and `.on_conflict_do_update()`."""
+        ...
+
+    async def lock(self, conn: AsyncConnection, key: str) -> None:
+        """Serialise, until `conn`'s transaction ends, every transaction that locks `key`."""
         ...
 
     def is_disk_full(self, error: BaseException) -> bool:
@@ -96,6 +106,20 @@ class SQLite:
     def insert_ignore(self, table: sa.Table) -> Any:
         """INSERT ... ON CONFLICT DO NOTHING."""
         return sqlite.insert(table).on_conflict_do_nothing()
+
+    def insert(self, table: sa.Table) -> Any:
+        """SQLite's INSERT ... ON CONFLICT."""
+        return sqlite.insert(table)
+
+    async def lock(self, conn: AsyncConnection, key: str) -> None:
+        """Take the write lock now with a write that changes nothing.
+
+        Python's sqlite3 begins a transaction only at its first write, so the reads a
+        check-then-write makes before it would see a state another process may change before
+        the write lands. Writing first makes every other writer wait until this one commits.
+        (Any table would do; `tasks` is in every version of the schema.)
+        """
+        await conn.execute(sa.text("UPDATE tasks SET id = id WHERE 0"))
 
     def is_disk_full(self, error: BaseException) -> bool:
         """SQLITE_FULL (in its extended forms too)."""
@@ -163,6 +187,14 @@ class PostgreSQL:
         """INSERT ... ON CONFLICT DO NOTHING."""
         return postgresql.insert(table).on_conflict_do_nothing()
 
+    def insert(self, table: sa.Table) -> Any:
+        """PostgreSQL's INSERT ... ON CONFLICT."""
+        return postgresql.insert(table)
+
+    async def lock(self, conn: AsyncConnection, key: str) -> None:
+        """pg_advisory_xact_lock on a 64-bit digest of `key` (held until commit or rollback)."""
+        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_id(key))))
+
     def is_disk_full(self, error: BaseException) -> bool:
         """SQLSTATE 53100 (disk_full)."""
         return _PG_DISK_FULL in (_sqlstate(error), _sqlstate(error.__cause__ or error))
@@ -202,6 +234,11 @@ class PostgreSQL:
         return PostgresNotifier(engine)
 
 
+def lock_id(key: str) -> int:
+    """A stable signed 64-bit number for `key` (PostgreSQL's advisory lock ids are bigints)."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+
+
 _DIALECTS: dict[str, Dialect] = {"sqlite": SQLite(), "postgresql": PostgreSQL()}
 
 
@@ -212,4 +249,7 @@ def dialect_named(name: str) -> Dialect:
 
 def dialect_of(bind: AsyncEngine | AsyncConnection) -> Dialect:
     """The Dialect of an engine or connection."""
-    return _DIALECTS[bind.dialect.name]
+    try:
+        return _DIALECTS[bind.dialect.name]
+    except KeyError:
+        raise ValueError(f"unsupported database: {bind.dialect.name}") from None

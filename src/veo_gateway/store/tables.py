@@ -144,3 +144,35 @@ webhook_callbacks = sa.Table(
     sa.Column("task_id", sa.String(64), primary_key=True),
     sa.Column("url", sa.String(2048), nullable=False),
 )
+
+# Credential state shared by every worker (store/credentials.py). A slot in flight per task
+# (submitting, or running upstream), keyed by the task so a task holds at most one and giving
+# it back is idempotent; a slot counts only while its task is in flight (see `live_slot`).
+credential_slots = sa.Table(
+    "credential_slots",
+    metadata,
+    sa.Column("task_id", sa.String(64), primary_key=True),
+    sa.Column("credential", sa.String(128), nullable=False),
+    sa.Column("acquired_at", sa.Float, nullable=False),
+    sa.Index("ix_credential_slots_credential", "credential"),
+)
+
+# One row per submission a credential was given, pruned once past the one-minute window.
+credential_requests = sa.Table(
+    "credential_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("credential", sa.String(128), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index("ix_credential_requests_at", "credential", "at"),
+)
+
+# A credential's rest after a 429 (until when) and its "out of service" after a 401/403.
+credential_state = sa.Table(
+    "credential_state",
+    metadata,
+    sa.Column("credential", sa.String(128), primary_key=True),
+    sa.Column("cool_until", sa.Float, nullable=False, server_default="0"),
+    sa.Column("out_of_service", sa.Text),
+    sa.Column("out_since", sa.Float),
+)

@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from veo_gateway.errors import PermissionDenied, ResourceExhausted
-from veo_gateway.store.tables import api_keys, tasks, usage
+from veo_gateway.store.dialect import dialect_of
+from veo_gateway.store.tables import tasks, usage
 
 UNFINISHED = ("queued", "submitting", "in_progress")
 
@@ -122,13 +123,16 @@ async def reserve(
     """Check the owner's limits with this charge counted, then write its reserved entry.
 
     Raises ResourceExhausted (429, saying which limit, with Retry-After) when a limit would be
-    passed. Runs inside the task's create transaction, so concurrent creates cannot both slip
-    under a limit: SQLite has one writer, and elsewhere the key's row is locked first.
+    passed. Runs inside the task's create transaction under a lock per owner (`Dialect.lock`:
+    an advisory lock on PostgreSQL, the write lock on SQLite), so concurrent creates on any
+    number of processes cannot both slip under a limit.
     """
     today = utc_day(now)
-    if limits != Limits():
-        # Serialise one key's creates (SELECT ... FOR UPDATE; SQLite needs and renders none).
-        await conn.execute(sa.select(api_keys.c.id).where(api_keys.c.id == owner).with_for_update())
+    counted = (limits.max_in_flight, limits.max_video_seconds_per_day, limits.monthly_budget_usd)
+    if any(limit is not None for limit in counted):
+        # One owner's creates, from any process, check and reserve one after another: without
+        # this, two could both count the same standing and both pass.
+        await dialect_of(conn).lock(conn, f"owner:{owner}")
     if limits.max_in_flight is not None:
         running = await in_flight(conn, owner)
         if running >= limits.max_in_flight:

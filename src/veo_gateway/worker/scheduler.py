@@ -168,7 +168,7 @@ class Worker:
         while True:
             try:
                 requeued = await self._store.recover()
-                self._pool.restore_in_flight(await self._store.in_flight_by_upstream())
+                await self._pool.restore_in_flight(await self._store.in_flight_by_upstream())
                 break
             except Exception as exc:
                 attempts += 1
@@ -223,7 +223,7 @@ class Worker:
         next_submit = await self._store.next_due_at(State.QUEUED)
         if next_submit is not None:
             # A queued task also waits for a credential; a finishing task wakes us early.
-            wake_at = min(wake_at, max(next_submit, self._pool.next_free_at(now)))
+            wake_at = min(wake_at, max(next_submit, await self._pool.next_free_at(now)))
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancel that arrives as
         # the wake-up does, and the worker (cancelled at shutdown) would then run on forever.
         with contextlib.suppress(TimeoutError):
@@ -280,7 +280,7 @@ class Worker:
 
         Raises NoRoute when no credential in service can ever serve the task's model.
         """
-        lease = self._pool.acquire(task.model, task.id)
+        lease = await self._pool.acquire(task.model, task.id)
         if lease is None:
             return None  # every credential for this model is busy; the task waits its turn
         try:
@@ -293,10 +293,10 @@ class Worker:
                 upstream_model=lease.upstream_model,
             )
         except BaseException:
-            self._pool.release(lease.credential.id, task.id)
+            await self._pool.release(lease.credential.id, task.id)
             raise
         if claimed is None:
-            self._pool.release(lease.credential.id, task.id)
+            await self._pool.release(lease.credential.id, task.id)
             return None
         return claimed, lease
 
@@ -336,7 +336,7 @@ class Worker:
             return None
         finally:
             if not recorded:
-                self._pool.release(lease.credential.id, task.id)
+                await self._pool.release(lease.credential.id, task.id)
 
     async def _submit(self, task: Task, lease: Lease) -> tuple[UpstreamError | None, bool]:
         """(the refusal if final, whether the operation was recorded as running)."""
@@ -381,11 +381,11 @@ class Worker:
         credential = lease.credential.id
         if exc.code == 429 or exc.google_status == "RESOURCE_EXHAUSTED":
             # The credential is out of quota, not the task at fault: another one may take it.
-            self._pool.cool_down(credential)
+            await self._pool.cool_down(credential)
             await self._requeue(task, attempts=task.attempts, delay=0.0)
             return None
         if rejects_credential(exc):
-            self._pool.disable(credential, f"HTTP {exc.code}: {exc.message}")
+            await self._pool.disable(credential, f"HTTP {exc.code}: {exc.message}")
             await self._requeue(task, attempts=task.attempts, delay=0.0)
             return None
         attempts = task.attempts + 1
@@ -547,14 +547,14 @@ class Worker:
             video_bytes=size,
             lease_until=0.0,
         ):
-            self._pool.release(task.upstream, task.id)
+            await self._pool.release(task.upstream, task.id)
             self._latency.observe(task.model, now - (task.submitted_at or now))
             self._metrics.task_completed(task.model, now - (task.submitted_at or now))
             log.info("task %s completed (%d bytes)", task.id, size)
             await self._on_finished()
         else:
             # Cancelled meanwhile (the cancel released its slot): keep no orphan file.
-            self._pool.release(task.upstream, task.id)
+            await self._pool.release(task.upstream, task.id)
             await self._storage.delete_video(task.id)
 
     async def _download_failed(self, task: Task, exc: UpstreamError) -> None:
@@ -586,7 +586,7 @@ class Worker:
             lease_until=0.0,
             **fields,
         ):
-            self._pool.release(task.upstream, task.id)
+            await self._pool.release(task.upstream, task.id)
             log.info("task %s failed: %s", task.id, reason)
             await self._on_finished()
 
