@@ -61,7 +61,7 @@ async def workers(database_url: str) -> AsyncIterator[list[Worker]]:  # noqa: F8
         found.append(Worker(store, pool_of(store, rpm=1000, cap=3, keys=("k",))))
     yield found
     for worker in found:
-        worker.store.close()
+        await worker.store.aclose()
     for engine in engines:
         await engine.dispose()
 
