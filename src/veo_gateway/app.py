@@ -249,6 +249,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                         poll_concurrency=settings.poll_concurrency,
                         task_timeout=settings.task_timeout,
                         submit_attempts=settings.submit_attempts,
+                        lease_seconds=settings.lease_seconds,
+                        renew_interval=settings.lease_seconds / 3,
                         space_wait=max(1.0, min(60.0, 4 * settings.poll_interval)),
                     ),
                     metrics=app.state.metrics,
