@@ -24,6 +24,7 @@ from veo_gateway.emulator.faults import FaultInjector, Faults
 from veo_gateway.media.storage import LocalStorage
 from veo_gateway.providers.gemini import GeminiProvider
 from veo_gateway.providers.pool import Credential, CredentialPool
+from veo_gateway.store.claims import Claims
 from veo_gateway.store.database import create_engine, migrate
 from veo_gateway.store.tasks import State, Task, TaskStore
 from veo_gateway.worker.scheduler import Worker, WorkerConfig
@@ -134,9 +135,12 @@ RigFactory = Callable[..., Any]
 
 
 @contextlib.asynccontextmanager
-async def rigs(tmp_path: Path, url: str, core: EmulatorCore) -> AsyncIterator[Callable[..., Any]]:
-    """Start workers (on one store and storage) with a test's config, jitter, store or key."""
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
+async def rigs(
+    tmp_path: Path, url: str, core: EmulatorCore, database: str | None = None
+) -> AsyncIterator[Callable[..., Any]]:
+    """Start workers (on one store and storage) with a test's config, jitter, store or key;
+    on a SQLite file in tmp_path, or on the `database` URL given."""
+    engine = create_engine(database or f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
     await migrate(engine)
     stores: list[TaskStore] = []
     storage = LocalStorage(tmp_path / "inputs", tmp_path / "videos")
@@ -149,6 +153,7 @@ async def rigs(tmp_path: Path, url: str, core: EmulatorCore) -> AsyncIterator[Ca
         key: str = KEY,
         credential_id: str = "emu#1",
         store_class: type[TaskStore] = TaskStore,
+        claims_class: type[Claims] = Claims,
         rng: random.Random | None = None,
         **config: Any,
     ) -> Rig:
@@ -172,6 +177,7 @@ async def rigs(tmp_path: Path, url: str, core: EmulatorCore) -> AsyncIterator[Ca
             latency=LatencyModel(Catalog(), first_poll=0.05),
             config=WorkerConfig(**(knobs | config)),
             rng=rng,
+            claims_class=claims_class,
         )
         runs.append(asyncio.create_task(worker.run()))
         return Rig(store, storage, credential, worker, core, runs[-1], f"{url}/_emulator/stats")

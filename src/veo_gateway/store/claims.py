@@ -109,6 +109,28 @@ class Claims:
             )
             return {str(task_id) for task_id in result.scalars().all()}
 
+    async def give_up(self, task_ids: Collection[str]) -> list[str]:
+        """Lift this worker's leases on `task_ids`, whose jobs were cut off (a shutdown), so
+        another worker takes them at once: polls are due again, submissions requeued (one cut
+        off may have reached Google: the documented double). Returns the requeued ones."""
+        if not task_ids:
+            return []
+        now = time.time()
+        mine = sa.and_(tasks.c.id.in_(list(task_ids)), tasks.c.lease_owner == self.owner)
+        async with self._store.transaction() as conn:
+            await conn.execute(
+                tasks.update()
+                .where(mine, tasks.c.state == State.IN_PROGRESS.value)
+                .values(**_released(now))
+            )
+            result = await conn.execute(
+                tasks.update()
+                .where(mine, tasks.c.state == State.SUBMITTING.value)
+                .values(**_REQUEUED, **_released(now))
+                .returning(tasks.c.id)
+            )
+            return [str(task_id) for task_id in result.scalars().all()]
+
     async def update(self, task_id: str, expected: State, **fields: Any) -> bool:
         """Set `fields` only while the task is in `expected` and this worker holds its lease;
         True when it did. Setting `lease_until` to 0 gives the lease up."""

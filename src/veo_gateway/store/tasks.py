@@ -359,6 +359,17 @@ class TaskStore:
             rows = (await conn.execute(query)).mappings().all()
         return [Task.from_row(row) for row in rows]
 
+    async def finished_among(self, task_ids: Sequence[str]) -> set[str]:
+        """Those of `task_ids` that have ended (or are gone)."""
+        if not task_ids:
+            return set()
+        query = sa.select(tasks.c.id).where(
+            tasks.c.id.in_(task_ids), tasks.c.state.not_in(list(_FINAL_VALUES))
+        )
+        async with self._engine.connect() as conn:
+            unfinished = {str(task_id) for task_id in (await conn.execute(query)).scalars()}
+        return set(task_ids) - unfinished
+
     async def in_flight_by_upstream(self) -> dict[str, list[str]]:
         """The tasks running upstream, per credential (to restore the pool after a restart)."""
         query = sa.select(tasks.c.upstream, tasks.c.id).where(

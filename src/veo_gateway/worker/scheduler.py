@@ -101,10 +101,12 @@ class Worker:
         on_finished: Callable[[], None] | None = None,
         rng: random.Random | None = None,
         identity: WorkerIdentity | None = None,
+        claims_class: type[Claims] = Claims,
     ) -> None:
         self._store = store
         self.identity = identity or WorkerIdentity.new()
-        self._claims = Claims(store, self.identity.id)
+        # Its leases on tasks (a test passes a subclass, to watch them).
+        self._claims = claims_class(store, self.identity.id)
         # The jitter of retries and polls (a test passes its own, to know every delay).
         self._random = rng or random.Random()
         self._on_finished = on_finished or (lambda: None)
@@ -199,6 +201,13 @@ class Worker:
         over expired submissions of any worker."""
         if held := [task_id for task_id, job in self._held.items() if not job.done()]:
             await self._claims.renew(held, lease_seconds=self._config.lease_seconds)
+        # A task this worker submitted may be polled and finished by another worker: its slot
+        # here is given back once it has ended.
+        slots = [(c.id, task_id) for c in self._pool.credentials() for task_id in c.holders]
+        if ended := await self._store.finished_among([task_id for _, task_id in slots]):
+            for credential_id, task_id in slots:
+                if task_id in ended:
+                    self._pool.release(credential_id, task_id)
         if abandoned := await self._claims.take_over_expired():
             log.warning(
                 "requeued %d submission(s) whose lease ran out (their worker died, or its job "
@@ -243,6 +252,7 @@ class Worker:
         accepted it is submitted again at the next start."""
         started = time.monotonic()
         submitting, polling = set(self._submitting), set(self._polling)
+        held = list(self._held)
         if not submitting and not polling:
             log.info("worker stopped (no job in flight)")
             return
@@ -261,9 +271,15 @@ class Worker:
         for job in unfinished:
             job.cancel()
         await asyncio.gather(*submitting, *polling, return_exceptions=True)
+        try:
+            # The jobs cut off keep no lease: another worker (or the next start) takes them up
+            # at once instead of when the leases would have run out.
+            await self._claims.give_up(held)
+        except Exception as exc:
+            log.warning("worker stopping: could not lift its leases (%s)", _describe(exc))
         log.info(
             "worker stopped after %.1f s: %d submission(s) finished, %d cut off (submitted "
-            "again at the next start), %d poll(s) cancelled",
+            "again), %d poll(s) cancelled",
             time.monotonic() - started,
             len(submitting) - len(unfinished),
             len(unfinished),
@@ -299,6 +315,8 @@ class Worker:
         for task in await self._claims.claim(
             State.IN_PROGRESS, limit=room, lease_seconds=self._config.lease_seconds
         ):
+            if task.id in self._held:
+                continue  # its lease ran out under a job still running: that job goes on
             self._spawn(self._polling, task.id, self._poll(task))
 
     async def _lift_unrecorded(self) -> None:
