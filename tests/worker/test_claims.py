@@ -97,7 +97,8 @@ async def test_a_worker_that_stops_renewing_loses_its_task_to_another_which_comp
 ) -> None:
     caplog.set_level(logging.INFO, logger="veo_gateway.worker")
     _, core = upstream
-    set_faults(core, "download.slow=1,slow_seconds=3")
+    # (A download far longer than the lease: the margin a loaded machine needs.)
+    set_faults(core, "download.slow=1,slow_seconds=6")
     # Its heartbeat never beats: as a worker hung, or cut off from the database, would be.
     # (One poll at a time: while it downloads, it claims nothing, not even its own task back.)
     stalled = await worker(start, lease_seconds=0.5, renew_interval=3600, poll_concurrency=1)
@@ -131,7 +132,7 @@ async def test_a_submission_whose_lease_ran_out_mid_call_is_submitted_again_once
     """The documented double: a submission whose worker stopped renewing while the call was
     out is requeued and submitted again; the late answer to the first cannot be recorded."""
     _, core = upstream
-    set_faults(core, "submit.stall=1,stall_seconds=2")
+    set_faults(core, "submit.stall=1,stall_seconds=4")
     stalled = await worker(start, lease_seconds=0.5, renew_interval=3600)
     task_id = await stalled.add("submitted twice")
     await stalled.until(task_id, State.SUBMITTING)

@@ -40,6 +40,7 @@ from veo_gateway.providers.pool import CredentialPool, Lease, NoRoute, rejects_c
 from veo_gateway.store.claims import Claims
 from veo_gateway.store.tasks import State, Task, TaskStore
 from veo_gateway.worker.identity import WorkerIdentity
+from veo_gateway.worker.leases import LeaseKeeper
 
 log = logging.getLogger("veo_gateway.worker")
 
@@ -119,9 +120,15 @@ class Worker:
         self._ready = asyncio.Event()  # set once leases are recovered and slots restored
         self._submitting: set[asyncio.Task[Any]] = set()
         self._polling: set[asyncio.Task[Any]] = set()
-        # The job of each task this worker holds a lease on (renewed while the job runs).
-        self._held: dict[str, asyncio.Task[Any]] = {}
         self._trouble = ThrottledLog(log, config.log_period)
+        self._leases = LeaseKeeper(
+            claims=self._claims,
+            store=store,
+            pool=pool,
+            lease_seconds=config.lease_seconds,
+            renew_interval=config.renew_interval,
+            trouble=self._trouble,
+        )
         # Tasks whose job could not record its end (the database refused the write): their
         # lease is lifted as soon as the database takes writes again, not when it runs out.
         self._unrecorded: dict[str, State] = {}
@@ -159,7 +166,7 @@ class Worker:
         renewing: asyncio.Task[None] | None = None
         try:
             await self._recover()
-            renewing = asyncio.create_task(self._keep_leases(), name="veo-gateway-leases")
+            renewing = asyncio.create_task(self._leases.run(), name="veo-gateway-leases")
             failures = 0
             while True:
                 self._wake.clear()
@@ -181,40 +188,6 @@ class Worker:
             if renewing is not None:
                 renewing.cancel()
                 await asyncio.gather(renewing, return_exceptions=True)
-
-    async def _keep_leases(self) -> None:
-        """Every `renew_interval`: renew this worker's leases, and requeue submissions whose
-        lease ran out (their worker is gone)."""
-        while True:
-            await asyncio.sleep(self._config.renew_interval)
-            try:
-                await self.renew_leases()
-            except Exception as exc:  # the database is away: the leases last a while yet
-                self._trouble.trouble(
-                    "renew", "cannot renew this worker's leases (%s)", _describe(exc), exc=exc
-                )
-            else:
-                self._trouble.over("renew", "leases are renewed again")
-
-    async def renew_leases(self) -> None:
-        """Renew the leases of the jobs still running (one statement for them all), then take
-        over expired submissions of any worker."""
-        if held := [task_id for task_id, job in self._held.items() if not job.done()]:
-            await self._claims.renew(held, lease_seconds=self._config.lease_seconds)
-        # A task this worker submitted may be polled and finished by another worker: its slot
-        # here is given back once it has ended.
-        slots = [(c.id, task_id) for c in self._pool.credentials() for task_id in c.holders]
-        if ended := await self._store.finished_among([task_id for _, task_id in slots]):
-            for credential_id, task_id in slots:
-                if task_id in ended:
-                    self._pool.release(credential_id, task_id)
-        if abandoned := await self._claims.take_over_expired():
-            log.warning(
-                "requeued %d submission(s) whose lease ran out (their worker died, or its job "
-                "ended unrecorded): %s",
-                len(abandoned),
-                ", ".join(abandoned),
-            )
 
     async def _recover(self) -> None:
         """Take over what dead workers left (every lease when this is the sole worker, else the
@@ -249,10 +222,10 @@ class Worker:
     async def _stop_jobs(self) -> None:
         """Cancel polls at once (a poll or download cut off is simply made again); give
         submissions on the wire up to `shutdown_grace` seconds, since one cut off after Google
-        accepted it is submitted again at the next start."""
+        accepted it is submitted again; then lift the leases of what was cut off."""
         started = time.monotonic()
         submitting, polling = set(self._submitting), set(self._polling)
-        held = list(self._held)
+        held = self._leases.held()
         if not submitting and not polling:
             log.info("worker stopped (no job in flight)")
             return
@@ -271,12 +244,7 @@ class Worker:
         for job in unfinished:
             job.cancel()
         await asyncio.gather(*submitting, *polling, return_exceptions=True)
-        try:
-            # The jobs cut off keep no lease: another worker (or the next start) takes them up
-            # at once instead of when the leases would have run out.
-            await self._claims.give_up(held)
-        except Exception as exc:
-            log.warning("worker stopping: could not lift its leases (%s)", _describe(exc))
+        await self._leases.give_up(held)
         log.info(
             "worker stopped after %.1f s: %d submission(s) finished, %d cut off (submitted "
             "again), %d poll(s) cancelled",
@@ -315,7 +283,7 @@ class Worker:
         for task in await self._claims.claim(
             State.IN_PROGRESS, limit=room, lease_seconds=self._config.lease_seconds
         ):
-            if task.id in self._held:
+            if self._leases.holds(task.id):
                 continue  # its lease ran out under a job still running: that job goes on
             self._spawn(self._polling, task.id, self._poll(task))
 
@@ -377,12 +345,10 @@ class Worker:
     ) -> asyncio.Task[Any]:
         job = asyncio.create_task(coro)
         jobs.add(job)
-        self._held[task_id] = job
+        self._leases.hold(task_id, job)
 
         def done(finished: asyncio.Task[Any]) -> None:
             jobs.discard(finished)
-            if self._held.get(task_id) is finished:
-                del self._held[task_id]
             if not finished.cancelled() and (exc := finished.exception()):
                 # Only when even recording the failure failed (the database refuses writes):
                 # the task's lease runs out and it is taken up again.
