@@ -18,7 +18,7 @@ class Dialect(Protocol):
     name: str
     # True when the database admits one worker at a time (SQLite, under the worker lock): a
     # starting worker then knows every lease it finds was left by a process that is gone.
-    one_worker: bool
+    single_worker: bool
 
     def claimable(self, query: sa.Select[tuple[str]]) -> sa.Select[tuple[str]]:
         """`query` (rows to claim) made to lock the rows it returns for this transaction,
@@ -30,7 +30,7 @@ class SQLiteDialect:
     """SQLite: one writer at a time, so a claim's compare-and-swap alone decides."""
 
     name = "sqlite"
-    one_worker = True
+    single_worker = True
 
     def claimable(self, query: sa.Select[tuple[str]]) -> sa.Select[tuple[str]]:
         # Writers queue for the database's one write lock (and for the store's own lock in
@@ -42,7 +42,7 @@ class PostgresDialect:
     """PostgreSQL: many workers; a claim passes over rows another worker is claiming."""
 
     name = "postgresql"
-    one_worker = False
+    single_worker = False
 
     def claimable(self, query: sa.Select[tuple[str]]) -> sa.Select[tuple[str]]:
         # FOR UPDATE SKIP LOCKED: workers claiming at once take disjoint rows instead of

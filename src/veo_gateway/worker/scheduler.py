@@ -195,7 +195,7 @@ class Worker:
         database lets it (a full disk), and done before any submission starts."""
         sole = self._config.sole_worker
         if sole is None:
-            sole = self._store.dialect.one_worker
+            sole = self._store.dialect.single_worker
         attempts = 0
         while True:
             try:
