@@ -215,6 +215,8 @@ class Background:
                 poll_concurrency=settings.poll_concurrency,
                 task_timeout=settings.task_timeout,
                 submit_attempts=settings.submit_attempts,
+                lease_seconds=settings.lease_seconds,
+                renew_interval=settings.lease_seconds / 3,
                 idle_wait=settings.worker_idle_seconds,
                 space_wait=max(1.0, min(60.0, 4 * settings.poll_interval)),
             ),

@@ -147,6 +147,13 @@ class Settings(BaseSettings):
     upstream_timeout: float = Field(
         60.0, description="Seconds allowed for one upstream call (downloads: between bytes)."
     )
+    lease_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a worker's claim on a task lasts unless renewed; a live worker "
+        "renews the claims of its calls still running every third of this, so a dead worker's "
+        "tasks are taken over by another worker within this time.",
+    )
     emulator_latency: str = Field(
         "4-8",
         description="Emulator: seconds an operation takes, or a 'min-max' range.",

@@ -19,7 +19,11 @@ import pytest
 import sqlalchemy as sa
 
 ENV = "VEO_GATEWAY_TEST_POSTGRES_URL"
-BACKENDS = ("sqlite", "postgresql")
+# Each run takes its own backend's variant (--db, VEO_GATEWAY_TEST_DB); the other is deselected.
+BACKENDS = (
+    pytest.param("sqlite", marks=pytest.mark.sqlite, id="sqlite"),
+    pytest.param("postgresql", marks=pytest.mark.postgresql, id="postgresql"),
+)
 
 
 def _admin_url() -> sa.URL:

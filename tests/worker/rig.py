@@ -24,6 +24,7 @@ from veo_gateway.emulator.faults import FaultInjector, Faults
 from veo_gateway.media.storage import LocalStorage
 from veo_gateway.providers.gemini import GeminiProvider
 from veo_gateway.providers.pool import Credential, CredentialPool
+from veo_gateway.store.claims import Claims
 from veo_gateway.store.credentials import CredentialStore
 from veo_gateway.store.database import create_engine, migrate
 from veo_gateway.store.tasks import State, Task, TaskStore
@@ -153,6 +154,7 @@ async def rigs(
         key: str = KEY,
         credential_id: str = "emu#1",
         store_class: type[TaskStore] = TaskStore,
+        claims_class: type[Claims] = Claims,
         rng: random.Random | None = None,
         **config: Any,
     ) -> Rig:
@@ -178,6 +180,7 @@ async def rigs(
             latency=LatencyModel(Catalog(), first_poll=0.05),
             config=WorkerConfig(**(knobs | config)),
             rng=rng,
+            claims_class=claims_class,
         )
         runs.append(asyncio.create_task(worker.run()))
         return Rig(store, storage, credential, worker, core, runs[-1], f"{url}/_emulator/stats")

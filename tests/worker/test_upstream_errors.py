@@ -15,7 +15,8 @@ import pytest
 
 from tests.worker.rig import KEY, Rig, emulator, rigs, set_faults
 from veo_gateway.emulator.core import INTERNAL_MESSAGE, EmulatorCore
-from veo_gateway.store.tasks import State, Task, TaskStore
+from veo_gateway.store.claims import Claims
+from veo_gateway.store.tasks import State, Task
 
 
 @pytest.fixture
@@ -80,20 +81,20 @@ async def test_retries_wait_a_doubling_backoff_between_submission_attempts(
     claimed: list[float] = []
     due: list[float] = []
 
-    class Watched(TaskStore):
-        """The real store; it notes when the worker requeues and claims a submission."""
+    class Watched(Claims):
+        """The real claims; it notes when the worker requeues and claims a submission."""
 
-        async def transition(self, task_id: str, expected: State, new: State, **f: Any) -> bool:
-            if (expected, new) == (State.SUBMITTING, State.QUEUED):
+        async def update(self, task_id: str, expected: State, **f: Any) -> bool:
+            if (expected, f.get("state")) == (State.SUBMITTING, State.QUEUED.value):
                 requeued.append((f["attempts"], f["due_at"] - time.time()))
                 due.append(f["due_at"])
-            return await super().transition(task_id, expected, new, **f)
+            return await super().update(task_id, expected, **f)
 
         async def claim_task(self, task_id: str, *args: Any, **kwargs: Any) -> Task | None:
             claimed.append(time.time())
             return await super().claim_task(task_id, *args, **kwargs)
 
-    rig: Rig = await start(submit_attempts=4, retry_base=0.05, store_class=Watched, rng=Highest())
+    rig: Rig = await start(submit_attempts=4, retry_base=0.05, claims_class=Watched, rng=Highest())
     set_faults(rig.core, "submit.500=1")
     task = await rig.settled(await rig.add("backs off"))
     assert task.state is State.FAILED and task.attempts == 4

@@ -50,6 +50,11 @@ class Dialect(Protocol):
         """Serialise, until `conn`'s transaction ends, every transaction that locks `key`."""
         ...
 
+    def claimable(self, query: sa.Select[tuple[str]]) -> sa.Select[tuple[str]]:
+        """`query` (rows to claim) made to lock the rows it returns for this transaction,
+        passing over rows another transaction holds."""
+        ...
+
     def is_disk_full(self, error: BaseException) -> bool:
         """True when the driver's `error` says the database's disk is full."""
         ...
@@ -120,6 +125,11 @@ class SQLite:
         (Any table would do; `tasks` is in every version of the schema.)
         """
         await conn.execute(sa.text("UPDATE tasks SET id = id WHERE 0"))
+
+    def claimable(self, query: sa.Select[tuple[str]]) -> sa.Select[tuple[str]]:
+        """`query` itself: writers queue for the database's one write lock (and for the store's
+        own lock in this process), so no row is ever locked by another writer while we read."""
+        return query
 
     def is_disk_full(self, error: BaseException) -> bool:
         """SQLITE_FULL (in its extended forms too)."""
@@ -194,6 +204,11 @@ class PostgreSQL:
     async def lock(self, conn: AsyncConnection, key: str) -> None:
         """pg_advisory_xact_lock on a 64-bit digest of `key` (held until commit or rollback)."""
         await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_id(key))))
+
+    def claimable(self, query: sa.Select[tuple[str]]) -> sa.Select[tuple[str]]:
+        """FOR UPDATE SKIP LOCKED: workers claiming at once take disjoint rows instead of
+        queueing on the same first ones (the compare-and-swap still guards every row)."""
+        return query.with_for_update(skip_locked=True)
 
     def is_disk_full(self, error: BaseException) -> bool:
         """SQLSTATE 53100 (disk_full)."""

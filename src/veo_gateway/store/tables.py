@@ -7,7 +7,8 @@ import sqlalchemy as sa
 metadata = sa.MetaData()
 
 # One row per video task. Times are Unix seconds (float). `due_at` is when the worker should next
-# act on the task (submit it when queued, poll it when in progress); `lease_until` keeps two
+# act on the task (submit it when queued, poll it when in progress); `lease_until` and
+# `lease_owner` (the id of the worker process holding the lease, store/claims.py) keep two
 # workers from acting on it at once.
 tasks = sa.Table(
     "tasks",
@@ -28,6 +29,7 @@ tasks = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("due_at", sa.Float, nullable=False, server_default="0"),
     sa.Column("lease_until", sa.Float, nullable=False, server_default="0"),
+    sa.Column("lease_owner", sa.String(64)),
     sa.Column("expected_seconds", sa.Float),
     sa.Column("fail_reason", sa.Text),
     sa.Column("video_path", sa.String(1024)),

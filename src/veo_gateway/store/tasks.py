@@ -1,4 +1,5 @@
-"""Durable tasks: creation, reads, leases and compare-and-swap state changes.
+"""Durable tasks: creation, reads and compare-and-swap state changes (a worker's leases on
+them are in store/claims.py).
 
 Every state change is `UPDATE ... WHERE id = :id AND state = :expected`: whoever changes a state
 first wins, so a charge, a webhook or a completion happens once even with several workers.
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from veo_gateway.store import usage as ledger
 from veo_gateway.store.database import disk_full_errors
-from veo_gateway.store.dialect import dialect_of
+from veo_gateway.store.dialect import Dialect, dialect_of
 from veo_gateway.store.reader import Reader
 from veo_gateway.store.tables import idempotency_keys, tasks, webhook_callbacks
 from veo_gateway.store.usage import Charge, Limits
@@ -73,6 +74,7 @@ class Task:
     completed_at: float | None = None
     due_at: float = 0.0
     lease_until: float = 0.0
+    lease_owner: str | None = None
     expected_seconds: float | None = None
     fail_reason: str | None = None
     video_path: str | None = None
@@ -105,14 +107,14 @@ class TaskStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._dialect = dialect_of(engine)
-        self._reader: Reader[Task] = self._dialect.reader(
+        self.dialect: Dialect = dialect_of(engine)
+        self._reader: Reader[Task] = self.dialect.reader(
             engine, tasks, tasks.c.id, _task_from_columns
         )
         # SQLite has one writer at a time, and a blocked writer waits in its busy handler, which
         # sleeps in steps of up to 100 ms. Queueing this process's writers here instead turns
         # those sleeps into an ordered, immediate hand-over.
-        self._write_lock = asyncio.Lock() if self._dialect.serial_writes else None
+        self._write_lock = asyncio.Lock() if self.dialect.serial_writes else None
 
     def reading(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
         """A connection for reads, which need not queue behind this process's writers."""
@@ -209,7 +211,7 @@ class TaskStore:
         )
         # The primary key (owner, key) decides a race: exactly one insert wins.
         inserted = await conn.execute(
-            self._dialect.insert_ignore(idempotency_keys).values(
+            self.dialect.insert_ignore(idempotency_keys).values(
                 owner=owner, key=key, request_hash=request_hash, task_id=task_id, created_at=now
             )
         )
@@ -272,36 +274,6 @@ class TaskStore:
             value = (await conn.execute(query)).scalar_one_or_none()
         return float(value) if value is not None else None
 
-    async def claim(
-        self,
-        state: State,
-        *,
-        limit: int,
-        lease_seconds: float,
-    ) -> list[Task]:
-        """Lease up to `limit` due tasks in `state`, oldest due first.
-
-        A task is due when `due_at` has passed and no live lease is on it. Each row is taken with
-        its own compare-and-swap, so two workers never take the same task.
-        """
-        if limit <= 0:
-            return []
-        now = time.time()
-        candidates = (
-            sa.select(tasks.c.id)
-            .where(tasks.c.state == state.value, tasks.c.due_at <= now, tasks.c.lease_until <= now)
-            .order_by(tasks.c.due_at, tasks.c.created_at)
-            .limit(limit)
-        )
-        claimed: list[Task] = []
-        async with self._write() as conn:
-            ids = (await conn.execute(candidates)).scalars().all()
-            for task_id in ids:
-                values = {"lease_until": now + lease_seconds, "updated_at": now}
-                if (task := await _leased_update(conn, task_id, state, now, values)) is not None:
-                    claimed.append(task)
-        return claimed
-
     async def due_queued(self, limit: int) -> list[Task]:
         """Queued tasks due for submission: oldest first, taking turns between owners.
 
@@ -360,19 +332,16 @@ class TaskStore:
             rows = (await conn.execute(query)).mappings().all()
         return [Task.from_row(row) for row in rows]
 
-    async def claim_task(
-        self, task_id: str, expected: State, new: State, *, lease_seconds: float, **fields: Any
-    ) -> Task | None:
-        """Compare-and-swap one task into `new` under a lease; the updated task, or None."""
-        now = time.time()
-        values = {
-            **fields,
-            "state": new.value,
-            "lease_until": now + lease_seconds,
-            "updated_at": now,
-        }
-        async with self._write() as conn:
-            return await _leased_update(conn, task_id, expected, now, values)
+    async def finished_among(self, task_ids: Sequence[str]) -> set[str]:
+        """Those of `task_ids` that have ended (or are gone)."""
+        if not task_ids:
+            return set()
+        query = sa.select(tasks.c.id).where(
+            tasks.c.id.in_(task_ids), tasks.c.state.not_in(list(_FINAL_VALUES))
+        )
+        async with self._engine.connect() as conn:
+            unfinished = {str(task_id) for task_id in (await conn.execute(query)).scalars()}
+        return set(task_ids) - unfinished
 
     async def in_flight_by_upstream(self) -> dict[str, list[str]]:
         """The tasks running upstream, per credential (to restore the pool after a restart)."""
@@ -433,6 +402,7 @@ class TaskStore:
                         "fail_reason": reason,
                         "completed_at": now,
                         "lease_until": 0.0,
+                        "lease_owner": None,
                     }
                 changed = await conn.execute(
                     tasks.update()
@@ -461,81 +431,8 @@ class TaskStore:
         A move to a final state settles the task's usage entry in the same transaction:
         charged when completed (the video is delivered), released otherwise.
         """
-        now = time.time()
-        values = {**fields, "updated_at": now}
         async with self._write() as conn:
-            result = await conn.execute(
-                tasks.update()
-                .where(tasks.c.id == task_id, tasks.c.state == expected.value)
-                .values(**values)
-            )
-            won = bool(result.rowcount == 1)
-            new_state = fields.get("state")
-            if won and new_state in _FINAL_VALUES:
-                await ledger.settle(
-                    conn, task_id, delivered=new_state == State.COMPLETED.value, now=now
-                )
-        return won
-
-    async def recover(self) -> int:
-        """Release every lease and requeue interrupted submissions; run by the only worker.
-
-        A submission cut off by a crash cannot be told apart from one that never left: Google
-        offers no idempotency key, so it is submitted again (see docs/architecture.md).
-        """
-        now = time.time()
-        async with self._write() as conn:
-            requeued = await conn.execute(
-                tasks.update()
-                .where(tasks.c.state == State.SUBMITTING.value)
-                .values(
-                    state=State.QUEUED.value,
-                    lease_until=0.0,
-                    due_at=now,
-                    updated_at=now,
-                    upstream=None,
-                    upstream_model=None,
-                )
-            )
-            await conn.execute(
-                tasks.update()
-                .where(tasks.c.state == State.IN_PROGRESS.value, tasks.c.lease_until > 0)
-                .values(lease_until=0.0, due_at=now)
-            )
-        return int(requeued.rowcount)
-
-    async def requeue_abandoned_submissions(self) -> list[str]:
-        """Requeue submissions whose lease ran out (their job ended without recording an end,
-        e.g. the database refused its last write); returns their ids.
-
-        A live job always outlives its lease (the lease covers the longest upstream call), so a
-        submission past its lease has no job any more; like one cut off by a crash, it is
-        submitted again.
-        """
-        now = time.time()
-        abandoned = sa.and_(
-            tasks.c.state == State.SUBMITTING.value,
-            tasks.c.lease_until > 0,
-            tasks.c.lease_until <= now,
-        )
-        async with self._engine.connect() as conn:
-            if not (await conn.execute(sa.select(tasks.c.id).where(abandoned).limit(1))).first():
-                return []  # the usual case: a read, no write transaction every round
-        async with self._write() as conn:
-            result = await conn.execute(
-                tasks.update()
-                .where(abandoned)
-                .values(
-                    state=State.QUEUED.value,
-                    lease_until=0.0,
-                    due_at=now,
-                    updated_at=now,
-                    upstream=None,
-                    upstream_model=None,
-                )
-                .returning(tasks.c.id)
-            )
-            return [str(task_id) for task_id in result.scalars().all()]
+            return await compare_and_set(conn, task_id, expected, fields)
 
     async def list_for_owner(
         self,
@@ -594,24 +491,23 @@ class TaskStore:
             return [float(v) for v in (await conn.execute(query)).scalars().all() if v]
 
 
-async def _leased_update(
-    conn: AsyncConnection, task_id: str, expected: State, now: float, values: dict[str, Any]
-) -> Task | None:
-    """Set `values` on a task still in `expected` with no live lease; the row, or None."""
-    row = (
-        (
-            await conn.execute(
-                tasks.update()
-                .where(
-                    tasks.c.id == task_id,
-                    tasks.c.state == expected.value,
-                    tasks.c.lease_until <= now,
-                )
-                .values(**values)
-                .returning(*tasks.c)
-            )
-        )
-        .mappings()
-        .first()
+async def compare_and_set(
+    conn: AsyncConnection,
+    task_id: str,
+    expected: State,
+    fields: dict[str, Any],
+    *conditions: sa.ColumnElement[bool],
+) -> bool:
+    """Set `fields` on the task while it is in `expected` (and meets `conditions`); True when
+    it did. A move to a final state settles the task's usage entry in the same transaction."""
+    now = time.time()
+    result = await conn.execute(
+        tasks.update()
+        .where(tasks.c.id == task_id, tasks.c.state == expected.value, *conditions)
+        .values(**fields, updated_at=now)
     )
-    return Task.from_row(row) if row else None
+    won = bool(result.rowcount == 1)
+    new_state = fields.get("state")
+    if won and new_state in _FINAL_VALUES:
+        await ledger.settle(conn, task_id, delivered=new_state == State.COMPLETED.value, now=now)
+    return won

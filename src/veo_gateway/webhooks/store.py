@@ -131,7 +131,11 @@ class WebhookStore:
         )
 
     async def recover(self) -> None:
-        """Release every lease (at start-up, by the one process that delivers)."""
+        """Release every lease at start-up, when this is the one process that delivers (SQLite's
+        worker-lock holder); beside other dispatchers, their live leases stay theirs (an
+        attempt is bounded by its timeout, and an expired lease is due by itself)."""
+        if not self._tasks.dialect.single_worker:
+            return
         async with self._tasks.transaction() as conn:
             await conn.execute(
                 webhook_deliveries.update()

@@ -1,7 +1,10 @@
 """The worker: submits queued tasks, polls running operations, stores finished videos.
 
 One loop claims due work from the store and hands each task to its own asyncio task, so polls
-run side by side (bounded), never one after another. Every state change is a compare-and-swap.
+run side by side (bounded), never one after another. Every state change is a compare-and-swap on
+the task's state and on this worker holding its lease (store/claims.py): a worker whose lease
+was taken over changes nothing and drops the task. A second loop renews the leases of the jobs
+still running, so any number of workers can share a database.
 
 Whatever a job raises, its task is not left behind: the upstream's errors are handled by kind
 (429, 401/403, retryable, final); a full disk puts the task off without counting an attempt; any
@@ -34,7 +37,10 @@ from veo_gateway.observability.metrics import WorkerMetrics, call_outcome
 from veo_gateway.observability.throttled import ThrottledLog
 from veo_gateway.providers.base import OperationStatus, Provider
 from veo_gateway.providers.pool import CredentialPool, Lease, NoRoute, rejects_credential
+from veo_gateway.store.claims import Claims
 from veo_gateway.store.tasks import State, Task, TaskStore
+from veo_gateway.worker.identity import WorkerIdentity
+from veo_gateway.worker.leases import LeaseKeeper
 
 log = logging.getLogger("veo_gateway.worker")
 
@@ -60,11 +66,16 @@ class WorkerConfig:
     poll_concurrency: int = 16
     task_timeout: float = 1200.0
     submit_attempts: int = 5
-    # A lease outlives the longest call it covers, so a live worker never loses its task.
-    submit_lease: float = 180.0
+    # Seconds a claim lasts unless renewed; the claims of running jobs are renewed every
+    # `renew_interval`, so a live worker keeps its tasks however long a call takes.
+    lease_seconds: float = 30.0
+    renew_interval: float = 10.0
+    # True: no other worker can be alive (SQLite's worker lock), so every lease found at start
+    # is a dead process's and is lifted at once; False: only expired ones are taken over.
+    # None: as the database's dialect says.
+    sole_worker: bool | None = None
     # Queued tasks looked at per round (each is then matched with a free credential).
     submit_batch: int = 50
-    poll_lease: float = 600.0
     idle_wait: float = 5.0
     # Seconds before the first retry of a failed step or job; doubled per attempt, at most 60.
     retry_base: float = 1.0
@@ -90,8 +101,13 @@ class Worker:
         metrics: WorkerMetrics | None = None,
         on_finished: Callable[[], Awaitable[None]] | None = None,
         rng: random.Random | None = None,
+        identity: WorkerIdentity | None = None,
+        claims_class: type[Claims] = Claims,
     ) -> None:
         self._store = store
+        self.identity = identity or WorkerIdentity.new()
+        # Its leases on tasks (a test passes a subclass, to watch them).
+        self._claims = claims_class(store, self.identity.id)
         # The jitter of retries and polls (a test passes its own, to know every delay).
         self._random = rng or random.Random()
         self._on_finished = on_finished or _nothing
@@ -105,6 +121,14 @@ class Worker:
         self._submitting: set[asyncio.Task[Any]] = set()
         self._polling: set[asyncio.Task[Any]] = set()
         self._trouble = ThrottledLog(log, config.log_period)
+        self._leases = LeaseKeeper(
+            claims=self._claims,
+            store=store,
+            pool=pool,
+            lease_seconds=config.lease_seconds,
+            renew_interval=config.renew_interval,
+            trouble=self._trouble,
+        )
         # Tasks whose job could not record its end (the database refused the write): their
         # lease is lifted as soon as the database takes writes again, not when it runs out.
         self._unrecorded: dict[str, State] = {}
@@ -139,8 +163,10 @@ class Worker:
 
     async def run(self) -> None:
         """Recover, then loop until cancelled; on the way out, let submissions on the wire end."""
+        renewing: asyncio.Task[None] | None = None
         try:
             await self._recover()
+            renewing = asyncio.create_task(self._leases.run(), name="veo-gateway-leases")
             failures = 0
             while True:
                 self._wake.clear()
@@ -158,16 +184,22 @@ class Worker:
                     failures = 0
                     self._trouble.over("step", "worker steps succeed again")
         finally:
-            await self._stop_jobs()
+            await self._stop_jobs()  # leases are still renewed while submissions end
+            if renewing is not None:
+                renewing.cancel()
+                await asyncio.gather(renewing, return_exceptions=True)
 
     async def _recover(self) -> None:
-        """Release every lease and requeue interrupted submissions (this process holds the
-        worker lock), and take the slots of the tasks running upstream; retried until the
+        """Take over what dead workers left (every lease when this is the sole worker, else the
+        expired ones) and take the slots of the tasks running upstream; retried until the
         database lets it (a full disk), and done before any submission starts."""
+        sole = self._config.sole_worker
+        if sole is None:
+            sole = self._store.dialect.single_worker
         attempts = 0
         while True:
             try:
-                requeued = await self._store.recover()
+                requeued = await self._claims.recover(sole=sole)
                 await self._pool.restore_in_flight(await self._store.in_flight_by_upstream())
                 break
             except Exception as exc:
@@ -179,14 +211,21 @@ class Worker:
         if requeued:
             log.warning("requeued %d interrupted submission(s)", requeued)
         self._trouble.over("recover", "worker started")
+        log.info(
+            "worker %s started: its claims last %.0f s, renewed every %.0f s",
+            self.identity,
+            self._config.lease_seconds,
+            self._config.renew_interval,
+        )
         self._ready.set()
 
     async def _stop_jobs(self) -> None:
         """Cancel polls at once (a poll or download cut off is simply made again); give
         submissions on the wire up to `shutdown_grace` seconds, since one cut off after Google
-        accepted it is submitted again at the next start."""
+        accepted it is submitted again; then lift the leases of what was cut off."""
         started = time.monotonic()
         submitting, polling = set(self._submitting), set(self._polling)
+        held = self._leases.held()
         if not submitting and not polling:
             log.info("worker stopped (no job in flight)")
             return
@@ -205,9 +244,10 @@ class Worker:
         for job in unfinished:
             job.cancel()
         await asyncio.gather(*submitting, *polling, return_exceptions=True)
+        await self._leases.give_up(held)
         log.info(
             "worker stopped after %.1f s: %d submission(s) finished, %d cut off (submitted "
-            "again at the next start), %d poll(s) cancelled",
+            "again), %d poll(s) cancelled",
             time.monotonic() - started,
             len(submitting) - len(unfinished),
             len(unfinished),
@@ -233,26 +273,26 @@ class Worker:
     async def step(self) -> None:
         """Match due queued tasks with free credentials, and start polls that are due."""
         await self._lift_unrecorded()
-        if abandoned := await self._store.requeue_abandoned_submissions():
-            log.warning("requeued %d submission(s) whose job ended unrecorded", len(abandoned))
         for task in await self._store.due_queued(self._config.submit_batch):
             try:
                 if started := await self._start_submission(task):
-                    self._spawn(self._submitting, self.submit(*started))
+                    self._spawn(self._submitting, task.id, self.submit(*started))
             except NoRoute as exc:
                 await self._fail(task, State.QUEUED, str(exc))
         room = self._config.poll_concurrency - len(self._polling)
-        for task in await self._store.claim(
-            State.IN_PROGRESS, limit=room, lease_seconds=self._config.poll_lease
+        for task in await self._claims.claim(
+            State.IN_PROGRESS, limit=room, lease_seconds=self._config.lease_seconds
         ):
-            self._spawn(self._polling, self._poll(task))
+            if self._leases.holds(task.id):
+                continue  # its lease ran out under a job still running: that job goes on
+            self._spawn(self._polling, task.id, self._poll(task))
 
     async def _lift_unrecorded(self) -> None:
         for task_id, state in list(self._unrecorded.items()):
             fields: dict[str, Any] = {"lease_until": 0.0}
             if state is State.SUBMITTING:
                 fields |= {"state": State.QUEUED.value, "upstream": None, "upstream_model": None}
-            await self._store.update(task_id, state, **fields)
+            await self._claims.update(task_id, state, **fields)
             del self._unrecorded[task_id]
 
     async def submit_now(self, task: Task, wait_seconds: float) -> UpstreamError | None:
@@ -266,7 +306,7 @@ class Worker:
             return None  # the worker fails it with the reason
         if started is None:
             return None
-        job = self._spawn(self._submitting, self.submit(*started))
+        job = self._spawn(self._submitting, task.id, self.submit(*started))
         # Not cancelled on timeout: a submission cut off mid-call could start a job twice.
         done, _ = await asyncio.wait({job}, timeout=wait_seconds)
         if job in done and not job.cancelled() and job.exception() is None:
@@ -284,11 +324,11 @@ class Worker:
         if lease is None:
             return None  # every credential for this model is busy; the task waits its turn
         try:
-            claimed = await self._store.claim_task(
+            claimed = await self._claims.claim_task(
                 task.id,
                 State.QUEUED,
                 State.SUBMITTING,
-                lease_seconds=self._config.submit_lease,
+                lease_seconds=self._config.lease_seconds,
                 upstream=lease.credential.id,
                 upstream_model=lease.upstream_model,
             )
@@ -301,10 +341,11 @@ class Worker:
         return claimed, lease
 
     def _spawn(
-        self, jobs: set[asyncio.Task[Any]], coro: Coroutine[Any, Any, Any]
+        self, jobs: set[asyncio.Task[Any]], task_id: str, coro: Coroutine[Any, Any, Any]
     ) -> asyncio.Task[Any]:
         job = asyncio.create_task(coro)
         jobs.add(job)
+        self._leases.hold(task_id, job)
 
         def done(finished: asyncio.Task[Any]) -> None:
             jobs.discard(finished)
@@ -353,8 +394,8 @@ class Worker:
         except UpstreamError as exc:
             return await self._submit_failed(task, lease, exc), False
         now = time.time()
-        won = await self._store.transition(
-            task.id,
+        won = await self._transition(
+            task,
             State.SUBMITTING,
             State.IN_PROGRESS,
             operation_name=operation,
@@ -364,8 +405,9 @@ class Worker:
             lease_until=0.0,
             attempts=0,  # from here on, attempts count failed polls and downloads
         )
-        # Not won: cancelled (deleted by its owner) while the call was out. The job runs
-        # upstream but the gateway will never poll it, so its slot is free again.
+        # Not won: cancelled (deleted by its owner) while the call was out, or its lease ran
+        # out and it was requeued. The job runs upstream but this worker will never poll it,
+        # so its slot is free again.
         log.info(
             "task %s submitted via %s as %s (recorded: %s)",
             task.id,
@@ -398,8 +440,8 @@ class Worker:
         return exc
 
     async def _requeue(self, task: Task, *, attempts: int, delay: float) -> None:
-        await self._store.transition(
-            task.id,
+        await self._transition(
+            task,
             State.SUBMITTING,
             State.QUEUED,
             attempts=attempts,
@@ -442,8 +484,8 @@ class Worker:
         if state is State.SUBMITTING:
             await self._requeue(task, attempts=attempts, delay=delay)
         else:
-            await self._store.update(
-                task.id, state, due_at=time.time() + delay, lease_until=0.0, attempts=attempts
+            await self._update(
+                task, state, due_at=time.time() + delay, lease_until=0.0, attempts=attempts
             )
 
     async def _wait_for_space(self, task: Task, state: State, problem: str) -> None:
@@ -457,7 +499,7 @@ class Worker:
         if state is State.SUBMITTING:
             await self._requeue(task, attempts=task.attempts, delay=self._config.space_wait)
         else:
-            await self._store.update(task.id, state, due_at=due_at, lease_until=0.0)
+            await self._update(task, state, due_at=due_at, lease_until=0.0)
 
     # -- polling ----------------------------------------------------------------------------
 
@@ -507,8 +549,8 @@ class Worker:
         interval = self._config.poll_interval * self._random.uniform(0.8, 1.2)
         # Never sleep past the task's deadline: the poll after it is the one that fails it.
         deadline = (task.submitted_at or task.created_at) + self._config.task_timeout
-        await self._store.update(
-            task.id,
+        await self._update(
+            task,
             State.IN_PROGRESS,
             due_at=max(now, min(now + interval, deadline)),
             lease_until=0.0,
@@ -538,8 +580,8 @@ class Worker:
                 return
         self._trouble.over(SPACE, "storage: videos are stored again")
         now = time.time()
-        if await self._store.transition(
-            task.id,
+        if await self._transition(
+            task,
             State.IN_PROGRESS,
             State.COMPLETED,
             completed_at=now,
@@ -553,9 +595,13 @@ class Worker:
             log.info("task %s completed (%d bytes)", task.id, size)
             await self._on_finished()
         else:
-            # Cancelled meanwhile (the cancel released its slot): keep no orphan file.
+            # Not this worker's task any more: its slot goes back (idempotent).
             await self._pool.release(task.upstream, task.id)
-            await self._storage.delete_video(task.id)
+            current = await self._store.get(task.id)
+            if current is None or current.state is State.CANCELLED or current.deleted_at:
+                # Cancelled or deleted meanwhile (the cancel released its slot): keep no
+                # orphan file. Taken over instead: the new holder's video is the same one.
+                await self._storage.delete_video(task.id)
 
     async def _download_failed(self, task: Task, exc: UpstreamError) -> None:
         """A download broke off or ended early (no file was kept): count an attempt and try
@@ -568,17 +614,35 @@ class Worker:
             return
         delay = self._backoff(attempts)
         log.warning("task %s: download failed (%s); retry in %.1f s", task.id, exc, delay)
-        await self._store.update(
-            task.id,
+        await self._update(
+            task,
             State.IN_PROGRESS,
             due_at=time.time() + delay,
             lease_until=0.0,
             attempts=attempts,
         )
 
-    async def _fail(self, task: Task, expected: State, reason: str, **fields: object) -> None:
-        if await self._store.transition(
+    async def _transition(self, task: Task, expected: State, new: State, **fields: Any) -> bool:
+        return await self._update(task, expected, **fields, state=new.value)
+
+    async def _update(self, task: Task, expected: State, **fields: Any) -> bool:
+        """Change the task under this worker's lease; False (logged) when the lease is gone:
+        the task was cancelled, or taken over by another worker after the lease ran out."""
+        if await self._claims.update(task.id, expected, **fields):
+            return True
+        await self._pool.release(task.upstream, task.id)  # not this worker's task any more
+        log.info(
+            "task %s: no longer %s under this worker's lease (cancelled, or taken over by "
+            "another worker after the lease ran out); worker %s drops it",
             task.id,
+            expected.value,
+            self.identity.id,
+        )
+        return False
+
+    async def _fail(self, task: Task, expected: State, reason: str, **fields: object) -> None:
+        if await self._transition(
+            task,
             expected,
             State.FAILED,
             fail_reason=reason,
