@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from tests.support.databases import database_url  # noqa: F401 (a fixture)
 from veo_gateway.config import Target
 from veo_gateway.providers.pool import BUSY_FOR, Credential, CredentialPool, NoRoute
+from veo_gateway.store.claims import Claims
 from veo_gateway.store.credentials import HANDOVER, CredentialStore
 from veo_gateway.store.database import create_engine, migrate
 from veo_gateway.store.tables import credential_requests, credential_slots
@@ -164,7 +165,7 @@ async def _claimed(worker: Worker, task_id: str, lease_seconds: float) -> None:
     )
     lease = await worker.pool.acquire(MODEL, task_id)
     assert lease is not None
-    claimed = await worker.store.claim_task(
+    claimed = await Claims(worker.store, f"worker-{id(worker)}").claim_task(
         task_id, State.QUEUED, State.SUBMITTING, lease_seconds=lease_seconds, upstream="k"
     )
     assert claimed is not None
