@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import faulthandler
+import os
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -18,6 +22,62 @@ from veo_gateway.settings import Settings
 
 KEY_A = "test-key-alice"
 KEY_B = "test-key-bob"
+# `-n auto` starts this many xdist workers at least: most tests wait (on emulator latencies,
+# polls, servers and subprocesses) rather than compute, so two per core keeps the cores busy.
+MIN_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """Workers for `-n auto`: twice the usable cores, and never fewer than MIN_WORKERS."""
+    return max(MIN_WORKERS, 2 * len(os.sched_getaffinity(0)))
+
+
+_TIMER = pytest.StashKey[threading.Timer]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
+    """On an xdist worker, pytest-timeout's thread method prints its stacks to the worker's
+    stdout, which xdist sends nowhere: this timer prints them to stderr, which reaches the
+    terminal, then ends the worker as pytest-timeout does (xdist fails the test and starts
+    another worker)."""
+    if settings.method != "thread" or not hasattr(item.config, "workerinput"):
+        return None
+    timer = threading.Timer(settings.timeout, _stacks_then_exit, (item, settings.timeout))
+    timer.name = f"timeout {item.nodeid}"
+    timer.daemon = True
+    item.stash[_TIMER] = timer
+    timer.start()
+    return True
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_cancel_timer(item: pytest.Item) -> bool | None:
+    timer = item.stash.get(_TIMER, None)
+    if timer is None:
+        return None
+    timer.cancel()
+    timer.join()
+    del item.stash[_TIMER]
+    return True
+
+
+def _stacks_then_exit(item: pytest.Item, timeout: float) -> None:
+    capture = item.config.pluginmanager.getplugin("capturemanager")
+    output = None
+    if capture is not None:
+        capture.suspend_global_capture(in_=True)
+        output = capture.read_global_capture()
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "?")
+    sys.stderr.write(f"\n+++ [{worker}] Timeout: {item.nodeid} ran past {timeout:g} s\n")
+    if output is not None:
+        sys.stderr.write(f"~~~ captured stdout\n{output.out}\n~~~ captured stderr\n{output.err}\n")
+    sys.stderr.write("~~~ every thread's stack\n")
+    sys.stderr.flush()
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    sys.stderr.write(f"+++ [{worker}] Timeout: {item.nodeid}\n")
+    sys.stderr.flush()
+    os._exit(1)
 
 
 @dataclass
