@@ -118,18 +118,46 @@ def gateway_settings(data_dir: Path, **overrides: Any) -> Settings:
         "first_poll_after": 0.2,
         "log_level": "warning",
         "gemini_api_key": None,
+        # One video per output shape (model, duration, size, audio), not one per task: these
+        # tests look at a video's format, never at its pictures. A test that does says "each".
+        "emulator_render": "once",
     }
     values.update(overrides)
     return Settings(**values)
 
 
+@pytest.fixture(scope="session")
+def once_renders(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built-in emulators' render="once" videos, kept for the whole run and shared by its
+    xdist workers: each output shape is rendered once per run, not once per test. (Renders
+    land by an atomic rename, so workers rendering the same shape at once do no harm.)"""
+    base = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        base = base.parent  # the run's directory, above each worker's own
+    directory = base / "once-renders"
+    directory.mkdir(exist_ok=True)
+    return directory
+
+
+def share_once_renders(data_dir: Path, once_renders: Path) -> None:
+    """Point the built-in emulator's shared-render directory (`<data dir>/emulator/once`) at
+    the run's `once_renders`, where an emulator finds a shape already rendered and uses it."""
+    emulator_dir = data_dir / "emulator"
+    emulator_dir.mkdir(parents=True, exist_ok=True)
+    link = emulator_dir / "once"
+    if not link.is_symlink():
+        link.symlink_to(once_renders, target_is_directory=True)
+
+
 @pytest.fixture
-def make_gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
+def make_gateway(tmp_path: Path, once_renders: Path) -> Iterator[Callable[..., Gateway]]:
     """Start gateways with settings overrides; each one stops when the test ends."""
     with ExitStack() as stack:
 
         def start(**overrides: Any) -> Gateway:
             settings = gateway_settings(tmp_path / "data", **overrides)
+            if settings.emulator_render == "once":
+                share_once_renders(settings.data_dir, once_renders)
             url = stack.enter_context(serve_app(create_app(settings)))
             client = stack.enter_context(httpx.Client(base_url=url, timeout=30))
             return Gateway(url=url, settings=settings, client=client)
