@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import faulthandler
+import os
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -24,6 +28,62 @@ pytest_plugins = ["tests.support.postgres"]
 
 KEY_A = "test-key-alice"
 KEY_B = "test-key-bob"
+# `-n auto` starts this many xdist workers at least: most tests wait (on emulator latencies,
+# polls, servers and subprocesses) rather than compute, so two per core keeps the cores busy.
+MIN_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """Workers for `-n auto`: twice the usable cores, and never fewer than MIN_WORKERS."""
+    return max(MIN_WORKERS, 2 * len(os.sched_getaffinity(0)))
+
+
+_TIMER = pytest.StashKey[threading.Timer]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
+    """On an xdist worker, pytest-timeout's thread method prints its stacks to the worker's
+    stdout, which xdist sends nowhere: this timer prints them to stderr, which reaches the
+    terminal, then ends the worker as pytest-timeout does (xdist fails the test and starts
+    another worker)."""
+    if settings.method != "thread" or not hasattr(item.config, "workerinput"):
+        return None
+    timer = threading.Timer(settings.timeout, _stacks_then_exit, (item, settings.timeout))
+    timer.name = f"timeout {item.nodeid}"
+    timer.daemon = True
+    item.stash[_TIMER] = timer
+    timer.start()
+    return True
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_cancel_timer(item: pytest.Item) -> bool | None:
+    timer = item.stash.get(_TIMER, None)
+    if timer is None:
+        return None
+    timer.cancel()
+    timer.join()
+    del item.stash[_TIMER]
+    return True
+
+
+def _stacks_then_exit(item: pytest.Item, timeout: float) -> None:
+    capture = item.config.pluginmanager.getplugin("capturemanager")
+    output = None
+    if capture is not None:
+        capture.suspend_global_capture(in_=True)
+        output = capture.read_global_capture()
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "?")
+    sys.stderr.write(f"\n+++ [{worker}] Timeout: {item.nodeid} ran past {timeout:g} s\n")
+    if output is not None:
+        sys.stderr.write(f"~~~ captured stdout\n{output.out}\n~~~ captured stderr\n{output.err}\n")
+    sys.stderr.write("~~~ every thread's stack\n")
+    sys.stderr.flush()
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    sys.stderr.write(f"+++ [{worker}] Timeout: {item.nodeid}\n")
+    sys.stderr.flush()
+    os._exit(1)
 
 
 @dataclass
@@ -71,18 +131,46 @@ def gateway_settings(data_dir: Path, **overrides: Any) -> Settings:
         "first_poll_after": 0.2,
         "log_level": "warning",
         "gemini_api_key": None,
+        # One video per output shape (model, duration, size, audio), not one per task: these
+        # tests look at a video's format, never at its pictures. A test that does says "each".
+        "emulator_render": "once",
     }
     values.update(overrides)
     return Settings(**values)
 
 
+@pytest.fixture(scope="session")
+def once_renders(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built-in emulators' render="once" videos, kept for the whole run and shared by its
+    xdist workers: each output shape is rendered once per run, not once per test. (Renders
+    land by an atomic rename, so workers rendering the same shape at once do no harm.)"""
+    base = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        base = base.parent  # the run's directory, above each worker's own
+    directory = base / "once-renders"
+    directory.mkdir(exist_ok=True)
+    return directory
+
+
+def share_once_renders(data_dir: Path, once_renders: Path) -> None:
+    """Point the built-in emulator's shared-render directory (`<data dir>/emulator/once`) at
+    the run's `once_renders`, where an emulator finds a shape already rendered and uses it."""
+    emulator_dir = data_dir / "emulator"
+    emulator_dir.mkdir(parents=True, exist_ok=True)
+    link = emulator_dir / "once"
+    if not link.is_symlink():
+        link.symlink_to(once_renders, target_is_directory=True)
+
+
 @pytest.fixture
-def make_gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
+def make_gateway(tmp_path: Path, once_renders: Path) -> Iterator[Callable[..., Gateway]]:
     """Start gateways with settings overrides; each one stops when the test ends."""
     with ExitStack() as stack:
 
         def start(**overrides: Any) -> Gateway:
             settings = gateway_settings(tmp_path / "data", **overrides)
+            if settings.emulator_render == "once":
+                share_once_renders(settings.data_dir, once_renders)
             url = stack.enter_context(serve_app(create_app(settings)))
             client = stack.enter_context(httpx.Client(base_url=url, timeout=30))
             return Gateway(url=url, settings=settings, client=client)

@@ -27,8 +27,18 @@ def test_sigkill_loses_nothing_and_submits_nothing_twice(tmp_path: Path, db: Dat
     emulator_port, gateway_port = free_port(), free_port()
     emulator_url = f"http://127.0.0.1:{emulator_port}"
     gateway_url = f"http://127.0.0.1:{gateway_port}"
+    # One render per shape: the emulator is not the process killed, and its pictures are not
+    # what this test looks at.
     emulator = start(
-        ["emulator", "--port", str(emulator_port), "--storage-dir", str(tmp_path / "emu")],
+        [
+            "emulator",
+            "--port",
+            str(emulator_port),
+            "--storage-dir",
+            str(tmp_path / "emu"),
+            "--render",
+            "once",
+        ],
         {"VEO_GATEWAY_EMULATOR_LATENCY": "2"},
         tmp_path / "emulator.log",
     )
