@@ -182,6 +182,14 @@ class CredentialPool:
             await self._store.release(credential.id, holder)
             self._busy_until.clear()
 
+    def forget(self, credential_id: str | None, holder: str) -> None:
+        """This process no longer works on task `holder` (another worker took it over): drop it
+        from this process's own view only. Its slot row stays: it is the task's, now held by
+        the new holder, and stops counting when the task leaves its in-flight states."""
+        credential = self.get(credential_id)
+        if credential is not None:
+            credential.holders.discard(holder)
+
     async def cool_down(
         self, credential_id: str, seconds: float | None = None, now: float | None = None
     ) -> None:

@@ -274,6 +274,10 @@ class Worker:
         """Match due queued tasks with free credentials, and start polls that are due."""
         await self._lift_unrecorded()
         for task in await self._store.due_queued(self._config.submit_batch):
+            if self._leases.holds(task.id):
+                # Requeued while a job of ours is still on it (its lease ran out mid-call):
+                # another worker submits it; a second job here would submit it twice more.
+                continue
             try:
                 if started := await self._start_submission(task):
                     self._spawn(self._submitting, task.id, self.submit(*started))
@@ -595,8 +599,9 @@ class Worker:
             log.info("task %s completed (%d bytes)", task.id, size)
             await self._on_finished()
         else:
-            # Not this worker's task any more: its slot goes back (idempotent).
-            await self._pool.release(task.upstream, task.id)
+            # Not this worker's task any more (cancelled, whose cancel freed the slot, or taken
+            # over, whose new holder has it now): only this process's view of the slot goes.
+            self._pool.forget(task.upstream, task.id)
             current = await self._store.get(task.id)
             if current is None or current.state is State.CANCELLED or current.deleted_at:
                 # Cancelled or deleted meanwhile (the cancel released its slot): keep no
@@ -630,7 +635,9 @@ class Worker:
         the task was cancelled, or taken over by another worker after the lease ran out."""
         if await self._claims.update(task.id, expected, **fields):
             return True
-        await self._pool.release(task.upstream, task.id)  # not this worker's task any more
+        # Not this worker's task any more. A cancel freed its slot; a takeover made the slot the
+        # new holder's (slots are the task's), so only this process's view of it is dropped.
+        self._pool.forget(task.upstream, task.id)
         log.info(
             "task %s: no longer %s under this worker's lease (cancelled, or taken over by "
             "another worker after the lease ran out); worker %s drops it",
