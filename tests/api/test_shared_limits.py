@@ -18,7 +18,6 @@ import httpx
 import pytest
 
 from tests.conftest import gateway_settings
-from tests.support.databases import database_url  # noqa: F401 (a fixture)
 from tests.support.servers import serve_app
 from veo_gateway.app import create_app
 from veo_gateway.domain.catalog import Catalog
@@ -52,7 +51,7 @@ Replicas = Callable[..., list[str]]
 
 
 @pytest.fixture
-def replicas(tmp_path: Path, database_url: str) -> Iterator[Replicas]:  # noqa: F811
+def replicas(tmp_path: Path, database_url: str) -> Iterator[Replicas]:
     """Start gateway apps on the one database, each with a data directory of its own."""
     with ExitStack() as stack:
         started: list[str] = []
@@ -80,7 +79,7 @@ def replicas(tmp_path: Path, database_url: str) -> Iterator[Replicas]:  # noqa: 
 )
 def test_racing_creates_on_two_replicas_pass_no_limit_of_their_key(
     replicas: Replicas,
-    database_url: str,  # noqa: F811
+    database_url: str,
     limits: Limits,
     says: str,
 ) -> None:

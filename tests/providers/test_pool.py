@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from tests.support.databases import database_url  # noqa: F401 (a fixture)
 from veo_gateway.config import Target
 from veo_gateway.errors import UpstreamError
 from veo_gateway.providers.pool import Credential, CredentialPool, NoRoute, rejects_credential
@@ -39,7 +38,7 @@ PoolFactory = Callable[..., CredentialPool]
 
 
 @pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[PoolFactory]:  # noqa: F811
+async def pool(database_url: str) -> AsyncIterator[PoolFactory]:
     """Pools over one migrated database (of each backend in turn)."""
     engine = create_engine(database_url)
     await migrate(engine)

@@ -5,26 +5,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.support.pg_database import BACKENDS, database_url, fresh_postgres
 from veo_gateway.store.claims import Claims
 from veo_gateway.store.database import create_engine, migrate
 from veo_gateway.store.tables import tasks
 from veo_gateway.store.tasks import State, TaskStore
 
 
-@pytest.fixture(params=BACKENDS)
-async def url(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[str]:
-    async with database_url(request.param, tmp_path) as found:
-        engine = create_engine(found)
-        await migrate(engine)
-        await engine.dispose()
-        yield found
+@pytest.fixture
+async def url(database_url: str) -> AsyncIterator[str]:
+    found = database_url
+    engine = create_engine(found)
+    await migrate(engine)
+    await engine.dispose()
+    yield found
 
 
 async def running(store: TaskStore, count: int) -> list[str]:
@@ -73,36 +71,34 @@ async def test_two_workers_claiming_at_once_never_take_the_same_task(url: str) -
             await engine.dispose()
 
 
-async def test_a_claim_passes_over_a_row_another_transaction_holds_on_postgresql() -> None:
+@pytest.mark.postgresql
+async def test_a_claim_passes_over_a_row_another_transaction_holds_on_postgresql(
+    url: str,
+) -> None:
     """FOR UPDATE SKIP LOCKED: a worker does not queue behind another's claim in progress."""
-    async with fresh_postgres() as url:
-        engine = create_engine(url)
-        await migrate(engine)
-        # Without SKIP LOCKED the claim below would wait for the lock, and give up after 2 s.
-        waiting = create_async_engine(
-            url, connect_args={"server_settings": {"lock_timeout": "2000"}}
-        )
-        store, claimer = TaskStore(engine), TaskStore(waiting)
-        try:
-            first, second = await running(store, 2)
-            async with engine.connect() as holder, holder.begin():
-                await holder.execute(
-                    sa.select(tasks.c.id).where(tasks.c.id == first).with_for_update()
+    engine = create_engine(url)
+    await migrate(engine)
+    # Without SKIP LOCKED the claim below would wait for the lock, and give up after 2 s.
+    waiting = create_async_engine(url, connect_args={"server_settings": {"lock_timeout": "2000"}})
+    store, claimer = TaskStore(engine), TaskStore(waiting)
+    try:
+        first, second = await running(store, 2)
+        async with engine.connect() as holder, holder.begin():
+            await holder.execute(sa.select(tasks.c.id).where(tasks.c.id == first).with_for_update())
+            claims = Claims(claimer, "worker-2")
+            (taken,) = await claims.claim(State.IN_PROGRESS, limit=10, lease_seconds=60)
+            assert taken.id == second
+            assert (
+                await claims.claim_task(
+                    first, State.IN_PROGRESS, State.IN_PROGRESS, lease_seconds=60
                 )
-                claims = Claims(claimer, "worker-2")
-                (taken,) = await claims.claim(State.IN_PROGRESS, limit=10, lease_seconds=60)
-                assert taken.id == second
-                assert (
-                    await claims.claim_task(
-                        first, State.IN_PROGRESS, State.IN_PROGRESS, lease_seconds=60
-                    )
-                    is None
-                )
-            # Once the other transaction ends, the row is there to take.
-            (later,) = await claims.claim(State.IN_PROGRESS, limit=10, lease_seconds=60)
-            assert later.id == first
-        finally:
-            await store.aclose()
-            await claimer.aclose()
-            await waiting.dispose()
-            await engine.dispose()
+                is None
+            )
+        # Once the other transaction ends, the row is there to take.
+        (later,) = await claims.claim(State.IN_PROGRESS, limit=10, lease_seconds=60)
+        assert later.id == first
+    finally:
+        await store.aclose()
+        await claimer.aclose()
+        await waiting.dispose()
+        await engine.dispose()

@@ -11,7 +11,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 
-from tests.support.databases import database_url  # noqa: F401 (a fixture)
 from veo_gateway.store import database
 from veo_gateway.store.database import create_engine, migrate
 from veo_gateway.store.tables import metadata
@@ -34,7 +33,7 @@ def _tables(connection: sa.Connection) -> set[str]:
 
 
 async def test_0008_builds_the_declared_tables_keeps_running_slots_and_steps_down(
-    database_url: str,  # noqa: F811
+    database_url: str,
 ) -> None:
     engine = create_engine(database_url)
     try:

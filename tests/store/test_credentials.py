@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import pytest
 import sqlalchemy as sa
 
-from tests.support.databases import database_url  # noqa: F401 (a fixture)
 from veo_gateway.config import Target
 from veo_gateway.providers.pool import BUSY_FOR, Credential, CredentialPool, NoRoute
 from veo_gateway.store.claims import Claims
@@ -50,7 +49,7 @@ def pool_of(
 
 
 @pytest.fixture
-async def workers(database_url: str) -> AsyncIterator[list[Worker]]:  # noqa: F811
+async def workers(database_url: str) -> AsyncIterator[list[Worker]]:
     """A factory's worth of two workers on one database: (rpm, cap, keys) set per test."""
     engine = create_engine(database_url)
     await migrate(engine)

@@ -5,26 +5,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.support.pg_database import BACKENDS, database_url
 from veo_gateway.store.claims import Claims
 from veo_gateway.store.database import create_engine, migrate
 from veo_gateway.store.tasks import State, TaskStore
 
 
-@pytest.fixture(params=BACKENDS)
-async def engine(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[AsyncEngine]:
-    async with database_url(request.param, tmp_path) as url:
-        engine = create_engine(url)
-        await migrate(engine)
-        try:
-            yield engine
-        finally:
-            await engine.dispose()
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    url = database_url
+    engine = create_engine(url)
+    await migrate(engine)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 async def burst_and_singles(store: TaskStore) -> None:

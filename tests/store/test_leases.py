@@ -8,27 +8,25 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from tests.support.pg_database import BACKENDS, database_url
 from veo_gateway.store.claims import Claims
 from veo_gateway.store.database import create_engine, migrate
 from veo_gateway.store.tasks import State, Task, TaskStore
 
 
-@pytest.fixture(params=BACKENDS)
-async def store(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[TaskStore]:
-    async with database_url(request.param, tmp_path) as url:
-        engine = create_engine(url)
-        await migrate(engine)
-        store = TaskStore(engine)
-        try:
-            yield store
-        finally:
-            await store.aclose()
-            await engine.dispose()
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[TaskStore]:
+    url = database_url
+    engine = create_engine(url)
+    await migrate(engine)
+    store = TaskStore(engine)
+    try:
+        yield store
+    finally:
+        await store.aclose()
+        await engine.dispose()
 
 
 async def add(store: TaskStore, task_id: str) -> None:

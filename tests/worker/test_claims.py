@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from tests.support.pg_database import BACKENDS, database_url
 from tests.worker.rig import Rig, emulator, rigs, set_faults
 from veo_gateway.emulator.core import EmulatorCore
 from veo_gateway.media.probe import check_whole
@@ -32,14 +31,11 @@ def upstream(tmp_path: Path) -> Iterator[tuple[str, EmulatorCore]]:
         yield found
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture
 async def start(
-    tmp_path: Path, upstream: tuple[str, EmulatorCore], request: pytest.FixtureRequest
+    tmp_path: Path, upstream: tuple[str, EmulatorCore], database_url: str
 ) -> AsyncIterator[Callable[..., Any]]:
-    async with (
-        database_url(request.param, tmp_path) as url,
-        rigs(tmp_path, url, *upstream) as starter,
-    ):
+    async with rigs(tmp_path, database_url, *upstream) as starter:
         yield starter
 
 
