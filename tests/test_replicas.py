@@ -19,7 +19,6 @@ import httpx
 import pytest
 
 from tests.conftest import KEY_A, gateway_settings
-from tests.support.fresh_postgres import fresh_database
 from tests.support.processes import start, stop, wait_http
 from tests.support.servers import serve_app
 from tests.test_roles import distinct_ports, emulator_url, worker_env
@@ -35,11 +34,7 @@ __all__ = ["emulator_url"]  # the emulator process fixture, shared with test_rol
 HOUR = 3600.0
 ADMIN = "replica-admin-token"
 
-
-@pytest.fixture
-def database_url() -> Iterator[str]:
-    with fresh_database("roles_replicas") as url:
-        yield url
+pytestmark = pytest.mark.postgresql
 
 
 def status(url: str, task_id: str, headers: dict[str, str] = HEADERS) -> dict[str, Any]:

@@ -6,24 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.support.fresh_postgres import fresh_database, terminate
+from tests.support.postgres import terminate
 from veo_gateway.store.database import create_engine
 from veo_gateway.store.notifier import Channel, open_notifier
 from veo_gateway.store.pg_notifier import LISTENER, PostgresNotifier
 
 WAIT = 30.0  # seconds a notification may take here before the test fails (not a measurement)
-
-
-@pytest.fixture
-def database_url() -> Iterator[str]:
-    with fresh_database("roles_notify") as url:
-        yield url
 
 
 class Heard:
@@ -71,6 +65,7 @@ async def engines(database_url: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEn
         await second.dispose()
 
 
+@pytest.mark.postgresql
 async def test_a_notification_reaches_the_other_process_and_its_sender_once(
     engines: tuple[AsyncEngine, AsyncEngine],
 ) -> None:
@@ -89,6 +84,7 @@ async def test_a_notification_reaches_the_other_process_and_its_sender_once(
         assert [p for p in heard_there.payloads if p] == ["key_1", "key_2"]
 
 
+@pytest.mark.postgresql
 async def test_the_listener_reconnects_after_its_connection_is_killed(
     engines: tuple[AsyncEngine, AsyncEngine], database_url: str
 ) -> None:

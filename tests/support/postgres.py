@@ -25,6 +25,7 @@ from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -251,6 +252,24 @@ def _test_database(
     with fresh_database(admin_url()) as url:
         monkeypatch.setenv("VEO_GATEWAY_DATABASE_URL", url)
         yield url
+
+
+async def terminate(application_name: str, database_url: str) -> int:
+    """pg_terminate_backend every session of `application_name` on the database; how many."""
+    database = sa.engine.make_url(database_url).database
+    connection = await asyncpg.connect(
+        parse_url(admin_url()).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    try:
+        rows = await connection.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = $1 AND datname = $2",
+            application_name,
+            database,
+        )
+    finally:
+        await connection.close()
+    return len(rows)
 
 
 @pytest.fixture
