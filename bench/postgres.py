@@ -43,7 +43,7 @@ from run import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.pg_local import PrivateServer
+from tests.support.postgres import PrivateServer
 
 URL_VARIABLE = "VEO_BENCH_POSTGRES_URL"
 
@@ -80,7 +80,7 @@ def database() -> Iterator[tuple[str, str]]:
             url = sa.make_url(server.url).set(drivername="postgresql+asyncpg")
             yield url.render_as_string(hide_password=False), "a private server (initdb, fsync on)"
         finally:
-            server.remove()
+            server.close()
         return
     name = f"bench_{uuid.uuid4().hex[:12]}"
     asyncio.run(_admin(admin, f'CREATE DATABASE "{name}"'))

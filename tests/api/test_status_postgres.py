@@ -3,15 +3,13 @@ and the first poll after it is back is answered again."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import KEY_A, KEY_B, gateway_settings
-from tests.support.pg_local import PrivateServer, engine_url, fresh_database, private_server
+from tests.support.postgres import PrivateServer
 from tests.support.servers import serve_app
 from veo_gateway.app import create_app
 from veo_gateway.settings import Settings
@@ -22,13 +20,12 @@ BODY = {"model": "veo-3.1-fast-generate-preview", "prompt": "a lighthouse at dus
 
 
 @pytest.fixture
-def server() -> Iterator[PrivateServer]:
-    with private_server() as started:
-        yield started
+def server(private_postgres: PrivateServer) -> PrivateServer:
+    return private_postgres
 
 
 def test_polls_answer_503_while_the_database_is_away(server: PrivateServer, tmp_path: Path) -> None:
-    url = engine_url(server.url, "postgres")
+    url = server.url
     # The API alone: the worker's own retries during the outage are another test's business.
     settings = gateway_settings(tmp_path / "data", database_url=url, worker_enabled=False)
     with serve_app(create_app(settings)) as base, httpx.Client(base_url=base, timeout=30) as client:
@@ -58,13 +55,9 @@ def test_polls_answer_503_while_the_database_is_away(server: PrivateServer, tmp_
         assert back.json() == first.json() | {"progress": back.json()["progress"]}
 
 
-def test_polls_on_a_fresh_database_of_the_test_server(tmp_path: Path) -> None:
-    async def make() -> None:
-        async with fresh_database() as url:
-            settings = gateway_settings(tmp_path / "data", database_url=url, worker_enabled=False)
-            await asyncio.to_thread(_create_and_poll, settings)
-
-    asyncio.run(make())
+def test_polls_on_a_fresh_database_of_the_test_server(tmp_path: Path, database_url: str) -> None:
+    settings = gateway_settings(tmp_path / "data", database_url=database_url, worker_enabled=False)
+    _create_and_poll(settings)
 
 
 def _create_and_poll(settings: Settings) -> None:

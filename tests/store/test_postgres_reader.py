@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 import sqlalchemy as sa
 
-from tests.support.pg_local import fresh_database
 from veo_gateway.errors import DatabaseUnavailable
 from veo_gateway.store.database import create_engine, migrate
 from veo_gateway.store.postgres_reader import PostgresReader
@@ -23,9 +21,8 @@ pytestmark = pytest.mark.postgresql
 
 
 @pytest.fixture
-async def url() -> AsyncIterator[str]:
-    async with fresh_database() as database:
-        yield database
+def url(database_url: str) -> str:
+    return database_url
 
 
 def _dsn(url: str) -> str:

@@ -157,7 +157,8 @@ class PrivateServer:
     could not enter when the tests run as root), and is removed by `close`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, fsync: bool = False) -> None:
+        self.fsync = fsync  # a test's data need not survive a power cut; a benchmark's writes do
         self.directory = Path(tempfile.mkdtemp(prefix="veo-pg-"))
         self.data = self.directory / "data"
         self.port = _free_port()
@@ -165,7 +166,8 @@ class PrivateServer:
         if os.geteuid() == 0:  # initdb refuses to run as root
             shutil.chown(self.directory, "postgres")
             self._as = ["runuser", "-u", "postgres", "--"]
-        self._command(_binary("initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust")
+        initdb = _binary("initdb")
+        self._command(initdb, "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _command(self, *args: str) -> None:
@@ -173,7 +175,9 @@ class PrivateServer:
 
     def start(self) -> None:
         """Start the server and wait until it takes connections."""
-        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1"
+        if not self.fsync:
+            options += " -c fsync=off"
         log = str(self.directory / "server.log")
         pg_ctl = _binary("pg_ctl")
         self._command(pg_ctl, "start", "-w", "-D", str(self.data), "-o", options, "-l", log)
