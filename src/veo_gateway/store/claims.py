@@ -132,14 +132,17 @@ class Claims:
             return [str(task_id) for task_id in result.scalars().all()]
 
     async def update(self, task_id: str, expected: State, **fields: Any) -> bool:
-        """Set `fields` only while the task is in `expected` and this worker holds its lease;
-        True when it did. Setting `lease_until` to 0 gives the lease up."""
+        """Set `fields` only while the task is in `expected` and this worker holds its lease
+        (or, for a task not claimed at all, while no other worker holds a live one: a queued
+        task this worker fails before claiming it); True when it did. Setting `lease_until` to 0
+        gives the lease up."""
         if fields.get("lease_until") == 0.0:
             fields["lease_owner"] = None
+        mine = tasks.c.lease_owner == self.owner
+        if expected is State.QUEUED:
+            mine = sa.or_(mine, tasks.c.lease_until <= time.time())
         async with self._store.transaction() as conn:
-            return await compare_and_set(
-                conn, task_id, expected, fields, tasks.c.lease_owner == self.owner
-            )
+            return await compare_and_set(conn, task_id, expected, fields, mine)
 
     async def transition(self, task_id: str, expected: State, new: State, **fields: Any) -> bool:
         """Compare-and-swap `expected` -> `new` under this worker's lease; True when it won."""
