@@ -150,6 +150,7 @@ async def rigs(tmp_path: Path, url: str, core: EmulatorCore) -> AsyncIterator[Ca
         credential_id: str = "emu#1",
         store_class: type[TaskStore] = TaskStore,
         rng: random.Random | None = None,
+        latency: LatencyModel | None = None,
         **config: Any,
     ) -> Rig:
         store = store_class(engine)
@@ -169,7 +170,7 @@ async def rigs(tmp_path: Path, url: str, core: EmulatorCore) -> AsyncIterator[Ca
             store=store,
             pool=pool,
             storage=storage,
-            latency=LatencyModel(Catalog(), first_poll=0.05),
+            latency=latency or LatencyModel(Catalog(), first_poll=0.05),
             config=WorkerConfig(**(knobs | config)),
             rng=rng,
         )
