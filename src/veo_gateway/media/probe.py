@@ -88,7 +88,8 @@ def check_whole(path: Path) -> None:
     container still reports the full duration; FFmpeg even reads an index cut short at the end
     of the file. So an MP4's top-level boxes are walked first (a few kilobytes read, see
     `_boxes_whole`): a box that runs past the end of the file is a cut; boxes that tile the file
-    exactly, with the index and every chunk it points to inside them, are a whole video. Any
+    exactly, with the index inside them and every chunk it lists starting in a media box, are a
+    whole video (a cut cannot leave that: it ends inside a box, or drops whole boxes). Any
     other file is demuxed to the end, and refused unless every stream holds all the packets
     its index lists.
     """
@@ -116,8 +117,8 @@ def check_whole(path: Path) -> None:
 
 # The largest index read into memory: a minute of video at 60 fps indexes in tens of kilobytes.
 _MAX_MOOV = 16 * 1024 * 1024
-# Boxes on the way from `moov` to each track's chunk offsets (ISO/IEC 14496-12).
-_TO_CHUNKS = (b"trak", b"mdia", b"minf", b"stbl")
+# Boxes on the way from a track (`trak`) to its chunk offsets (ISO/IEC 14496-12).
+_TO_CHUNKS = (b"mdia", b"minf", b"stbl")
 
 
 def _boxes_whole(path: Path) -> bool:
@@ -205,7 +206,7 @@ def _chunk_offsets(moov: bytes) -> list[int] | None:
     offsets: list[int] = []
     tracks = [box for box in _children(moov, 0, len(moov)) or [] if box[0] == b"trak"]
     for _, start, end in tracks:
-        for step in _TO_CHUNKS[1:]:
+        for step in _TO_CHUNKS:
             inner = [box for box in _children(moov, start, end) or [] if box[0] == step]
             if not inner:
                 return None
