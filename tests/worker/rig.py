@@ -156,6 +156,7 @@ async def rigs(
         store_class: type[TaskStore] = TaskStore,
         claims_class: type[Claims] = Claims,
         rng: random.Random | None = None,
+        latency: LatencyModel | None = None,
         **config: Any,
     ) -> Rig:
         store = store_class(engine)
@@ -177,7 +178,7 @@ async def rigs(
             store=store,
             pool=pool,
             storage=storage,
-            latency=LatencyModel(Catalog(), first_poll=0.05),
+            latency=latency or LatencyModel(Catalog(), first_poll=0.05),
             config=WorkerConfig(**(knobs | config)),
             rng=rng,
             claims_class=claims_class,

@@ -265,14 +265,31 @@ class TaskStore:
             return int((await conn.execute(query)).scalar_one())
 
     async def next_due_at(self, state: State) -> float | None:
-        """The earliest time a task in `state` is due, or None when none is pending."""
-        ready_at = sa.case(
-            (tasks.c.due_at > tasks.c.lease_until, tasks.c.due_at), else_=tasks.c.lease_until
+        """The earliest time a task in `state` is due, or None when none is pending.
+
+        A task is ready at the later of its `due_at` and its lease's end. The soonest task not
+        under a lease is one step down the (state, due_at) index; only when it is not due yet
+        are the leased ones looked at (a scan of the state's rows, as the worker's sleep then
+        has time for). With a thousand tasks in flight and some due, as under load, the worker
+        asks this twice per round.
+        """
+        in_state = tasks.c.state == state.value
+        unleased = (
+            sa.select(tasks.c.due_at)
+            .where(in_state, tasks.c.lease_until <= tasks.c.due_at)
+            .order_by(tasks.c.due_at)
+            .limit(1)
         )
-        query = sa.select(sa.func.min(ready_at)).where(tasks.c.state == state.value)
+        leased = sa.select(sa.func.min(tasks.c.lease_until)).where(
+            in_state, tasks.c.lease_until > tasks.c.due_at
+        )
         async with self._engine.connect() as conn:
-            value = (await conn.execute(query)).scalar_one_or_none()
-        return float(value) if value is not None else None
+            soonest = (await conn.execute(unleased)).scalar_one_or_none()
+            if soonest is not None and soonest <= time.time():
+                return float(soonest)
+            lease_end = (await conn.execute(leased)).scalar_one_or_none()
+        ready = [float(value) for value in (soonest, lease_end) if value is not None]
+        return min(ready) if ready else None
 
     async def due_queued(self, limit: int) -> list[Task]:
         """Queued tasks due for submission: oldest first, taking turns between owners.

@@ -550,13 +550,18 @@ class Worker:
 
     async def _reschedule(self, task: Task) -> None:
         now = time.time()
+        started = task.submitted_at or task.created_at
         interval = self._config.poll_interval * self._random.uniform(0.8, 1.2)
+        # Not before the first poll the model's latency now calls for: a task submitted before
+        # any of its model's tasks finished was given the catalog's shortest latency, and polls
+        # in vain until what finished tasks took (learned meanwhile) has passed.
+        due_at = max(now + interval, started + self._latency.first_poll_after(task.model))
         # Never sleep past the task's deadline: the poll after it is the one that fails it.
-        deadline = (task.submitted_at or task.created_at) + self._config.task_timeout
+        deadline = started + self._config.task_timeout
         await self._update(
             task,
             State.IN_PROGRESS,
-            due_at=max(now, min(now + interval, deadline)),
+            due_at=max(now, min(due_at, deadline)),
             lease_until=0.0,
             attempts=0,
         )
