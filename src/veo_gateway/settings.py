@@ -177,6 +177,11 @@ class Settings(BaseSettings):
     emulator_max_in_flight: int | None = Field(
         None, gt=0, description="Emulator: unfinished operations per key or token (429 past it)."
     )
+    emulator_request_log: Path | None = Field(
+        None,
+        description="Emulator: a file to which every submission call is appended as a JSON "
+        "line (times, credential, status, prompt, operation, injected outcome), for tests.",
+    )
     emulator_vertex_tokens: str = Field(
         "",
         description="Emulator: comma-separated Vertex bearer tokens it accepts; empty accepts any.",

@@ -17,6 +17,10 @@ And, outside Google's namespace, for tests (no key needed)::
     GET /_emulator/operations -> every operation: {name, created_at, done_at} in Unix seconds,
                                  done_at null while it runs
 
+With `EmulatorConfig.request_log` set, every predictLongRunning call (either protocol) is also
+appended to that file as a JSON line when it is answered: its times, credential, status, prompt,
+operation and injected outcome (see `EmulatorCore.submission_call`).
+
 Markers in the prompt make outcomes deterministic, for tests:
 
 - ``[emulator:blocked]``: the operation finishes with no video and ``raiMediaFilteredCount: 1``
@@ -85,16 +89,19 @@ def create_emulator_app(
         model, _, method = request.path_params["model_action"].rpartition(":")
         if method != "predictLongRunning" or model not in models:
             raise NotFound(protocol.not_found_model(model or method))
-        await core.inject("submit")
-        submission, output, _ = await core.read_predict(request, model, "gemini")
-        core.admit(key)
-        operation = await book.submit(
-            submission,
-            output,
-            google_rules.sample_count(submission),
-            owner=key,
-            injected=core.faults.draw("operation"),
-        )
+        async with core.submission_call(key) as entry:
+            await core.inject("submit")
+            submission, output, _ = await core.read_predict(request, model, "gemini")
+            entry["prompt"] = submission.prompt
+            core.admit(key)
+            operation = await book.submit(
+                submission,
+                output,
+                google_rules.sample_count(submission),
+                owner=key,
+                injected=core.faults.draw("operation"),
+            )
+            core.learn_operation(entry, operation, key)
         return JSONResponse({"name": operation.name})
 
     async def get_operation(request: Request) -> Response:

@@ -4,6 +4,8 @@ per-credential quotas, fault injection, the request log and file serving."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import secrets
 import time
 from collections import Counter, deque
@@ -19,7 +21,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response, Stream
 from veo_gateway.emulator import google_rules, protocol
 from veo_gateway.emulator.faults import FaultInjector, Faults
 from veo_gateway.emulator.google_rules import Output, Protocol
-from veo_gateway.emulator.operations import OperationBook
+from veo_gateway.emulator.operations import Operation, OperationBook, fingerprint
 from veo_gateway.emulator.submission import Submission
 from veo_gateway.errors import (
     GatewayError,
@@ -74,6 +76,8 @@ class EmulatorConfig:
     render: Literal["each", "once"] = "each"
     # Keep operations on disk under storage_dir, so a restart carries on with them.
     persist: bool = False
+    # A JSON-lines file every submission call is appended to, answered or refused (for tests).
+    request_log: Path | None = None
 
     def __post_init__(self) -> None:
         low, high = self.latency
@@ -107,6 +111,7 @@ def config_from_settings(
         max_in_flight_per_credential=settings.emulator_max_in_flight,
         render=settings.emulator_render,
         persist=persist,
+        request_log=settings.emulator_request_log,
     )
 
 
@@ -133,6 +138,7 @@ class EmulatorCore:
         self.faults = FaultInjector(config.faults)
         self.requests: deque[dict[str, Any]] = deque(maxlen=_REQUEST_LOG_SIZE)
         self.quota_refusals = 0
+        self._peak_in_flight: Counter[str] = Counter()  # by credential fingerprint
         self._windows: dict[str, deque[float]] = {}
         self._media: dict[str, Path] = {}  # signed media URLs handed out by redirects
 
@@ -186,6 +192,43 @@ class EmulatorCore:
         submission = await off_loop_if_large(len(body), protocol.parse_predict, model, payload)
         return submission, google_rules.judge(submission, dialect), payload
 
+    @contextlib.asynccontextmanager
+    async def submission_call(self, credential: str) -> AsyncIterator[dict[str, Any]]:
+        """One predictLongRunning call of `credential`, around its whole handling; the caller
+        sets the entry's "prompt" once read, and `learn_operation` its operation.
+
+        With `request_log` set, the entry is appended to it as one JSON line when the call is
+        answered: received_at and answered_at (Unix seconds), credential (the first 8 hex digits
+        of its fingerprint), status (200, the error's HTTP status, or null when the handler was
+        cut short), prompt (null when refused before the body was read), operation (its name,
+        or null) and injected (the outcome fault drawn for it: "fail", "blocked" or null)."""
+        entry: dict[str, Any] = {
+            "received_at": time.time(),
+            "credential": fingerprint(credential)[:8],
+            "prompt": None,
+            "operation": None,
+            "injected": None,
+        }
+        status: int | None = None  # None: the handler did not finish (cancelled)
+        try:
+            yield entry
+            status = 200
+        except GatewayError as exc:
+            status = exc.code
+            raise
+        finally:
+            if self.config.request_log is not None:
+                entry |= {"answered_at": time.time(), "status": status}
+                with self.config.request_log.open("a", encoding="utf-8") as log:
+                    log.write(json.dumps(entry) + "\n")
+
+    def learn_operation(self, entry: dict[str, Any], operation: Operation, credential: str) -> None:
+        """Note the operation a submission call made, and the credential's peak in flight."""
+        in_flight = self.book.in_flight(credential)
+        owner = fingerprint(credential)[:8]
+        self._peak_in_flight[owner] = max(self._peak_in_flight[owner], in_flight)
+        entry |= {"operation": operation.name, "injected": operation.injected}
+
     # -- downloads ----------------------------------------------------------------------------
 
     async def serve_file(self, request: Request, path: Path, fault: str | None) -> Response:
@@ -238,4 +281,5 @@ class EmulatorCore:
         stats = self.book.stats()
         stats["faults"] = dict(Counter(self.faults.counts))
         stats["quota_refusals"] = self.quota_refusals
+        stats["peak_in_flight_by_credential"] = dict(self._peak_in_flight)
         return stats

@@ -104,23 +104,26 @@ def routes(core: EmulatorCore) -> list[BaseRoute]:
         raise NotFound(f"Method not found: {method or request.path_params['model_action']}")
 
     async def predict(request: Request, token: str, model: str, parent: str) -> Response:
-        await core.inject("submit")
-        submission, output, payload = await core.read_predict(request, model, "vertex")
-        storage_uri = (payload.get("parameters") or {}).get("storageUri")
-        if storage_uri is not None and (
-            not isinstance(storage_uri, str) or not _GCS_URI.fullmatch(storage_uri)
-        ):
-            raise InvalidArgument("storageUri must be a Cloud Storage URI: gs://bucket/prefix")
-        core.admit(token)
-        operation = await book.submit(
-            submission,
-            output,
-            google_rules.sample_count(submission),
-            owner=token,
-            parent=parent,
-            storage_uri=storage_uri,
-            injected=core.faults.draw("operation"),
-        )
+        async with core.submission_call(token) as entry:
+            await core.inject("submit")
+            submission, output, payload = await core.read_predict(request, model, "vertex")
+            entry["prompt"] = submission.prompt
+            storage_uri = (payload.get("parameters") or {}).get("storageUri")
+            if storage_uri is not None and (
+                not isinstance(storage_uri, str) or not _GCS_URI.fullmatch(storage_uri)
+            ):
+                raise InvalidArgument("storageUri must be a Cloud Storage URI: gs://bucket/prefix")
+            core.admit(token)
+            operation = await book.submit(
+                submission,
+                output,
+                google_rules.sample_count(submission),
+                owner=token,
+                parent=parent,
+                storage_uri=storage_uri,
+                injected=core.faults.draw("operation"),
+            )
+            core.learn_operation(entry, operation, token)
         return JSONResponse({"name": operation.name})
 
     async def fetch(request: Request, token: str, parent: str) -> Response:
