@@ -132,6 +132,9 @@ class Worker:
         # Tasks whose job could not record its end (the database refused the write): their
         # lease is lifted as soon as the database takes writes again, not when it runs out.
         self._unrecorded: dict[str, State] = {}
+        # Tasks whose lease this worker lost while a job was on them: their slots are no longer
+        # this worker's to give back (the new holder counts on the same slot).
+        self._lost: set[str] = set()
 
     @contextlib.contextmanager
     def _timed(self, credential: str | None, kind: str) -> Iterator[None]:
@@ -380,7 +383,9 @@ class Worker:
             await self._job_failed(task, State.SUBMITTING, "submit this task", exc)
             return None
         finally:
-            if not recorded:
+            if task.id in self._lost:
+                self._lost.discard(task.id)
+            elif not recorded:
                 await self._pool.release(lease.credential.id, task.id)
 
     async def _submit(self, task: Task, lease: Lease) -> tuple[UpstreamError | None, bool]:
@@ -643,6 +648,8 @@ class Worker:
         # Not this worker's task any more. A cancel freed its slot; a takeover made the slot the
         # new holder's (slots are the task's), so only this process's view of it is dropped.
         self._pool.forget(task.upstream, task.id)
+        if expected is State.SUBMITTING and self._leases.holds(task.id):
+            self._lost.add(task.id)  # the submission job's own give-back must not run either
         log.info(
             "task %s: no longer %s under this worker's lease (cancelled, or taken over by "
             "another worker after the lease ran out); worker %s drops it",
