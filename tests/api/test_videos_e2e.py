@@ -183,10 +183,10 @@ def _most_in_progress_at_once(gateway: Gateway, count: int, **metadata: object) 
 
 
 def test_many_tasks_run_upstream_at_once(make_gateway: Callable[..., Gateway]) -> None:
-    # Ten tasks of 6 s each upstream: all ten must be in flight together, which a serial
-    # worker (submit, wait, poll, next) could never show. 6 s leaves room for ten creates on a
+    # Ten tasks of 20 s each upstream: all ten must be in flight together, which a serial
+    # worker (submit, wait, poll, next) could never show. 20 s leaves room for ten creates on a
     # loaded machine (parallel test workers): the overlap must not depend on how fast they are.
-    gateway = make_gateway(emulator_latency="6", poll_interval=0.3)
+    gateway = make_gateway(emulator_latency="20", poll_interval=0.3)
     assert _most_in_progress_at_once(gateway, 10) == 10
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,12 @@ def test_completed_and_failed_events_are_signed_and_delivered(
         raise AssertionError("a bad signature was accepted")
 
     for task_id in (done, failed):
-        (delivery,) = outbox.deliveries(task_id)
+        # The receiver has the request before the dispatcher records the attempt's answer.
+        deadline = time.monotonic() + 30
+        while (delivery := outbox.deliveries(task_id)[0])["state"] == "pending":
+            assert time.monotonic() < deadline, "the delivery was never recorded"
+            time.sleep(0.05)
+        assert len(outbox.deliveries(task_id)) == 1
         assert delivery["state"] == "delivered" and delivery["attempts"] == 1
         assert [a["status"] for a in outbox.attempts(delivery["id"])] == [200]
         assert outbox.task(task_id)["notified_at"] is not None

@@ -32,9 +32,9 @@ def upstream(tmp_path: Path) -> Iterator[tuple[str, EmulatorCore]]:
 
 @pytest.fixture
 async def start(
-    tmp_path: Path, upstream: tuple[str, EmulatorCore]
+    tmp_path: Path, upstream: tuple[str, EmulatorCore], database_url: str
 ) -> AsyncIterator[Callable[..., Any]]:
-    async with rigs(tmp_path, *upstream) as starter:
+    async with rigs(tmp_path, database_url, *upstream) as starter:
         yield starter
 
 
