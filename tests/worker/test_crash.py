@@ -76,6 +76,9 @@ def serve_env(tmp_path: Path, emulator_url: str, port: int) -> dict[str, str]:
     }
 
 
+# SQLite's sole worker requeues at start; on PostgreSQL the submission is taken over when its
+# lease runs out (tests/worker/test_claims.py, tests/chaos).
+@pytest.mark.sqlite
 @pytest.mark.faults(f"submit.stall=1,stall_seconds={STALL}")
 def test_sigkill_mid_submission_requeues_the_task_and_submits_it_again(
     tmp_path: Path, emulator_url: str, db: Database

@@ -273,6 +273,9 @@ async def test_an_unexpected_error_in_poll_fails_or_retries_and_frees_the_slot(
     assert await w.slot_given_back(), w.credential.holders
 
 
+# SQLite's sole worker requeues at start; on PostgreSQL, at lease expiry
+# (tests/worker/test_claims.py).
+@pytest.mark.sqlite
 async def test_a_restart_requeues_a_stranded_submission_and_restores_only_running_slots(
     world: Callable[..., Awaitable[World]], tmp_path: Path
 ) -> None:

@@ -7,11 +7,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Gateway
 
 FAST = "veo-3.1-fast-generate-preview"
 
 
+# The worker lock, and so this sweep at start, is SQLite's.
+@pytest.mark.sqlite
 def test_the_worker_lock_holder_sweeps_download_temp_files_at_start(
     make_gateway: Callable[..., Gateway], tmp_path: Path
 ) -> None:

@@ -50,9 +50,8 @@ _BROKEN = (*_UNAVAILABLE, asyncpg.InterfaceError, asyncpg.exceptions.InternalCli
 
 
 def _unavailable(exc: BaseException) -> DatabaseUnavailable:
-    return DatabaseUnavailable(
-        f"the gateway's database cannot be reached ({type(exc).__name__}); try again shortly"
-    )
+    """The one message every read path gives while the database is away (errors.py)."""
+    return DatabaseUnavailable()
 
 
 class Connections:
