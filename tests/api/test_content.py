@@ -41,6 +41,26 @@ def test_content_ranges_and_head(gateway: Gateway) -> None:
     several = gateway.client.get(url, headers={**gateway.headers(), "Range": "bytes=0-9,20-29"})
     assert several.status_code == 206
     assert several.headers["content-type"].startswith("multipart/byteranges")
+    boundary = several.headers["content-type"].split("boundary=")[1]
+    assert int(several.headers["content-length"]) == len(several.content)
+    parts = several.content.split(f"--{boundary}".encode())
+    assert parts[0] == b"" and parts[-1] == b"--"
+    for part, (start, end) in zip(parts[1:-1], [(0, 9), (20, 29)], strict=True):
+        head, _, body = part.partition(b"\r\n\r\n")
+        assert f"Content-Range: bytes {start}-{end}/{size}".encode() in head
+        assert body == full.content[start : end + 1] + b"\r\n"
+
+    # If-Range: the ETag the client holds still matches, so the range is served; a stale one
+    # (the file changed) gets the whole file.
+    etag = full.headers["etag"]
+    fresh = gateway.client.get(
+        url, headers={**gateway.headers(), "Range": "bytes=0-9", "If-Range": etag}
+    )
+    assert fresh.status_code == 206 and fresh.content == full.content[:10]
+    stale = gateway.client.get(
+        url, headers={**gateway.headers(), "Range": "bytes=0-9", "If-Range": '"old"'}
+    )
+    assert stale.status_code == 200 and stale.content == full.content
 
     head = gateway.client.head(url, headers=gateway.headers())
     assert head.status_code == 200 and head.content == b""

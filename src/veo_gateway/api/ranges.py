@@ -1,8 +1,9 @@
-"""Checking a `Range` header before the file is served, so refusals use the error envelope.
+"""Reading a `Range` header (RFC 9110 section 14) against a stored file of known size.
 
-Starlette's FileResponse serves satisfiable ranges (206, multipart for several); this only
-decides, with the same rules (RFC 9110 section 14), whether to refuse first: 400 for a header
-that does not parse, 416 (with `Content-Range: bytes */SIZE`) when no range fits the file.
+Refusals use the error envelope: 400 for a header that does not parse, 416 (with
+`Content-Range: bytes */SIZE`) when no range fits the file. What fits is returned as half-open
+byte intervals, sorted and with overlapping or touching ranges merged (section 14.2 lets a
+server coalesce them), so a hostile header cannot make the response larger than the file.
 """
 
 from __future__ import annotations
@@ -10,15 +11,20 @@ from __future__ import annotations
 from veo_gateway.domain.numbers import decimal
 from veo_gateway.errors import InvalidArgument, RangeNotSatisfiable
 
+# More ranges than this after merging and the whole file is sent instead (section 14.2: a
+# server may ignore Range); it bounds the multipart framing a request can ask for.
+MAX_RANGES = 16
 
-def check_range(header: str | None, size: int) -> None:
-    """Raise when `header` is malformed or none of its ranges overlaps a file of `size` bytes."""
+
+def satisfiable_ranges(header: str | None, size: int) -> list[tuple[int, int]] | None:
+    """The `(start, end)` intervals of `header` that fit a file of `size` bytes, or None for
+    the whole file; raise when the header is malformed or nothing in it fits."""
     if header is None:
-        return
+        return None
     unit, _, spec = header.strip().partition("=")
     if unit.strip().lower() != "bytes" or not spec.strip():
         raise InvalidArgument(f"malformed Range header {header!r}", param="Range")
-    satisfiable = False
+    ranges: list[tuple[int, int]] = []
     for part in spec.split(","):
         start_text, dash, end_text = part.strip().partition("-")
         start_text, end_text = start_text.strip(), end_text.strip()
@@ -34,12 +40,25 @@ def check_range(header: str | None, size: int) -> None:
         if start is not None and end is not None and end < start:
             raise InvalidArgument(f"malformed Range header {header!r}", param="Range")
         if start is not None:
-            satisfiable = satisfiable or start < size
-        else:
-            satisfiable = satisfiable or (end is not None and end > 0 and size > 0)
-    if not satisfiable:
+            if start < size:
+                ranges.append((start, size if end is None else min(end + 1, size)))
+        elif end is not None and end > 0 and size > 0:
+            ranges.append((max(size - end, 0), size))
+    if not ranges:
         raise RangeNotSatisfiable(
             f"Range {header!r} does not fit the video ({size} bytes)",
             param="Range",
             headers={"Content-Range": f"bytes */{size}"},
         )
+    merged = _merged(ranges)
+    return None if len(merged) > MAX_RANGES else merged
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out

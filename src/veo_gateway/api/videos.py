@@ -14,15 +14,16 @@ from typing import Annotated, Any, Literal
 import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 
 from veo_gateway.api import schemas
 from veo_gateway.api.bodies import looks_like_json_object, parse_json
+from veo_gateway.api.content_response import ContentResponse, OpenedFile
 from veo_gateway.api.deps import OwnerDep, Services, ServicesDep
 from veo_gateway.api.forms import FilePart, parse_form
 from veo_gateway.api.openai_dialect import looks_like_openai, parse_openai_request
 from veo_gateway.api.openapi import create_body, errors, ok
-from veo_gateway.api.ranges import check_range
+from veo_gateway.api.ranges import satisfiable_ranges
 from veo_gateway.api.render import OPENAI, SPEC, render_task
 from veo_gateway.api.spec_dialect import parse_spec_request, task_progress
 from veo_gateway.api.status import owned_task, poll_after
@@ -360,9 +361,10 @@ async def get_video_content(
     owner: OwnerDep,
     variant: Literal["video", "thumbnail", "spritesheet"] = "video",
     range_: Annotated[str | None, Header(alias="range")] = None,
-) -> FileResponse:
-    """The MP4 from our storage (Range, HEAD and ETag), or a JPEG thumbnail or spritesheet;
-    410 once the retention has deleted it."""
+    if_range: Annotated[str | None, Header(alias="if-range")] = None,
+) -> ContentResponse:
+    """The MP4 from our storage (Range, If-Range, HEAD and ETag), or a JPEG thumbnail or
+    spritesheet; 410 once the retention has deleted it."""
     task = await owned_task(services.tasks, task_id, owner)
     if task.state in (State.FAILED, State.CANCELLED):
         raise FailedPrecondition(
@@ -387,17 +389,23 @@ async def get_video_content(
             ".jpg",
         )
     try:
-        stat_result = await anyio.Path(path).stat()
+        # Opened now and read through this handle: the sweep may delete the file mid-download.
+        source = await OpenedFile.open(path)
     except FileNotFoundError:
         # The sweeper deletes the files before it marks the task.
         raise gone from None
-    check_range(range_, stat_result.st_size)
-    return FileResponse(
-        path,
-        stat_result=stat_result,
+    try:
+        if if_range is not None and if_range.strip() not in (source.etag, source.last_modified):
+            range_ = None  # RFC 9110 section 13.1.5: the file changed, send all of it
+        ranges = satisfiable_ranges(range_, source.size)
+    except Exception:
+        source.close()
+        raise
+    return ContentResponse(
+        source,
         media_type=media_type,
         filename=f"{task_id}{'' if variant == 'video' else '.' + variant}{suffix}",
-        content_disposition_type="inline",
+        ranges=ranges,
     )
 
 
