@@ -225,3 +225,56 @@ async def test_a_requeued_task_takes_a_slot_again_though_its_dead_worker_kept_on
     lease = await alive.pool.acquire(MODEL, "t")
     assert lease is not None
     assert await count(alive.store, credential_slots) == 1
+
+
+async def test_a_submission_cut_off_on_the_wire_keeps_its_slot_for_a_render_time(
+    workers: list[Worker],
+) -> None:
+    """A worker died mid-submission: Google may be rendering it all the same, and counts it.
+    The requeue keeps its slot as a cut-off slot for the model's render time, so the
+    resubmission (or another task) cannot take the credential past its cap at Google."""
+    repool(workers, rpm=1000, cap=1, keys=("k",))
+    dead, alive = workers
+    await _claimed(dead, "t", lease_seconds=0.2)
+    await alive.store.create(
+        task_id="other", owner="o", dialect="spec", model=MODEL, request={"prompt": "p"}
+    )
+    while time.time() <= (await alive.store.get("t")).lease_until:  # type: ignore[union-attr]
+        await asyncio.sleep(0.05)
+    renders: list[str] = []
+
+    def render_time(model: str) -> float:
+        renders.append(model)
+        return 30.0
+
+    assert await Claims(alive.store, "alive").take_over_expired(render_time) == ["t"]
+    assert renders == [MODEL]
+    task = await alive.store.get("t")
+    assert task is not None and task.state is State.QUEUED and task.upstream is None
+    # The slot is held: neither the task's resubmission nor another task gets the credential.
+    assert (await alive.pool.states())["k"].in_flight == 1
+    assert await alive.pool.acquire(MODEL, "t") is None
+    assert await dead.pool.acquire(MODEL, "other") is None
+    # Once the render would be over, it counts no more, and the resubmission goes out.
+    assert await alive.pool.acquire(MODEL, "t", now=time.time() + 31.0) is not None
+    assert await count(alive.store, credential_slots) == 1  # the held slot was pruned
+
+
+async def test_a_shutdown_or_a_sole_workers_recovery_holds_cut_off_slots_too(
+    workers: list[Worker],
+) -> None:
+    repool(workers, rpm=1000, cap=2, keys=("k",))
+    first, second = workers
+    await _claimed(first, "cut", lease_seconds=600.0)
+    claims = Claims(first.store, f"worker-{id(first)}")
+    assert await claims.give_up(["cut"], lambda model: 30.0) == ["cut"]
+    await _claimed(second, "on-the-wire", lease_seconds=600.0)
+    # A sole worker starting (SQLite's lock holder) requeues every submission it finds.
+    assert await Claims(second.store, "new").recover(sole=True, render_time=lambda m: 30.0) == 1
+    states = await second.pool.states()
+    assert states["k"].in_flight == 2  # both cut-off slots count
+    await second.store.create(
+        task_id="third", owner="o", dialect="spec", model=MODEL, request={"prompt": "p"}
+    )
+    assert await second.pool.acquire(MODEL, "third") is None
+    assert await second.pool.acquire(MODEL, "third", now=time.time() + 31.0) is not None

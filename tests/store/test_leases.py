@@ -16,6 +16,11 @@ from veo_gateway.store.database import create_engine, migrate
 from veo_gateway.store.tasks import State, Task, TaskStore
 
 
+def no_render(model: str) -> float:
+    """Cut-off submissions hold no slot (tests/store/test_credentials.py tests the hold)."""
+    return 0.0
+
+
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[TaskStore]:
     url = database_url
@@ -107,7 +112,7 @@ async def test_a_renewed_lease_is_never_taken_over(store: TaskStore) -> None:
     assert (await get(store, "slow")).lease_until > claimed.lease_until + 30
     await until_passed(claimed.lease_until)  # the first lease alone would have run out
     assert await other.claim(State.IN_PROGRESS, limit=1, lease_seconds=60) == []
-    assert await other.take_over_expired() == []
+    assert await other.take_over_expired(no_render) == []
     assert await holder.transition(
         "slow", State.IN_PROGRESS, State.COMPLETED, lease_until=0.0, video_bytes=1
     )
@@ -123,12 +128,12 @@ async def test_a_submission_whose_lease_ran_out_is_requeued_and_taken_again(
     )
     assert claimed is not None and claimed.lease_owner == "worker-1"
     # A live submission lease: not abandoned, not claimable again.
-    assert await alive.take_over_expired() == []
+    assert await alive.take_over_expired(no_render) == []
     assert await alive.claim_task("t1", State.QUEUED, State.SUBMITTING, lease_seconds=1) is None
     assert (await get(store, "t1")).state is State.SUBMITTING
 
     await until_passed(claimed.lease_until)
-    assert await alive.take_over_expired() == ["t1"]
+    assert await alive.take_over_expired(no_render) == ["t1"]
     task = await get(store, "t1")
     assert (task.state, task.upstream, task.lease_until, task.lease_owner) == (
         State.QUEUED,
@@ -141,7 +146,7 @@ async def test_a_submission_whose_lease_ran_out_is_requeued_and_taken_again(
         "t1", State.QUEUED, State.SUBMITTING, lease_seconds=60, upstream="emu#2"
     )
     assert retaken is not None and retaken.upstream == "emu#2"
-    assert await alive.take_over_expired() == []  # done once
+    assert await alive.take_over_expired(no_render) == []  # done once
     # The first submission's answer comes back late: it cannot record its operation.
     assert not await dead.transition(
         "t1", State.SUBMITTING, State.IN_PROGRESS, operation_name="models/m/operations/late"
@@ -176,7 +181,7 @@ async def test_the_sole_worker_requeues_submissions_and_lifts_every_poll_lease_a
     polling = await get(store, "polling")
     new = Claims(store, "new")
 
-    assert await new.recover(sole=True) == 1  # the one submission
+    assert await new.recover(sole=True, render_time=no_render) == 1  # the one submission
 
     submitting = await get(store, "submitting")
     assert (submitting.state, submitting.upstream, submitting.lease_until) == (
@@ -214,7 +219,7 @@ async def test_one_worker_among_several_takes_over_only_expired_leases_at_start(
     new = Claims(store, "new")
 
     # Every lease is live: a worker starting beside them takes nothing.
-    assert await new.recover(sole=False) == 0
+    assert await new.recover(sole=False, render_time=no_render) == 0
     assert [(await get(store, t)).state for t in ("submitting", "queued")] == [
         State.SUBMITTING,
         State.SUBMITTING,
@@ -223,7 +228,7 @@ async def test_one_worker_among_several_takes_over_only_expired_leases_at_start(
 
     # One lease runs out (its worker stopped renewing it): that one, and only it, is taken.
     await until_passed(short.lease_until)
-    assert await new.recover(sole=False) == 1
+    assert await new.recover(sole=False, render_time=no_render) == 1
     queued = await get(store, "queued")
     assert (queued.state, queued.lease_owner, queued.upstream) == (State.QUEUED, None, None)
     submitting = await get(store, "submitting")

@@ -125,11 +125,10 @@ class CredentialPool:
         every process's slots). Raises NoRoute when every credential for the model is out of
         service.
         """
-        now = time.time() if now is None else now
         candidates = self._candidates(model)
         if not candidates:
             raise NoRoute(f"no upstream credential can serve {model} (no route)")
-        if now < self._busy_until.get(model, -math.inf):
+        if (time.time() if now is None else now) < self._busy_until.get(model, -math.inf):
             return None
         models = {c.id: m for c, m in reversed(candidates)}  # a credential's first target wins
         found_busy = False
@@ -143,7 +142,7 @@ class CredentialPool:
                 raise NoRoute(f"no upstream credential can serve {model} ({reasons})")
             if self._max_in_flight is not None and taken.total_in_flight >= self._max_in_flight:
                 return None
-            ready = [c for c, _ in candidates if c.free_at(states[c.id], now) <= now]
+            ready = [c for c, _ in candidates if c.free_at(states[c.id], taken.now) <= taken.now]
             if not ready:
                 return None
             found_busy = False
@@ -152,7 +151,7 @@ class CredentialPool:
         pool = None if self._max_in_flight is None else list(self._credentials)
         chosen = await self._store.acquire(list(models), holder, choose, now=now, pool=pool)
         if found_busy:
-            self._busy_until[model] = now + BUSY_FOR
+            self._busy_until[model] = (time.time() if now is None else now) + BUSY_FOR
         if chosen is None:
             return None
         credential = self._credentials[chosen]

@@ -18,16 +18,21 @@ downloads are simply claimed again, and a submission cut off that way is requeue
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from veo_gateway.store.credentials import CutOff, hold_cut_off
 from veo_gateway.store.tables import tasks
 from veo_gateway.store.tasks import State, Task, TaskStore, compare_and_set
 
 _REQUEUED = {"state": State.QUEUED.value, "upstream": None, "upstream_model": None}
+
+# Seconds a submission of `model` cut off on the wire may keep running at Google (the expected
+# render time): its credential slot is held that long (store/credentials.py).
+RenderTime = Callable[[str], float]
 
 
 class Claims:
@@ -109,10 +114,11 @@ class Claims:
             )
             return {str(task_id) for task_id in result.scalars().all()}
 
-    async def give_up(self, task_ids: Collection[str]) -> list[str]:
+    async def give_up(self, task_ids: Collection[str], render_time: RenderTime) -> list[str]:
         """Lift this worker's leases on `task_ids`, whose jobs were cut off (a shutdown), so
         another worker takes them at once: polls are due again, submissions requeued (one cut
-        off may have reached Google: the documented double). Returns the requeued ones."""
+        off may have reached Google: the documented double, its slot held for `render_time`).
+        Returns the requeued ones."""
         if not task_ids:
             return []
         now = time.time()
@@ -123,13 +129,45 @@ class Claims:
                 .where(mine, tasks.c.state == State.IN_PROGRESS.value)
                 .values(**_released(now))
             )
-            result = await conn.execute(
-                tasks.update()
-                .where(mine, tasks.c.state == State.SUBMITTING.value)
-                .values(**_REQUEUED, **_released(now))
-                .returning(tasks.c.id)
+            return await self._requeue_cut_off(
+                conn, sa.and_(mine, tasks.c.state == State.SUBMITTING.value), now, render_time
             )
-            return [str(task_id) for task_id in result.scalars().all()]
+
+    async def _requeue_cut_off(
+        self,
+        conn: AsyncConnection,
+        cut_off: sa.ColumnElement[bool],
+        now: float,
+        render_time: RenderTime,
+    ) -> list[str]:
+        """Requeue the submissions matching `cut_off`, keeping each one's credential slot for
+        as long as it may run at Google; their ids."""
+        candidates = sa.select(tasks.c.id).where(cut_off)
+        locked = self._store.dialect.claimable(candidates).scalar_subquery()
+        before = (
+            await conn.execute(
+                sa.select(tasks.c.id, tasks.c.upstream, tasks.c.model).where(tasks.c.id.in_(locked))
+            )
+        ).all()
+        if not before:
+            return []
+        result = await conn.execute(
+            tasks.update()
+            .where(tasks.c.id.in_([row.id for row in before]), cut_off)
+            .values(**_REQUEUED, **_released(now))
+            .returning(tasks.c.id)
+        )
+        requeued = {str(task_id) for task_id in result.scalars().all()}
+        await hold_cut_off(
+            conn,
+            [
+                CutOff(str(row.id), str(row.upstream), render_time(str(row.model)))
+                for row in before
+                if row.id in requeued and row.upstream
+            ],
+            now,
+        )
+        return sorted(requeued)
 
     async def update(self, task_id: str, expected: State, **fields: Any) -> bool:
         """Set `fields` only while the task is in `expected` and this worker holds its lease
@@ -148,13 +186,13 @@ class Claims:
         """Compare-and-swap `expected` -> `new` under this worker's lease; True when it won."""
         return await self.update(task_id, expected, **fields, state=new.value)
 
-    async def take_over_expired(self) -> list[str]:
+    async def take_over_expired(self, render_time: RenderTime) -> list[str]:
         """Requeue submissions whose lease ran out, whoever held it; returns their ids.
 
         A live worker renews the leases of its submissions on the wire, so one past its lease
         has no job any more (its worker died, or could not record the end): like one cut off by
-        a crash, it is submitted again. Expired polls need nothing: they are claimable as they
-        are.
+        a crash, it is submitted again, its slot held for `render_time`. Expired polls need
+        nothing: they are claimable as they are.
         """
         now = time.time()
         expired = sa.and_(
@@ -166,15 +204,9 @@ class Claims:
             if not (await conn.execute(sa.select(tasks.c.id).where(expired).limit(1))).first():
                 return []  # the usual case: a read, no write transaction every round
         async with self._store.transaction() as conn:
-            result = await conn.execute(
-                tasks.update()
-                .where(expired)
-                .values(**_REQUEUED, **_released(now))
-                .returning(tasks.c.id)
-            )
-            return [str(task_id) for task_id in result.scalars().all()]
+            return await self._requeue_cut_off(conn, expired, now, render_time)
 
-    async def recover(self, *, sole: bool) -> int:
+    async def recover(self, *, sole: bool, render_time: RenderTime) -> int:
         """At start-up: take over what dead workers left; returns the submissions requeued.
 
         `sole` says no other worker can be alive (SQLite's worker lock): then every lease found
@@ -185,20 +217,18 @@ class Claims:
         offers no idempotency key, so it is submitted again (see docs/architecture.md).
         """
         if not sole:
-            return len(await self.take_over_expired())
+            return len(await self.take_over_expired(render_time))
         now = time.time()
         async with self._store.transaction() as conn:
-            requeued = await conn.execute(
-                tasks.update()
-                .where(tasks.c.state == State.SUBMITTING.value)
-                .values(**_REQUEUED, **_released(now))
+            requeued = await self._requeue_cut_off(
+                conn, tasks.c.state == State.SUBMITTING.value, now, render_time
             )
             await conn.execute(
                 tasks.update()
                 .where(tasks.c.state == State.IN_PROGRESS.value, tasks.c.lease_until > 0)
                 .values(lease_until=0.0, lease_owner=None, due_at=now)
             )
-        return int(requeued.rowcount)
+        return len(requeued)
 
 
 def _claimable(state: State, now: float) -> sa.ColumnElement[bool]:

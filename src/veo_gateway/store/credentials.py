@@ -8,11 +8,17 @@ pool choose, write the slot and the request. Slots are keyed by task, so a task 
 and giving one back twice does nothing. A slot whose holder died is never given back, so a slot
 counts only while its task is in flight (`live_slot`), and dead ones are pruned as slots are
 taken.
+
+A submission cut off on the wire (its worker died or stopped mid-call) may be running at Google
+all the same, and Google counts it against the credential until it ends. When such a task is
+requeued, its slot stays behind as a cut-off slot (`hold_cut_off`) that counts until about when
+the render would end, so the resubmission does not take Google past the cap.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
@@ -36,12 +42,15 @@ def live_slot(now: float) -> sa.ColumnElement[bool]:
     or was taken less than HANDOVER ago for a task not changed since (about to be claimed).
 
     So a slot held by a worker that died is freed when its task leaves its in-flight state (a
-    cancel, or a requeue by another worker) or its submission lease runs out.
+    cancel, or a requeue by another worker) or its submission lease runs out. A cut-off slot
+    counts until its `held_until`.
     """
-    return sa.or_(
+    live = sa.or_(
+        credential_slots.c.held_until > now,
         tasks.c.state == State.IN_PROGRESS.value,
         sa.and_(tasks.c.state == State.SUBMITTING.value, tasks.c.lease_until > now),
         sa.and_(
+            credential_slots.c.held_until.is_(None),
             credential_slots.c.acquired_at > now - HANDOVER,
             sa.or_(
                 tasks.c.id.is_(None),
@@ -52,9 +61,53 @@ def live_slot(now: float) -> sa.ColumnElement[bool]:
             ),
         ),
     )
+    # The outer join's NULLs (a slot with no task, a slot not cut off) make parts of the OR
+    # NULL: without the coalesce, NOT live_slot would be NULL and the prune keep dead slots.
+    return sa.func.coalesce(live, sa.false())
 
 
 _SLOTS_AND_TASKS = credential_slots.outerjoin(tasks, tasks.c.id == credential_slots.c.task_id)
+
+CUT_OFF = "cut-off:"  # the prefix of a cut-off slot's key, before the task's id
+
+
+@dataclass(frozen=True)
+class CutOff:
+    """A submission requeued after it was cut off on the wire: its task, the credential it was
+    sent with, and the seconds Google may keep working on it."""
+
+    task_id: str
+    credential: str
+    seconds: float
+
+
+async def hold_cut_off(conn: AsyncConnection, cut_off: Collection[CutOff], now: float) -> None:
+    """Keep the slots of submissions cut off on the wire for as long as each may run at Google
+    (inside the transaction that requeues them, so no acquire sees the slot free in between)."""
+    rows = [
+        {
+            "task_id": CUT_OFF + c.task_id,
+            "credential": c.credential,
+            "acquired_at": now,
+            "held_until": now + c.seconds,
+        }
+        for c in cut_off
+        if c.seconds > 0
+    ]
+    if not rows:
+        return
+    insert = dialect_of(conn).insert(credential_slots)
+    await conn.execute(
+        insert.on_conflict_do_update(
+            index_elements=[credential_slots.c.task_id],
+            set_={
+                "credential": insert.excluded.credential,
+                "acquired_at": insert.excluded.acquired_at,
+                "held_until": insert.excluded.held_until,
+            },
+        ),
+        rows,
+    )
 
 
 @dataclass(frozen=True)
@@ -86,6 +139,7 @@ class Taken:
 
     states: Mapping[str, CredentialState]
     total_in_flight: int
+    now: float  # the time the states are for, read once the lock was held
 
 
 # The pool's choice among the candidates (a credential id, or None when none is free); it may
@@ -105,22 +159,27 @@ class CredentialStore:
         holder: str,
         choose: Chooser,
         *,
-        now: float,
+        now: float | None = None,
         pool: Collection[str] | None = None,
     ) -> str | None:
         """Take a slot for task `holder` on the credential `choose` picks among `ids`, and count
         the request in its window; the credential's id, or None (none free, or the holder has a
         slot already). With `pool` (every credential of a pool with a cap of its own), the
-        slots of all of them are counted too, under one lock for the pool."""
+        slots of all of them are counted too, under one lock for the pool.
+
+        The time is read once the lock is held (`now` overrides it, for tests): one read before
+        a wait on the lock would judge slots taken meanwhile by a time before they were.
+        """
         async with self._store.transaction() as conn:
             dialect = dialect_of(conn)
             keys = [POOL_LOCK] if pool is not None else [f"credential:{c}" for c in sorted(ids)]
             for key in keys:  # always in one order, so two acquires never deadlock
                 await dialect.lock(conn, key)
+            now = time.time() if now is None else now
             await self._prune(conn, ids, holder, now)
             states = await _states(conn, ids, now)
             total = 0 if pool is None else await _total_in_flight(conn, pool, now)
-            chosen = choose(Taken(states, total))
+            chosen = choose(Taken(states, total, now))
             if chosen is None:
                 return None
             inserted = await conn.execute(

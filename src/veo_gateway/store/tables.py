@@ -156,6 +156,9 @@ credential_slots = sa.Table(
     sa.Column("task_id", sa.String(64), primary_key=True),
     sa.Column("credential", sa.String(128), nullable=False),
     sa.Column("acquired_at", sa.Float, nullable=False),
+    # Set for the slot of a submission cut off on the wire (task_id "cut-off:<task>"): it
+    # counts until then, whatever became of the task (store/credentials.py).
+    sa.Column("held_until", sa.Float),
     sa.Index("ix_credential_slots_credential", "credential"),
 )
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from veo_gateway.observability.throttled import ThrottledLog
 from veo_gateway.providers.pool import CredentialPool
-from veo_gateway.store.claims import Claims
+from veo_gateway.store.claims import Claims, RenderTime
 from veo_gateway.store.tasks import TaskStore
 
 log = logging.getLogger("veo_gateway.worker")
@@ -32,6 +32,7 @@ class LeaseKeeper:
         pool: CredentialPool,
         lease_seconds: float,
         renew_interval: float,
+        render_time: RenderTime,
         trouble: ThrottledLog,
     ) -> None:
         self._claims = claims
@@ -39,6 +40,7 @@ class LeaseKeeper:
         self._pool = pool
         self._lease_seconds = lease_seconds
         self._renew_interval = renew_interval
+        self._render_time = render_time
         self._trouble = trouble
         self._jobs: dict[str, asyncio.Task[Any]] = {}
 
@@ -89,7 +91,7 @@ class LeaseKeeper:
             for credential_id, task_id in slots:
                 if task_id in ended:
                     await self._pool.release(credential_id, task_id)
-        if abandoned := await self._claims.take_over_expired():
+        if abandoned := await self._claims.take_over_expired(self._render_time):
             log.warning(
                 "requeued %d submission(s) whose lease ran out (their worker died, or its job "
                 "ended unrecorded): %s",
@@ -101,6 +103,6 @@ class LeaseKeeper:
         """Lift the leases of jobs cut off (a shutdown), so another worker takes them at once
         instead of when the leases would have run out."""
         try:
-            await self._claims.give_up(task_ids)
+            await self._claims.give_up(task_ids, self._render_time)
         except Exception as exc:
             log.warning("worker stopping: could not lift its leases (%s)", exc)

@@ -127,6 +127,7 @@ class Worker:
             pool=pool,
             lease_seconds=config.lease_seconds,
             renew_interval=config.renew_interval,
+            render_time=latency.expected,
             trouble=self._trouble,
         )
         # Tasks whose job could not record its end (the database refused the write): their
@@ -202,7 +203,7 @@ class Worker:
         attempts = 0
         while True:
             try:
-                requeued = await self._claims.recover(sole=sole)
+                requeued = await self._claims.recover(sole=sole, render_time=self._latency.expected)
                 await self._pool.restore_in_flight(await self._store.in_flight_by_upstream())
                 break
             except Exception as exc:
