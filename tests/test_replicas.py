@@ -22,6 +22,7 @@ from tests.conftest import KEY_A, gateway_settings
 from tests.support.processes import start, stop, wait_http
 from tests.support.servers import serve_app
 from tests.test_roles import distinct_ports, emulator_url, worker_env
+from tests.webhooks.conftest import SECRET, ReceiverServer, receiver, verify, wait_until
 from tests.worker.test_crash import FAST, HEADERS, serve_env, wait_for
 from veo_gateway.app import create_app
 from veo_gateway.roles import Role
@@ -29,7 +30,7 @@ from veo_gateway.store.database import create_engine
 from veo_gateway.store.keys import KeyStore
 from veo_gateway.store.notifier import Channel, Notifier
 
-__all__ = ["emulator_url"]  # the emulator process fixture, shared with test_roles
+__all__ = ["emulator_url", "receiver"]  # fixtures shared with test_roles and tests/webhooks
 
 HOUR = 3600.0
 ADMIN = "replica-admin-token"
@@ -148,6 +149,34 @@ def test_a_task_created_on_one_replica_is_submitted_by_another_at_once(
         timeout=120,
     )
     assert final["status"] == "completed"
+
+
+def test_a_task_finished_by_a_worker_apart_is_announced_at_once_and_retried_when_due(
+    replicas: Replicas, receiver: ReceiverServer
+) -> None:
+    """The dispatcher, in the worker process, looks on its own only once an hour here: the
+    event goes out because the task's end woke it, and the retry because it was due."""
+    api_url, _ = replicas.start(Role.API)
+    replicas.start(
+        Role.WORKER,
+        webhook_urls=f"{receiver.url}/hooks",
+        webhook_secret=SECRET,
+        allow_private_webhook_urls=True,
+        webhook_retry_base=0.5,
+    )
+    receiver.app.statuses = [503]  # the first attempt fails
+    headers = {"Authorization": f"Bearer {KEY_A}"}
+    created = httpx.post(
+        f"{api_url}/v1/videos", headers=headers, json={"model": FAST, "prompt": "announced"}
+    )
+    assert created.status_code == 200, created.text
+    task_id = created.json()["id"]
+    attempts = wait_until(lambda: r if len(r := receiver.app.requests) >= 2 else None, 120)
+    assert [a.status for a in attempts[:2]] == [503, 200]
+    first, second = attempts[:2]
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    event = verify(SECRET, second.headers, second.body)
+    assert event["type"] == "video.completed" and event["data"]["id"] == task_id
 
 
 def test_a_key_revoked_anywhere_is_refused_by_every_replica(

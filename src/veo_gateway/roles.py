@@ -198,6 +198,7 @@ class Background:
                 timeout=settings.webhook_timeout,
                 retry_base=settings.webhook_retry_base,
                 retry_for=settings.webhook_retry_for,
+                idle_poll=settings.worker_idle_seconds,
             ),
         )
 

@@ -109,9 +109,10 @@ class Settings(BaseSettings):
     worker_idle_seconds: float = Field(
         5.0,
         gt=0,
-        description="Seconds the worker sleeps when nothing is due before it looks for work "
-        "anyway. A created task wakes it at once (on PostgreSQL, in any process); this look "
-        "is the fallback.",
+        description="Seconds the worker and the webhook dispatcher sleep when nothing is due "
+        "before they look for work anyway. A created or finished task wakes them at once (on "
+        "PostgreSQL, in any process), and a webhook retry wakes its dispatcher when due; this "
+        "look is the fallback.",
     )
     worker_port: int = Field(
         8002,

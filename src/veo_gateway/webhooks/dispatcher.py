@@ -1,7 +1,9 @@
 """The webhook dispatcher: announces finished tasks and delivers their events, with retries.
 
 Run in the lifespan beside the worker, by the process holding the worker lock; the worker wakes
-it as each task finishes, and it looks again every `idle_poll` seconds anyway. Each round it
+it as each task finishes (on PostgreSQL, whichever process finished it or cancelled it), and it
+looks again every `idle_poll` seconds anyway, or sooner when a retry it scheduled is due. Each
+round it
 queues the events of tasks that finished since the last one (`WebhookStore.queue_events`), then
 starts the deliveries that are due, at most `concurrency` at once. A delivery is tried until a
 receiver answers 2xx; after each failure it waits `retry_base` seconds doubled per attempt
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -63,6 +66,7 @@ class WebhookDispatcher:
         self._clock = clock  # Unix seconds: when events are queued, attempted and due
         self._wakeup = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
+        self._next_retry = math.inf  # the soonest retry this process scheduled
 
     def wake(self) -> None:
         """Look for finished tasks and due deliveries now rather than at the next poll."""
@@ -86,17 +90,23 @@ class WebhookDispatcher:
                     log.exception("webhook dispatch round failed; trying again")
                 # asyncio.timeout, not wait_for, which can lose a cancel on Python 3.11.
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._config.idle_poll):
+                    async with asyncio.timeout(self._sleep_seconds()):
                         await self._wakeup.wait()
         finally:
             for task in self._running:
                 task.cancel()
             await asyncio.gather(*self._running, return_exceptions=True)
 
+    def _sleep_seconds(self) -> float:
+        """Until the next look: `idle_poll`, or less when a retry of ours is due before."""
+        return max(0.0, min(self._config.idle_poll, self._next_retry - self._clock()))
+
     async def run_once(self) -> None:
         """One round: queue new events, start the due deliveries there is room for."""
         config = self._config
         now = self._clock()
+        if now >= self._next_retry:
+            self._next_retry = math.inf  # due now: this round's claim takes it
         if await self._store.queue_events(config.endpoints, now, QUEUE_BATCH) == QUEUE_BATCH:
             self.wake()  # more finished tasks are waiting: another round at once
         room = config.concurrency - len(self._running)
@@ -129,6 +139,8 @@ class WebhookDispatcher:
             next_at = now + self.backoff(attempts)
             gave_up = next_at > delivery.created_at + self._config.retry_for
             state = FAILED if gave_up else PENDING
+            if not gave_up:
+                self._next_retry = min(self._next_retry, next_at)
         await self._store.record(
             delivery,
             at=at,

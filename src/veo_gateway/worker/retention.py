@@ -64,8 +64,11 @@ class RetentionPolicy:
     def gone_message(self, task: Task) -> str:
         """What `content` answers for a task whose video was deleted."""
         deleted = task.expired_at
-        when = "" if deleted is None else f" on {_utc(deleted)}"
         finished = task.completed_at or task.updated_at
+        if deleted is None and self.seconds > 0 and time.time() >= finished + self.seconds:
+            # The sweep deletes the files first, then marks the task: caught in between.
+            deleted = finished + self.seconds
+        when = "" if deleted is None else f" on {_utc(deleted)}"
         if deleted is None:
             why = "from the gateway's storage"
         elif self.seconds > 0 and deleted >= finished + self.seconds - 1e-3:

@@ -306,8 +306,15 @@ class Worker:
     async def submit_now(self, task: Task, wait_seconds: float) -> UpstreamError | None:
         """Submit a just-created task at once when a credential is free (the POST waits up to
         `wait_seconds`); returns the upstream's refusal when it refused the request for good."""
+        deadline = time.monotonic() + wait_seconds
         if not self._ready.is_set():
-            return None  # leases not yet recovered: the loop submits it once they are
+            # Leases not yet recovered (the worker is starting): wait for that within the
+            # budget, or leave the task to the loop, which submits it once they are.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait_seconds):
+                    await self._ready.wait()
+            if not self._ready.is_set():
+                return None
         try:
             started = await self._start_submission(task)
         except NoRoute:
@@ -316,7 +323,7 @@ class Worker:
             return None
         job = self._spawn(self._submitting, task.id, self.submit(*started))
         # Not cancelled on timeout: a submission cut off mid-call could start a job twice.
-        done, _ = await asyncio.wait({job}, timeout=wait_seconds)
+        done, _ = await asyncio.wait({job}, timeout=max(0.0, deadline - time.monotonic()))
         if job in done and not job.cancelled() and job.exception() is None:
             refusal: UpstreamError | None = job.result()
             if refusal is not None and 400 <= refusal.code < 500:
