@@ -234,7 +234,12 @@ class UpstreamError(GatewayError):
 
 
 class UpstreamUnavailable(UpstreamError):
-    """The upstream could not be reached, or did not answer in time."""
+    """The upstream could not be reached, or did not answer in time.
 
-    def __init__(self, message: str) -> None:
+    `maybe_received`: the request may have reached it all the same (the answer timed out or the
+    connection broke after the request was sent), so a submission may have started a job.
+    """
+
+    def __init__(self, message: str, *, maybe_received: bool = False) -> None:
         super().__init__(message, code=503, status="UNAVAILABLE", retryable=True)
+        self.maybe_received = maybe_received

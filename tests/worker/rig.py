@@ -147,6 +147,7 @@ async def rigs(
     storage = LocalStorage(tmp_path / "inputs", tmp_path / "videos")
     storage.prepare()
     client = httpx.AsyncClient(timeout=30)
+    clients = [client]
     runs: list[asyncio.Task[None]] = []
 
     async def start(
@@ -157,11 +158,16 @@ async def rigs(
         claims_class: type[Claims] = Claims,
         rng: random.Random | None = None,
         latency: LatencyModel | None = None,
+        upstream_timeout: float | None = None,
         **config: Any,
     ) -> Rig:
         store = store_class(engine)
         stores.append(store)
-        provider = GeminiProvider(api_key=key, base_url=url, client=client)
+        own = client
+        if upstream_timeout is not None:
+            own = httpx.AsyncClient(timeout=upstream_timeout)
+            clients.append(own)
+        provider = GeminiProvider(api_key=key, base_url=url, client=own)
         credential = Credential(
             id=credential_id, upstream="emu", provider=provider, rpm=1000, max_in_flight=1
         )
@@ -192,7 +198,8 @@ async def rigs(
         for run in runs:
             run.cancel()
         await asyncio.gather(*runs, return_exceptions=True)
-        await client.aclose()
+        for each in clients:
+            await each.aclose()
         for store in stores:
             await store.aclose()
         await engine.dispose()

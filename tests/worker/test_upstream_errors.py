@@ -4,6 +4,7 @@ answers to a poll or a download, and downloads that break off or end early."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -13,9 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.worker.rig import KEY, Rig, emulator, rigs, set_faults
+from tests.worker.rig import FAST, KEY, Rig, emulator, rigs, set_faults
+from veo_gateway.domain.catalog import Catalog
+from veo_gateway.domain.progress import LatencyModel
 from veo_gateway.emulator.core import INTERNAL_MESSAGE, EmulatorCore
 from veo_gateway.store.claims import Claims
+from veo_gateway.store.credentials import CredentialStore
 from veo_gateway.store.tasks import State, Task
 
 
@@ -200,3 +204,29 @@ async def test_a_download_that_always_ends_early_fails_with_why_and_keeps_no_fil
     assert rig.emulator_stats()["faults"] == {f"download.{fault}": 3}
     assert rig.videos() == []
     assert await rig.slot_given_back(), rig.credential.holders
+
+
+async def test_a_submission_left_without_an_answer_keeps_its_slot_for_a_render_time(
+    start: Callable[..., Any],
+) -> None:
+    """The submission timed out, but the emulator took it all the same (as Google may): the
+    requeued task's credential stays taken for the model's render time, so the resubmission
+    does not run beside the first job, and goes out once that time is over."""
+    latency = LatencyModel(Catalog(), first_poll=0.05)
+    for _ in range(3):
+        latency.observe(FAST, 1.5)  # renders take 1.5 s: the hold
+    rig: Rig = await start(upstream_timeout=0.3, latency=latency, submit_attempts=3)
+    set_faults(rig.core, "submit.lost=1,stall_seconds=0.6")
+    task_id = await rig.add("no answer")
+    async with asyncio.timeout(10):  # requeued, one attempt counted: it timed out
+        while (task := await rig.store.get(task_id)) is None or task.attempts < 1:
+            await asyncio.sleep(0.01)
+    assert task.state is State.QUEUED
+    set_faults(rig.core, "")
+    states = await CredentialStore(rig.store).states([rig.credential.id], time.time())
+    assert states[rig.credential.id].in_flight == 1  # the job that may be running upstream
+    task = await rig.settled(task_id, timeout=30)
+    assert task.state is State.COMPLETED
+    stats = rig.emulator_stats()
+    assert stats["submissions"] == 2  # the one left unanswered, and the resubmission
+    assert await rig.slot_given_back()

@@ -90,7 +90,7 @@ def create_emulator_app(
         if method != "predictLongRunning" or model not in models:
             raise NotFound(protocol.not_found_model(model or method))
         async with core.submission_call(key) as entry:
-            await core.inject("submit")
+            fault = await core.inject("submit")
             submission, output, _ = await core.read_predict(request, model, "gemini")
             entry["prompt"] = submission.prompt
             core.admit(key)
@@ -102,6 +102,7 @@ def create_emulator_app(
                 injected=core.faults.draw("operation"),
             )
             core.learn_operation(entry, operation, key)
+            await core.hold_answer(fault)
         return JSONResponse({"name": operation.name})
 
     async def get_operation(request: Request) -> Response:

@@ -159,6 +159,12 @@ class EmulatorCore:
             return None
         return fault
 
+    async def hold_answer(self, fault: str | None) -> None:
+        """`submit.lost`: the operation has started; its answer waits `stall_seconds` (a client
+        that stops waiting before then never learns of it)."""
+        if fault == "lost":
+            await asyncio.sleep(self.faults.faults.stall_seconds)
+
     def admit(self, credential: str) -> None:
         """Refuse a submission over the credential's quotas with Google's 429."""
         limit = self.config.max_in_flight_per_credential

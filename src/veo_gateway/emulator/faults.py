@@ -17,6 +17,8 @@ Rates are probabilities per call. Names:
   (no Content-Length, half the body, a clean end: only the bytes show the video is cut),
   ``download.slow`` (the body trickles out over ``slow_seconds``),
   ``download.redirect`` (a 302 to a signed media URL, as Google's file downloads do);
+- ``submit.lost``: the submission is taken (its operation starts) but the answer is held for
+  ``stall_seconds``, as when Google accepts a job and the answer never reaches the client;
 - ``operation.fail`` and ``operation.blocked``: the operation ends with an error, or with its
   video withheld by the (emulated) safety filters;
 - ``stall_seconds`` (default 2), ``slow_seconds`` (default 1), and ``seed`` (an integer: the same
@@ -37,13 +39,15 @@ CALLS = ("submit", "poll", "download")
 _CALL_FAULTS = ("429", "500", "400", "403", "404", "stall")
 _DOWNLOAD_FAULTS = ("broken", "truncated", "short", "slow", "redirect")
 _OPERATION_FAULTS = ("fail", "blocked")
+_SUBMIT_FAULTS = ("lost",)
 NAMES = (
     tuple(f"{call}.{fault}" for call in CALLS for fault in _CALL_FAULTS)
+    + tuple(f"submit.{fault}" for fault in _SUBMIT_FAULTS)
     + tuple(f"download.{fault}" for fault in _DOWNLOAD_FAULTS)
     + tuple(f"operation.{fault}" for fault in _OPERATION_FAULTS)
 )
 _GROUPS = {
-    "submit": tuple(f"submit.{f}" for f in _CALL_FAULTS),
+    "submit": tuple(f"submit.{f}" for f in (*_CALL_FAULTS, *_SUBMIT_FAULTS)),
     "poll": tuple(f"poll.{f}" for f in _CALL_FAULTS),
     "download": tuple(f"download.{f}" for f in (*_CALL_FAULTS, *_DOWNLOAD_FAULTS)),
     "operation": tuple(f"operation.{f}" for f in _OPERATION_FAULTS),

@@ -105,7 +105,7 @@ def routes(core: EmulatorCore) -> list[BaseRoute]:
 
     async def predict(request: Request, token: str, model: str, parent: str) -> Response:
         async with core.submission_call(token) as entry:
-            await core.inject("submit")
+            fault = await core.inject("submit")
             submission, output, payload = await core.read_predict(request, model, "vertex")
             entry["prompt"] = submission.prompt
             storage_uri = (payload.get("parameters") or {}).get("storageUri")
@@ -124,6 +124,7 @@ def routes(core: EmulatorCore) -> list[BaseRoute]:
                 injected=core.faults.draw("operation"),
             )
             core.learn_operation(entry, operation, token)
+            await core.hold_answer(fault)
         return JSONResponse({"name": operation.name})
 
     async def fetch(request: Request, token: str, parent: str) -> Response:

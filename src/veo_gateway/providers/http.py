@@ -26,6 +26,12 @@ def upstream_error(response: httpx.Response) -> UpstreamError:
     return UpstreamError(message, code=response.status_code, status=status)
 
 
+def maybe_received(error: httpx.HTTPError) -> bool:
+    """Whether the request may have reached the server before `error`: anything but a failure
+    to connect (or to get a connection) may have come after the request was sent."""
+    return not isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
 async def call_json(
     client: httpx.AsyncClient, method: str, url: str, headers: dict[str, str], **kwargs: Any
 ) -> dict[str, Any]:
@@ -33,7 +39,9 @@ async def call_json(
     try:
         response = await client.request(method, url, headers=headers, **kwargs)
     except httpx.HTTPError as exc:
-        raise UpstreamUnavailable(f"the upstream could not be reached: {exc!r}") from exc
+        raise UpstreamUnavailable(
+            f"the upstream could not be reached: {exc!r}", maybe_received=maybe_received(exc)
+        ) from exc
     if response.status_code >= 400:
         raise upstream_error(response)
     try:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from veo_gateway.config import Target
 from veo_gateway.errors import UpstreamError
 from veo_gateway.providers.base import Provider
-from veo_gateway.store.credentials import CredentialState, CredentialStore, Taken
+from veo_gateway.store.credentials import CredentialState, CredentialStore, CutOff, Taken
 
 log = logging.getLogger("veo_gateway.pool")
 
@@ -180,6 +180,13 @@ class CredentialPool:
             credential.holders.discard(holder)
             await self._store.release(credential.id, holder)
             self._busy_until.clear()
+
+    async def hold_cut_off(self, credential_id: str, holder: str, seconds: float) -> None:
+        """Task `holder`'s submission on this credential ended without an answer (a timeout, a
+        broken connection): Google may be running it, so a slot stays taken for `seconds` (every
+        process counts it), whatever becomes of the task."""
+        if self.get(credential_id) is not None:
+            await self._store.hold(CutOff(holder, credential_id, seconds))
 
     def forget(self, credential_id: str | None, holder: str) -> None:
         """This process no longer works on task `holder` (another worker took it over): drop it

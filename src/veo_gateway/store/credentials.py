@@ -208,6 +208,11 @@ class CredentialStore:
         )
         await conn.execute(credential_slots.delete().where(credential_slots.c.task_id.in_(dead)))
 
+    async def hold(self, cut_off: CutOff) -> None:
+        """Keep a cut-off slot for a submission whose outcome is unknown (see `hold_cut_off`)."""
+        async with self._store.transaction() as conn:
+            await hold_cut_off(conn, [cut_off], time.time())
+
     async def release(self, credential: str, holder: str) -> None:
         """Give back task `holder`'s slot on `credential`; nothing when it holds none."""
         async with self._store.transaction() as conn:

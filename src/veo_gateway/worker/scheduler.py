@@ -447,6 +447,10 @@ class Worker:
             await self._pool.disable(credential, f"HTTP {exc.code}: {exc.message}")
             await self._requeue(task, attempts=task.attempts, delay=0.0)
             return None
+        if isinstance(exc, UpstreamUnavailable) and exc.maybe_received:
+            # No answer, but the request may have arrived: Google may be running it (and
+            # counting it) while the task is submitted again.
+            await self._pool.hold_cut_off(credential, task.id, self._latency.expected(task.model))
         attempts = task.attempts + 1
         if exc.retryable and attempts < self._config.submit_attempts:
             delay = self._backoff(attempts)
