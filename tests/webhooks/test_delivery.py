@@ -127,7 +127,10 @@ def test_a_restart_in_the_middle_delivers_once_more(
             "/v1/videos", json={"model": MODEL, "prompt": "a train"}, headers=headers
         )
         task_id = response.json()["id"]
-        (delivery,) = wait_until(lambda: [d for d in outbox.deliveries(task_id) if d["attempts"]])
+        # The task's render and the first attempt (60 s: a loaded machine is slow at both).
+        (delivery,) = wait_until(
+            lambda: [d for d in outbox.deliveries(task_id) if d["attempts"]], timeout=60
+        )
         assert delivery["state"] == "pending" and delivery["last_status"] == 503
         assert delivery["next_attempt_at"] > delivery["created_at"] + 3
 

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.worker.rig import Rig, emulator, rigs, set_faults
+from tests.worker.rig import FAST, Rig, emulator, rigs, set_faults
+from veo_gateway.domain.catalog import Catalog
+from veo_gateway.domain.progress import LatencyModel
 from veo_gateway.emulator.core import EmulatorCore
 from veo_gateway.media.probe import check_whole
 from veo_gateway.store.tasks import State
@@ -132,7 +134,12 @@ async def test_a_submission_whose_lease_ran_out_mid_call_is_submitted_again_once
     stalled = await worker(start, lease_seconds=0.5, renew_interval=3600)
     task_id = await stalled.add("submitted twice")
     await stalled.until(task_id, State.SUBMITTING)
-    taker = await worker(start, lease_seconds=30, renew_interval=0.1)
+    # Renders take a second here: the requeue keeps the first call's slot that long (it may
+    # be running upstream), then the task is submitted again.
+    latency = LatencyModel(Catalog(), first_poll=0.05)
+    for _ in range(3):
+        latency.observe(FAST, 1.0)
+    taker = await worker(start, lease_seconds=30, renew_interval=0.1, latency=latency)
     task = await taker.settled(task_id)
     assert task.state is State.COMPLETED, task.fail_reason
     stats = core.stats()

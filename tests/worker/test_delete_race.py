@@ -111,6 +111,11 @@ def test_a_delete_racing_a_finishing_download_cancels_it_for_good(
     assert rows(settings, "select task_id, state from usage order by task_id") == sorted(
         [(doomed, "released"), (waiting, "charged")]
     )
-    assert rows(settings, "select task_id, event from webhook_deliveries") == [
-        (waiting, "video.completed")
-    ]
+    # The event is queued by the dispatcher's round that the task's end woke, just after it.
+    wait_for(
+        lambda: (
+            rows(settings, "select task_id, event from webhook_deliveries")
+            == [(waiting, "video.completed")]
+        ),
+        "the finished task's event to be queued",
+    )
