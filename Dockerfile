@@ -35,10 +35,10 @@ WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 8000
 
-# The standard library's HTTP client: the image has no curl. Any failure (refused, a status of
-# 400 or more, a timeout) exits non-zero.
+# The standard library's HTTP client (the image has no curl), past any HTTP_PROXY the operator
+# sets for the upstream. Any failure (refused, a status of 400 or more, a timeout) exits non-zero.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('VEO_GATEWAY_PORT', '8000') + '/healthz', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request as u; u.build_opener(u.ProxyHandler({})).open('http://127.0.0.1:' + os.environ.get('VEO_GATEWAY_PORT', '8000') + '/healthz', timeout=4)"]
 
 ENTRYPOINT ["veo-gateway"]
 CMD ["serve"]

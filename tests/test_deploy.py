@@ -364,7 +364,11 @@ def run_healthcheck(port: int) -> subprocess.CompletedProcess[str]:
     """The image's HEALTHCHECK command, as the container runs it (its `python` is this one)."""
     argv = healthcheck_argv()
     assert argv[0] == "python", argv  # the base image's interpreter; the image has no curl
+    # Behind a proxy the operator set for the upstream (one that answers nothing): the check
+    # must still reach the process itself.
+    dead_proxy = f"http://127.0.0.1:{free_port()}"
     env = {**os.environ, "VEO_GATEWAY_PORT": str(port)}
+    env.update(HTTP_PROXY=dead_proxy, http_proxy=dead_proxy, NO_PROXY="", no_proxy="")
     return subprocess.run(
         [sys.executable, *argv[1:]], env=env, capture_output=True, text=True, timeout=60
     )
