@@ -224,6 +224,8 @@ def run_healthcheck(port: int) -> subprocess.CompletedProcess[str]:
     """The image's HEALTHCHECK command, as the container runs it (its `python` is this one)."""
     argv = healthcheck_argv()
     assert argv[0] == "python", argv  # the base image's interpreter; the image has no curl
+    # Liveness, not readiness: a cooling credential or a full disk must not mark it unhealthy.
+    assert re.findall(r"/[a-z]+z\b", " ".join(argv)) == ["/healthz"], argv
     # Behind a proxy the operator set for the upstream (one that answers nothing): the check
     # must still reach the process itself.
     dead_proxy = f"http://127.0.0.1:{free_port()}"
