@@ -49,6 +49,7 @@ from tests.support.media import b64, make_image
 from tests.support.postgres import Database
 from tests.support.processes import start, stop, wait_http
 from tests.support.servers import serve_app
+from tests.support.topology import API_ARGS, API_REPLICAS, WORKER_ARGS, WORKERS
 from tests.test_roles import distinct_ports
 from tests.webhooks.conftest import SECRET, Receiver, verify
 from veo_gateway.emulator.operations import fingerprint
@@ -220,17 +221,20 @@ def test_chaos(
     receiver_url, hooks = receiver
     rng = random.Random(SEED)
     env = gateway_env(tmp_path, emulator_url, receiver_url, database_url)
-    ports = distinct_ports(4)
+    ports = distinct_ports(API_REPLICAS + WORKERS)
     processes = [
-        Process(
-            f"api-{i}", "api", ["serve", "--no-worker"], env, ports[i], tmp_path / f"api-{i}.log"
-        )
-        for i in (0, 1)
+        Process(f"api-{i}", "api", [*API_ARGS], env, ports[i], tmp_path / f"api-{i}.log")
+        for i in range(API_REPLICAS)
     ] + [
         Process(
-            f"worker-{i}", "worker", ["worker"], env, ports[2 + i], tmp_path / f"worker-{i}.log"
+            f"worker-{i}",
+            "worker",
+            [*WORKER_ARGS],
+            env,
+            ports[API_REPLICAS + i],
+            tmp_path / f"worker-{i}.log",
         )
-        for i in (0, 1)
+        for i in range(WORKERS)
     ]
     client = Client([p.url for p in processes if p.role == "api"], rng)
     creator = Creator(client, receiver_url)
