@@ -66,20 +66,6 @@ class Kill:
     back_at: float | None = None  # Unix seconds: its successor answers /healthz
 
 
-# Seconds after a restarted worker answers during which the emulator may see a credential over
-# its in-flight cap (a known gap, see tests/chaos/test_chaos.py).
-RESTART_GRACE = 5.0
-
-
-def near_a_worker_restart(at: float, kills: list[Kill]) -> bool:
-    """Whether `at` falls between a worker's kill and RESTART_GRACE after its successor's start."""
-    return any(
-        kill.role == "worker"
-        and kill.at <= at <= (kill.back_at if kill.back_at is not None else at) + RESTART_GRACE
-        for kill in kills
-    )
-
-
 @dataclass
 class Killer:
     """Every `every` seconds (jittered), SIGKILLs a random process and starts it again on the

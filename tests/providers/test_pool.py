@@ -128,16 +128,22 @@ async def test_release_is_idempotent_and_a_task_holds_one_slot(pool: PoolFactory
     p = pool(credential("k", cap=2))
     first = await p.acquire(MODEL, "a", now=0)
     assert first is not None
-    # A task whose last job still holds its slot cannot take a second one.
-    assert await p.acquire(MODEL, "a", now=0) is None
-    assert await p.acquire(MODEL, "b", now=0) is not None
+    # A task asks again only once requeued: its new slot replaces the old one, never adds.
+    again = await p.acquire(MODEL, "a", now=1)
+    assert again is not None and again.taken_at == 1
+    assert (await p.states(now=1))["k"].in_flight == 1
+    # The first job's late give-back names its own slot: the new one stays.
+    await p.release("k", "a", first.taken_at)
+    assert (await p.states(now=1))["k"].in_flight == 1
+    assert await p.acquire(MODEL, "b", now=1) is not None
+    assert await p.acquire(MODEL, "c", now=1) is None  # the cap: a and b
     # Several paths may give a task's slot back (its job, a DELETE): only its own goes.
     await p.release("k", "a")
     await p.release("k", "a")
     await p.release("k", "never-held")
     assert first.credential.in_flight == 1 and first.credential.holders == {"b"}
-    assert (await p.states(now=0))["k"].in_flight == 1
-    assert await p.acquire(MODEL, "a", now=0) is not None
+    assert (await p.states(now=1))["k"].in_flight == 1
+    assert await p.acquire(MODEL, "a", now=1) is not None
 
 
 async def test_restore_in_flight_after_restart(pool: PoolFactory) -> None:

@@ -133,11 +133,16 @@ async def world(
         pool = CredentialPool(
             [credential], {FAST: (Target("emu", FAST),)}, store=CredentialStore(store)
         )
+        # Renders here take a fraction of a second (as learned from finished tasks): a
+        # submission cut off by a crash keeps its slot that long after its requeue.
+        latency = LatencyModel(Catalog(), first_poll=0.05)
+        for _ in range(3):
+            latency.observe(FAST, 0.3)
         worker = Worker(
             store=store,
             pool=pool,
             storage=storage,
-            latency=LatencyModel(Catalog(), first_poll=0.05),
+            latency=latency,
             config=WorkerConfig(
                 poll_interval=0.05, idle_wait=0.05, submit_attempts=3, retry_base=0.01
             ),

@@ -67,6 +67,7 @@ class Lease:
 
     credential: Credential
     upstream_model: str
+    taken_at: float | None = None  # tells this slot from a later one of the same task
 
 
 def rejects_credential(error: UpstreamError) -> bool:
@@ -149,14 +150,14 @@ class CredentialPool:
             return min(ready, key=lambda c: states[c.id].in_flight).id
 
         pool = None if self._max_in_flight is None else list(self._credentials)
-        chosen = await self._store.acquire(list(models), holder, choose, now=now, pool=pool)
+        slot = await self._store.acquire(list(models), holder, choose, now=now, pool=pool)
         if found_busy:
             self._busy_until[model] = (time.time() if now is None else now) + BUSY_FOR
-        if chosen is None:
+        if slot is None:
             return None
-        credential = self._credentials[chosen]
+        credential = self._credentials[slot.credential]
         credential.holders.add(holder)
-        return Lease(credential, models[chosen])
+        return Lease(credential, models[slot.credential], slot.taken_at)
 
     async def states(self, now: float | None = None) -> dict[str, CredentialState]:
         """Every credential's shared state (slots of every process, window, cool-down, out of
@@ -172,13 +173,16 @@ class CredentialPool:
             (c.free_at(states[c.id], now) for c in self._credentials.values()), default=math.inf
         )
 
-    async def release(self, credential_id: str | None, holder: str) -> None:
+    async def release(
+        self, credential_id: str | None, holder: str, taken_at: float | None = None
+    ) -> None:
         """Task `holder`'s operation on this credential ended (or its submission did not start
-        one); releasing a slot already released does nothing."""
+        one); releasing a slot already released does nothing. `taken_at` (a lease's) gives back
+        that slot only, not one taken for the task since."""
         credential = self.get(credential_id)
         if credential is not None:
             credential.holders.discard(holder)
-            await self._store.release(credential.id, holder)
+            await self._store.release(credential.id, holder, taken_at)
             self._busy_until.clear()
 
     async def hold_cut_off(self, credential_id: str, holder: str, seconds: float) -> None:

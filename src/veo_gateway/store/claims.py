@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from veo_gateway.store.credentials import CutOff, hold_cut_off
-from veo_gateway.store.tables import tasks
+from veo_gateway.store.tables import credential_slots, tasks
 from veo_gateway.store.tasks import State, Task, TaskStore, compare_and_set
 
 _REQUEUED = {"state": State.QUEUED.value, "upstream": None, "upstream_model": None}
@@ -158,6 +158,11 @@ class Claims:
             .returning(tasks.c.id)
         )
         requeued = {str(task_id) for task_id in result.scalars().all()}
+        # Their own slots go (a queued task's slot would count for a while yet), the cut-off
+        # ones stay.
+        await conn.execute(
+            credential_slots.delete().where(credential_slots.c.task_id.in_(requeued))
+        )
         await hold_cut_off(
             conn,
             [

@@ -39,11 +39,13 @@ POOL_LOCK = "credential-pool"  # the lock of acquires that check the pool's own 
 
 def live_slot(now: float) -> sa.ColumnElement[bool]:
     """A slot counts while its task is running upstream, is being submitted under a live lease,
-    or was taken less than HANDOVER ago for a task not changed since (about to be claimed).
+    or is queued and the slot less than HANDOVER old (taken, about to be claimed). A cut-off
+    slot counts until its `held_until`.
 
     So a slot held by a worker that died is freed when its task leaves its in-flight state (a
-    cancel, or a requeue by another worker) or its submission lease runs out. A cut-off slot
-    counts until its `held_until`.
+    cancel), when it is requeued (the requeue deletes it, and leaves a cut-off slot instead), or
+    when its submission lease runs out. No time written by another process (a task's
+    `updated_at`) is compared with the slot's: the clocks of two machines may differ.
     """
     live = sa.or_(
         credential_slots.c.held_until > now,
@@ -52,13 +54,7 @@ def live_slot(now: float) -> sa.ColumnElement[bool]:
         sa.and_(
             credential_slots.c.held_until.is_(None),
             credential_slots.c.acquired_at > now - HANDOVER,
-            sa.or_(
-                tasks.c.id.is_(None),
-                sa.and_(
-                    tasks.c.state == State.QUEUED.value,
-                    tasks.c.updated_at <= credential_slots.c.acquired_at,
-                ),
-            ),
+            sa.or_(tasks.c.id.is_(None), tasks.c.state == State.QUEUED.value),
         ),
     )
     # The outer join's NULLs (a slot with no task, a slot not cut off) make parts of the OR
@@ -142,6 +138,15 @@ class Taken:
     now: float  # the time the states are for, read once the lock was held
 
 
+@dataclass(frozen=True)
+class Slot:
+    """A slot taken: on which credential, and when (which tells it from a later slot of the
+    same task)."""
+
+    credential: str
+    taken_at: float
+
+
 # The pool's choice among the candidates (a credential id, or None when none is free); it may
 # raise to refuse, which rolls the transaction back.
 Chooser = Callable[[Taken], str | None]
@@ -161,10 +166,10 @@ class CredentialStore:
         *,
         now: float | None = None,
         pool: Collection[str] | None = None,
-    ) -> str | None:
+    ) -> Slot | None:
         """Take a slot for task `holder` on the credential `choose` picks among `ids`, and count
-        the request in its window; the credential's id, or None (none free, or the holder has a
-        slot already). With `pool` (every credential of a pool with a cap of its own), the
+        the request in its window; the slot, or None (none free, or another acquire for the
+        holder won). With `pool` (every credential of a pool with a cap of its own), the
         slots of all of them are counted too, under one lock for the pool.
 
         The time is read once the lock is held (`now` overrides it, for tests): one read before
@@ -188,9 +193,9 @@ class CredentialStore:
                 .on_conflict_do_nothing()
             )
             if inserted.rowcount != 1:
-                return None  # its last job has not given its slot back yet: one slot per task
+                return None  # another acquire for the same task won the race: one slot per task
             await conn.execute(credential_requests.insert().values(credential=chosen, at=now))
-        return chosen
+        return Slot(chosen, now)
 
     async def _prune(
         self, conn: AsyncConnection, ids: Collection[str], holder: str, now: float
@@ -202,26 +207,32 @@ class CredentialStore:
             )
         )
         dead = sa.select(credential_slots.c.task_id).select_from(_SLOTS_AND_TASKS)
-        dead = dead.where(
-            sa.or_(credential_slots.c.credential.in_(ids), credential_slots.c.task_id == holder),
-            sa.not_(live_slot(now)),
+        dead = dead.where(credential_slots.c.credential.in_(ids), sa.not_(live_slot(now)))
+        await conn.execute(
+            credential_slots.delete().where(
+                # The holder's own slot, if any, is from an attempt that ended: a task asks for
+                # a slot only while it is queued, with no job of its own on the wire (one cut
+                # off has its cut-off slot, under another key).
+                sa.or_(credential_slots.c.task_id == holder, credential_slots.c.task_id.in_(dead))
+            )
         )
-        await conn.execute(credential_slots.delete().where(credential_slots.c.task_id.in_(dead)))
 
     async def hold(self, cut_off: CutOff) -> None:
         """Keep a cut-off slot for a submission whose outcome is unknown (see `hold_cut_off`)."""
         async with self._store.transaction() as conn:
             await hold_cut_off(conn, [cut_off], time.time())
 
-    async def release(self, credential: str, holder: str) -> None:
-        """Give back task `holder`'s slot on `credential`; nothing when it holds none."""
+    async def release(self, credential: str, holder: str, taken_at: float | None = None) -> None:
+        """Give back task `holder`'s slot on `credential`; nothing when it holds none. With
+        `taken_at` (`Slot.taken_at`), only that slot: a job giving back the slot of a task it
+        has just requeued must not take away the one another worker took for it since."""
+        condition = sa.and_(
+            credential_slots.c.task_id == holder, credential_slots.c.credential == credential
+        )
+        if taken_at is not None:
+            condition = sa.and_(condition, credential_slots.c.acquired_at == taken_at)
         async with self._store.transaction() as conn:
-            await conn.execute(
-                credential_slots.delete().where(
-                    credential_slots.c.task_id == holder,
-                    credential_slots.c.credential == credential,
-                )
-            )
+            await conn.execute(credential_slots.delete().where(condition))
 
     async def restore(self, holders: Mapping[str, Collection[str]], now: float) -> None:
         """Make sure the given tasks hold their slots (the running tasks, at a worker's start)."""

@@ -394,7 +394,9 @@ class Worker:
             if task.id in self._lost:
                 self._lost.discard(task.id)
             elif not recorded:
-                await self._pool.release(lease.credential.id, task.id)
+                # This slot only: once requeued (a 429 requeues at once), the task may have a
+                # new slot from another worker already.
+                await self._pool.release(lease.credential.id, task.id, lease.taken_at)
 
     async def _submit(self, task: Task, lease: Lease) -> tuple[UpstreamError | None, bool]:
         """(the refusal if final, whether the operation was recorded as running)."""
