@@ -32,7 +32,7 @@ from veo_gateway.domain.progress import LatencyModel
 from veo_gateway.errors import InsufficientStorage, UpstreamError, UpstreamUnavailable
 from veo_gateway.media.inputs import load_request
 from veo_gateway.media.probe import IncompleteVideo, check_whole
-from veo_gateway.media.storage import LocalStorage
+from veo_gateway.media.storage import Storage
 from veo_gateway.observability.metrics import WorkerMetrics, call_outcome
 from veo_gateway.observability.throttled import ThrottledLog
 from veo_gateway.providers.base import OperationStatus, Provider
@@ -95,7 +95,7 @@ class Worker:
         *,
         store: TaskStore,
         pool: CredentialPool,
-        storage: LocalStorage,
+        storage: Storage,
         latency: LatencyModel,
         config: WorkerConfig,
         metrics: WorkerMetrics | None = None,
@@ -578,13 +578,13 @@ class Worker:
             await self._wait_for_space(task, State.IN_PROGRESS, "under the free-space floor")
             return
         if status.video is not None:
-            path, size = await self._storage.save_video(task.id, _once(status.video))
+            ref, size = await self._storage.save_video(task.id, _once(status.video))
         else:
             assert status.video_ref is not None
             try:
                 with self._timed(task.upstream, "download"):
                     async with provider.download(status.video_ref) as chunks:
-                        path, size = await self._storage.save_video(
+                        ref, size = await self._storage.save_video(
                             task.id, chunks, check=_whole_video
                         )
             except UpstreamError as exc:
@@ -599,7 +599,7 @@ class Worker:
             State.IN_PROGRESS,
             State.COMPLETED,
             completed_at=now,
-            video_path=str(path),
+            video_path=ref,
             video_bytes=size,
             lease_until=0.0,
         ):
