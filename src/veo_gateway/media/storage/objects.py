@@ -273,7 +273,9 @@ class ObjectStorage:
         await self._delete_under(f"videos/{task_id}")
 
     async def open_video(self, ref: str) -> StoredObject:
-        """The object `ref`, as it is now."""
+        """The object `ref`, as it is now (a file path, left by file storage, is no object)."""
+        if not ref.startswith("videos/"):
+            raise FileNotFoundError(ref)
         return await StoredObject.open(self._store, ref)
 
     async def open_still(
