@@ -143,6 +143,29 @@ def test_readiness_checks_the_bucket(on_s3: Callable[..., Gateway], s3_bucket: B
     assert away.json()["checks"]["storage"].startswith(f"error: {s3_bucket.url} is unreachable")
 
 
+def test_a_store_out_of_reach_keeps_the_video_waiting_at_the_upstream(
+    on_s3: Callable[..., Gateway], s3_bucket: Bucket, caplog: pytest.LogCaptureFixture
+) -> None:
+    gateway = on_s3(submit_attempts=2)
+    s3_bucket.client.delete_bucket(Bucket=s3_bucket.name)
+    with caplog.at_level("WARNING", logger="veo_gateway"):
+        created = gateway.create({"model": FAST, "prompt": "a bucket away"})
+        assert created.status_code == 200, created.text
+        task_id = created.json()["id"]
+        deadline = time.monotonic() + 60
+        # More failed uploads than the attempts a job may fail: none counts.
+        while sum("storage is unreachable" in r.getMessage() for r in caplog.records) < 1:
+            assert time.monotonic() < deadline, "the worker never tried to store the video"
+            time.sleep(0.1)
+        attempts = gateway.db.scalar("select attempts from tasks where id = :id", id=task_id)
+        time.sleep(3)  # a few more looks (every second here)
+    assert gateway.get(task_id).json()["status"] == "in_progress"
+    assert gateway.db.scalar("select attempts from tasks where id = :id", id=task_id) == attempts
+    s3_bucket.client.create_bucket(Bucket=s3_bucket.name)
+    assert gateway.wait(task_id)["status"] == "completed"
+    assert s3_bucket.keys() == [f"videos/{task_id}/video.mp4"]
+
+
 # -- the redirect mode -------------------------------------------------------------------------
 
 

@@ -29,7 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from veo_gateway.domain.progress import LatencyModel
-from veo_gateway.errors import InsufficientStorage, UpstreamError, UpstreamUnavailable
+from veo_gateway.errors import (
+    InsufficientStorage,
+    StorageUnavailable,
+    UpstreamError,
+    UpstreamUnavailable,
+)
 from veo_gateway.media.inputs import load_request
 from veo_gateway.media.probe import IncompleteVideo, check_whole
 from veo_gateway.media.storage import Storage
@@ -470,7 +475,8 @@ class Worker:
             raise
 
     async def _settle_failure(self, task: Task, state: State, doing: str, exc: Exception) -> None:
-        if isinstance(exc, InsufficientStorage):
+        if isinstance(exc, InsufficientStorage | StorageUnavailable):
+            # Our storage's trouble, not the task's: the video waits at the upstream.
             await self._wait_for_space(task, state, str(exc))
             return
         attempts = task.attempts + 1
@@ -498,8 +504,9 @@ class Worker:
             )
 
     async def _wait_for_space(self, task: Task, state: State, problem: str) -> None:
-        """Put the task off until there may be space again (no attempt counted). A finished
-        video waiting to be stored keeps its slot: new videos would have nowhere to go."""
+        """Put the task off until there may be space again, or the store is reachable again (no
+        attempt counted). A finished video waiting to be stored keeps its slot: new videos
+        would have nowhere to go."""
         detail = self._storage.space_problem() or problem
         self._trouble.trouble(
             SPACE, "storage: %s; tasks wait, checked every %.0f s", detail, self._config.space_wait

@@ -64,12 +64,16 @@ def _short(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def _reachable(what: str) -> Iterator[None]:
-    """Turn the store's own errors into StorageUnavailable; FileNotFoundError passes."""
+def _reachable(what: str, *, writing: bool = False) -> Iterator[None]:
+    """Turn the store's own errors into StorageUnavailable. FileNotFoundError passes (no such
+    object), except `writing`: a write told "not found" has no bucket to write to."""
     try:
         yield
-    except FileNotFoundError:
-        raise
+    except FileNotFoundError as exc:
+        if not writing:
+            raise
+        log.warning("object storage: could not %s (no such bucket: %s)", what, _short(exc))
+        raise StorageUnavailable() from exc
     except BaseError as exc:
         log.warning("object storage: could not %s (%s)", what, _short(exc))
         raise StorageUnavailable() from exc
@@ -206,7 +210,7 @@ class ObjectStorage:
 
     async def save_input(self, task_id: str, name: str, data: bytes) -> str:
         """One PUT: an object appears whole or not at all."""
-        with _reachable("store an input"):
+        with _reachable("store an input", writing=True):
             await obstore.put_async(self._store, f"inputs/{task_id}/{name}", data)
         return name
 
@@ -254,7 +258,7 @@ class ObjectStorage:
                 copy = self._scratch_file(_VIDEO_SCRATCH, ".mp4")
                 cleanup.callback(copy.unlink, missing_ok=True)
                 body = _checked(body, copy, check)
-            with _reachable(f"store the video of {task_id}"):
+            with _reachable(f"store the video of {task_id}", writing=True):
                 await obstore.put_async(
                     self._store,
                     key,
@@ -295,7 +299,7 @@ class ObjectStorage:
                 async for chunk in video.chunks(0, video.size):
                     await anyio.to_thread.run_sync(out.write, chunk)
             await anyio.to_thread.run_sync(make, local, jpeg)
-            with _reachable(f"store the {variant} of {task_id}"):
+            with _reachable(f"store the {variant} of {task_id}", writing=True):
                 await obstore.put_async(self._store, key, jpeg)
         try:
             await StoredObject.open(self._store, ref)
