@@ -62,7 +62,8 @@ class Settings(BaseSettings):
         description="GET /v1/videos/{id}/content answers, after the key check, with a 307 "
         "redirect to a presigned URL of the object store, so the bytes never pass through the "
         "gateway (object storage only: with file storage the video is served as usual, and "
-        "the start-up log says so). HEAD and the JPEG variants are always served.",
+        "the start-up log says so). HEAD, the JPEG variants and the gateway's own page "
+        "(the playground) are always served.",
     )
     content_redirect_seconds: int = Field(
         300,

@@ -193,7 +193,9 @@ def test_redirect_names_the_store_after_the_key_check(
     assert anonymous.status_code == 401 and "location" not in anonymous.headers
     other = content(gateway, task_id, headers=gateway.headers(KEY_B))
     assert other.status_code == 404 and "location" not in other.headers
-    # HEAD and the JPEGs are answered by the gateway itself.
+    # HEAD, the JPEGs and the gateway's own page (the playground) are answered by the gateway.
+    own_page = content(gateway, task_id, headers={"sec-fetch-site": "same-origin"})
+    assert own_page.status_code == 200 and own_page.content == stored
     head = gateway.client.head(f"/v1/videos/{task_id}/content", headers=gateway.headers())
     assert head.status_code == 200 and head.headers["content-length"] == str(len(stored))
     thumb = content(gateway, task_id, params={"variant": "thumbnail"})

@@ -398,6 +398,9 @@ async def get_video_content(
             variant == "video"
             and settings.content_redirect
             and request.method == "GET"
+            # The gateway's own page (the playground) may connect to the gateway only (its
+            # Content-Security-Policy): it is served the bytes, as every client of file storage.
+            and request.headers.get("sec-fetch-site") != "same-origin"
             and (
                 url := await storage.signed_url(task.video_path, settings.content_redirect_seconds)
             )
