@@ -364,8 +364,10 @@ class Settings(BaseSettings):
 
     @property
     def resolved_videos_dir(self) -> Path:
-        """Where finished videos are stored."""
-        return self.videos_dir or self.data_dir / "videos"
+        """Where finished videos are stored with file storage (as media/storage/url.py has it)."""
+        from veo_gateway.media.storage.url import file_root
+
+        return self.videos_dir or file_root(self.storage_url, self.data_dir) / "videos"
 
     @property
     def retention_seconds(self) -> float:

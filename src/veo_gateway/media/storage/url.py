@@ -13,8 +13,11 @@ SCHEMES = ("file", "s3", "gs")
 
 
 def check_storage_url(url: str) -> str:
-    """The URL unchanged, or ValueError saying what is wrong with it."""
+    """The URL unchanged, or ValueError saying what is wrong with it (quoting it without any
+    credentials written into it)."""
     parts = urlsplit(url)
+    if "@" in parts.netloc:
+        url = parts._replace(netloc="…@" + parts.netloc.rpartition("@")[2]).geturl()
     if parts.scheme not in SCHEMES:
         raise ValueError(
             f"storage URL {url!r}: the scheme must be file://, s3:// or gs:// "
@@ -35,6 +38,11 @@ def check_storage_url(url: str) -> str:
     return url
 
 
+def file_root(url: str | None, data_dir: Path) -> Path:
+    """The directory of a `file://` URL, or `data_dir` without a URL."""
+    return Path(unquote(urlsplit(url).path)) if url else data_dir
+
+
 def open_storage(
     url: str | None,
     *,
@@ -48,9 +56,8 @@ def open_storage(
     for the videos); an object store takes a scratch directory under `data_dir` for the local
     copies that checking a download and making a JPEG need.
     """
-    parts = urlsplit(url or "")
-    if url is None or parts.scheme == "file":
-        root = Path(unquote(parts.path)) if url else data_dir
+    if url is None or url.startswith("file:"):
+        root = file_root(url, data_dir)
         return LocalStorage(
             root / "inputs", videos_dir or root / "videos", min_free_bytes=min_free_bytes
         )
