@@ -166,6 +166,22 @@ def test_a_store_out_of_reach_keeps_the_video_waiting_at_the_upstream(
     assert s3_bucket.keys() == [f"videos/{task_id}/video.mp4"]
 
 
+def test_a_create_whose_inputs_cannot_be_stored_is_a_503(
+    on_s3: Callable[..., Gateway], s3_bucket: Bucket
+) -> None:
+    gateway = on_s3()
+    s3_bucket.client.delete_bucket(Bucket=s3_bucket.name)
+    refused = gateway.create(
+        {"model": FAST, "prompt": "a kite", "images": [data_uri(make_image())]}
+    )
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"]["status"] == "UNAVAILABLE"
+    assert "storage is unreachable" in refused.json()["error"]["message"]
+    assert refused.headers["retry-after"] == "5"
+    listed = gateway.client.get("/v1/videos", headers=gateway.headers()).json()
+    assert listed["data"] == []  # nothing was kept of it
+
+
 # -- the redirect mode -------------------------------------------------------------------------
 
 
