@@ -162,6 +162,9 @@ async def test_health_and_room(backend: Backend) -> None:
     storage = backend.storage
     health = await storage.health()
     assert health.problem is None
+    free = storage.free_bytes()  # a filesystem's free space; nothing of an object store
+    assert (free is None) == (health.free_bytes is None) == (health.min_free_bytes is None)
+    assert free is None or free > 0
     assert storage.has_room() and storage.space_problem() is None
     storage.check_space()
     assert await storage.sweep_leftovers(worker_stopped=True) == 0

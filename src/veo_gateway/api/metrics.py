@@ -6,6 +6,7 @@ No client key is needed: monitoring systems scrape with a token of their own
 
 from __future__ import annotations
 
+import anyio.to_thread
 from fastapi import APIRouter, Request, Response, Security
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -43,7 +44,7 @@ async def metrics(request: Request) -> Response:
     census: Census = request.app.state.census
     by_state, stored_bytes = await census.tasks()
     registry.set_census(by_state, stored_bytes)
-    health = await request.app.state.services.storage.health()
-    if health.free_bytes is not None:  # an object store has no free space to show
-        registry.set_storage_free(health.free_bytes)
+    free = await anyio.to_thread.run_sync(request.app.state.services.storage.free_bytes)
+    if free is not None:  # an object store has no free space to show
+        registry.set_storage_free(free)
     return Response(registry.render(), media_type=CONTENT_TYPE_LATEST)

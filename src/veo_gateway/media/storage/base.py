@@ -69,6 +69,10 @@ class Storage(Protocol):
         """Whether new things can be stored now (writable, reachable, room left)."""
         ...
 
+    def free_bytes(self) -> int | None:
+        """Bytes free for new files (a quick measure), or None where there is no such thing."""
+        ...
+
     def has_room(self) -> bool:
         """True unless a free-space floor is reached (new files may be started)."""
         ...

@@ -177,6 +177,10 @@ class ObjectStorage:
             return Health(f"{self._url} is unreachable ({_short(exc)})")
         return Health(None)
 
+    def free_bytes(self) -> None:
+        """None: an object store has no free space to measure."""
+        return None
+
     def has_room(self) -> bool:
         """Always: an object store has no free-space floor."""
         return True
