@@ -18,9 +18,12 @@ same run:
 - the scheduler's fair-order query over 200,000 finished tasks, against the query it replaced
   (bench/scheduler.py);
 - API replicas on PostgreSQL: status polls of one against the bare endpoint, creates per
-  second with one and two (bench/postgres.py).
+  second with one and two (bench/postgres.py);
+- object storage on moto's S3 server: 20 downloads of 200 MB streamed from S3 and redirected to
+  it, and 200 MB streamed into it (bench/storage.py).
 
-`--only polls,inflight,scheduler` runs some of the parts.
+`--only polls,inflight,scheduler` runs some of the parts (`storage` needs moto[server], a test
+dependency).
 
 Prints a Markdown report (paste it into docs/benchmarks.md) and writes it to bench/results/.
 """
@@ -136,6 +139,7 @@ def download(url: str, headers: dict[str, str], rate: float | None = None) -> di
     args = [
         "curl",
         "-s",
+        "-L",  # a redirect to object storage is followed (bench/storage.py)
         "-o",
         "/dev/null",
         "-w",
@@ -386,6 +390,10 @@ def main() -> None:
         import postgres
 
         lines += [*postgres.run(args.seconds, args.rounds), ""]
+    if "storage" in parts:
+        import storage
+
+        lines += [*storage.run(), ""]
     report = "\n".join(lines).rstrip()
     print(report)
     out = ROOT / "bench" / "results"
@@ -393,7 +401,7 @@ def main() -> None:
     (out / "latest.md").write_text(report + "\n")
 
 
-PARTS = ("polls", "inflight", "scheduler", "postgres")
+PARTS = ("polls", "inflight", "scheduler", "postgres", "storage")
 
 
 def _polls_and_downloads(seconds: int, rounds: int) -> list[str]:

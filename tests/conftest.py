@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # imported by pytest as a plugin (below), not here, so its as
     from tests.support.postgres import Database
 
 # The backend switch (--db=sqlite|postgresql) and each test's database.
-pytest_plugins = ["tests.support.postgres"]
+pytest_plugins = ["tests.support.postgres", "tests.support.s3"]
 
 KEY_A = "test-key-alice"
 KEY_B = "test-key-bob"

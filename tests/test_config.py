@@ -171,3 +171,33 @@ def test_a_bad_secret_setting_is_named_without_its_value(tmp_path: Path) -> None
     assert result.returncode == 2
     assert "VEO_GATEWAY_ADMIN_TOKEN: String should have at least 16 characters" in result.stderr
     assert "tooshort-s3cr3t" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("http://bucket/prefix", "the scheme must be file://, s3:// or gs://"),
+        ("s3://", "name the bucket, s3://BUCKET/PREFIX"),
+        ("gs:///prefix", "name the bucket, gs://BUCKET/PREFIX"),
+        ("file://relative/path", "a file URL names an absolute path"),
+        ("s3://bucket/prefix?region=eu", "come from the environment"),
+        ("s3://AKIA:s3cr3t@bucket/prefix", "come from the environment"),
+    ],
+)
+def test_a_bad_storage_url_is_refused_clearly(url: str, words: str) -> None:
+    from pydantic import ValidationError
+
+    from veo_gateway.settings import Settings
+
+    with pytest.raises(ValidationError, match=words) as refused:
+        Settings(storage_url=url)
+    # What the command prints (the message, never the value: see the test above).
+    assert "s3cr3t" not in " ".join(error["msg"] for error in refused.value.errors())
+
+
+def test_storage_urls_that_are_taken() -> None:
+    from veo_gateway.settings import Settings
+
+    for url in ("file:///srv/veo", "s3://bucket", "s3://bucket/some/prefix", "gs://bucket/p"):
+        assert Settings(storage_url=url).storage_url == url
+    assert Settings(storage_url="file:///srv/veo").resolved_videos_dir == Path("/srv/veo/videos")

@@ -32,7 +32,7 @@ from veo_gateway.errors import (
 )
 from veo_gateway.media.fetch import FetchLimits, SafeFetcher
 from veo_gateway.media.images import ImageLimits
-from veo_gateway.media.storage import LocalStorage, describe_bytes
+from veo_gateway.media.storage import describe_bytes, open_storage
 from veo_gateway.observability.census import Census, KeyNames
 from veo_gateway.observability.metrics import Metrics
 from veo_gateway.observability.middleware import Observe
@@ -141,14 +141,21 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     notifier = open_notifier(engine)
     tasks, keys = TaskStore(engine), KeyStore(engine, notifier)
     app.state.census, app.state.key_names = Census(engine), KeyNames(engine)
-    storage = LocalStorage(
-        settings.data_dir / "inputs",
-        settings.resolved_videos_dir,
+    storage = open_storage(
+        settings.storage_url,
+        data_dir=settings.data_dir,
+        videos_dir=settings.videos_dir,
         min_free_bytes=settings.min_free_bytes,
     )
-    storage.prepare()
+    await storage.prepare()
+    log.info("storage: %s", storage.description)
     if problem := storage.space_problem():
         log.error("%s: creates get 507 until space is freed", problem)
+    if settings.content_redirect and not storage.signs_urls:
+        log.warning(
+            "VEO_GATEWAY_CONTENT_REDIRECT is set, but this storage has no presigned URLs: "
+            "content is served by the gateway as usual"
+        )
     fetcher = SafeFetcher(
         FetchLimits(
             timeout=settings.image_fetch_timeout,

@@ -15,6 +15,7 @@
     ├── ResourceExhausted             429 RESOURCE_EXHAUSTED
     ├── InsufficientStorage           507 RESOURCE_EXHAUSTED (the gateway's own disk is full)
     ├── DatabaseUnavailable           503 UNAVAILABLE (the gateway's database cannot be reached)
+    ├── StorageUnavailable            503 UNAVAILABLE (the gateway's object store cannot be reached)
     └── UpstreamError                 the upstream's own code and status, passed through
         └── UpstreamUnavailable       503 UNAVAILABLE (network errors, timeouts: retryable)
 
@@ -202,6 +203,22 @@ class DatabaseUnavailable(GatewayError):
     def __init__(
         self,
         message: str = "the gateway's database is unreachable; nothing was done, try again shortly",
+        *,
+        retry_after: int = 5,
+    ) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class StorageUnavailable(GatewayError):
+    """The gateway's object store cannot be reached, or refused the gateway's credentials:
+    nothing was stored or read, and the same request may be sent again shortly."""
+
+    http_status = 503
+    status = "UNAVAILABLE"
+
+    def __init__(
+        self,
+        message: str = "the gateway's storage is unreachable; nothing was done, try again shortly",
         *,
         retry_after: int = 5,
     ) -> None:

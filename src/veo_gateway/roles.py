@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from veo_gateway.domain.progress import LatencyModel
-from veo_gateway.media.storage import LocalStorage
+from veo_gateway.media.storage import Storage
 from veo_gateway.observability.metrics import Metrics
 from veo_gateway.providers.pool import CredentialPool
 from veo_gateway.settings import Settings
@@ -155,7 +155,7 @@ class Background:
     settings: Settings
     engine: AsyncEngine
     tasks: TaskStore
-    storage: LocalStorage
+    storage: Storage
     pool: CredentialPool
     latency: LatencyModel
     notifier: Notifier
@@ -184,7 +184,7 @@ class Background:
         if not role.works:
             return
         if alone:  # no other worker is alive: its downloads' temp files are leftovers
-            swept = await asyncio.to_thread(self.storage.sweep_temp_files, worker_stopped=True)
+            swept = await self.storage.sweep_leftovers(worker_stopped=True)
             if swept:
                 log.warning("removed %d temp file(s) left by an interrupted write", swept)
         dispatcher = WebhookDispatcher(

@@ -44,7 +44,32 @@ class Settings(BaseSettings):
         "Default: SQLite at DATA_DIR/veo-gateway.db.",
     )
     videos_dir: Path | None = Field(
-        None, description="Where finished videos are stored. Default: DATA_DIR/videos."
+        None,
+        description="Where finished videos are stored, with file storage. Default: "
+        "DATA_DIR/videos (or videos/ under STORAGE_URL's directory).",
+    )
+    storage_url: str | None = Field(
+        None,
+        description="Where inputs, videos and their JPEGs are kept: file:///PATH (inputs/ and "
+        "videos/ under it), s3://BUCKET/PREFIX (AWS S3 or any S3-compatible store; endpoint, "
+        "region and credentials from the standard AWS_* variables, AWS_ENDPOINT_URL and "
+        "AWS_ALLOW_HTTP among them) or gs://BUCKET/PREFIX (Google Cloud Storage, Application "
+        "Default Credentials). Every replica must use the same one. Default: files under "
+        "DATA_DIR.",
+    )
+    content_redirect: bool = Field(
+        False,
+        description="GET /v1/videos/{id}/content answers, after the key check, with a 307 "
+        "redirect to a presigned URL of the object store, so the bytes never pass through the "
+        "gateway (object storage only: with file storage the video is served as usual, and "
+        "the start-up log says so). HEAD, the JPEG variants and the gateway's own page "
+        "(the playground) are always served.",
+    )
+    content_redirect_seconds: int = Field(
+        300,
+        ge=1,
+        le=7 * 86400,
+        description="Seconds a presigned URL of CONTENT_REDIRECT stays valid.",
     )
     api_keys: str = Field(
         "",
@@ -311,6 +336,13 @@ class Settings(BaseSettings):
             database_url(value)  # its message names the setting, never the value (a password)
         return value
 
+    @field_validator("storage_url")
+    @classmethod
+    def _check_storage_url(cls, value: str | None) -> str | None:
+        from veo_gateway.media.storage.url import check_storage_url
+
+        return None if not value else check_storage_url(value)
+
     @field_validator("emulator_latency")
     @classmethod
     def _check_latency(cls, value: str) -> str:
@@ -333,8 +365,10 @@ class Settings(BaseSettings):
 
     @property
     def resolved_videos_dir(self) -> Path:
-        """Where finished videos are stored."""
-        return self.videos_dir or self.data_dir / "videos"
+        """Where finished videos are stored with file storage (as media/storage/url.py has it)."""
+        from veo_gateway.media.storage.url import file_root
+
+        return self.videos_dir or file_root(self.storage_url, self.data_dir) / "videos"
 
     @property
     def retention_seconds(self) -> float:

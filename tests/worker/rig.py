@@ -145,7 +145,7 @@ async def rigs(
     await migrate(engine)
     stores: list[TaskStore] = []
     storage = LocalStorage(tmp_path / "inputs", tmp_path / "videos")
-    storage.prepare()
+    await storage.prepare()
     client = httpx.AsyncClient(timeout=30)
     clients = [client]
     runs: list[asyncio.Task[None]] = []

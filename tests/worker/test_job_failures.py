@@ -119,7 +119,7 @@ async def world(
     await migrate(engine)
     store = TaskStore(engine)
     storage = LocalStorage(tmp_path / "inputs", tmp_path / "videos")
-    storage.prepare()
+    await storage.prepare()
     client = httpx.AsyncClient(timeout=30)
     runs: list[asyncio.Task[None]] = []
 

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from tests.conftest import KEY_A, Gateway, gateway_settings
 from tests.observability.test_metrics import scrape, total
 from tests.support.media import data_uri, make_image
-from veo_gateway.media.storage import LocalStorage
+from veo_gateway.media.storage import LocalStorage, open_storage
 from veo_gateway.observability.metrics import Metrics
 from veo_gateway.store.database import create_engine
 from veo_gateway.store.tasks import TaskStore
@@ -48,7 +48,9 @@ async def _sweep(
     try:
         sweeper = Sweeper(
             store=store,
-            storage=LocalStorage(settings.data_dir / "inputs", settings.resolved_videos_dir),
+            storage=open_storage(
+                settings.storage_url, data_dir=settings.data_dir, videos_dir=settings.videos_dir
+            ),
             policy=RetentionPolicy(settings.retention_seconds, max_bytes),
             metrics=metrics,
         )

@@ -1,79 +1,25 @@
 """Serving a stored video or JPEG: whole, by byte range (206, multipart for several), or HEAD.
 
-The file is opened before the first byte is sent and read through that open file to the end,
-so the retention sweep, which may delete it at any moment, cannot cut a download short: an open
-file outlives its name. (Starlette's FileResponse opens the file only after it has sent the
-headers, and a file deleted in between ended the response mid-body.)
+The source is a `Blob` the storage opened before the first byte is sent (a file held open, or
+an object's version read by ranged GETs), and it is read through to the end, so the retention
+sweep, which may delete it at any moment, cannot cut a download of a file short: an open file
+outlives its name. (Starlette's FileResponse opens the file only after it has sent the headers,
+and a file deleted in between ended the response mid-body.)
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import stat
 from collections.abc import AsyncIterator
-from email.utils import formatdate
-from pathlib import Path
 from secrets import token_hex
-from typing import BinaryIO
 
 import anyio
-import anyio.to_thread
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-CHUNK_BYTES = 64 * 1024
+from veo_gateway.media.storage import Blob
+from veo_gateway.media.storage.files import CHUNK_BYTES, OpenedFile
 
-
-class OpenedFile:
-    """A regular file held open, with the size and time it had when opened."""
-
-    def __init__(self, file: BinaryIO) -> None:
-        self._file = file
-        info = os.fstat(file.fileno())
-        self.size = info.st_size
-        self.mtime = info.st_mtime
-        self.regular = stat.S_ISREG(info.st_mode)
-
-    @classmethod
-    async def open(cls, path: Path) -> OpenedFile:
-        """Open `path`; FileNotFoundError when it is gone or is not a regular file."""
-        try:
-            opened = cls(await anyio.to_thread.run_sync(_open_binary, path))
-        except IsADirectoryError:
-            raise FileNotFoundError(path) from None
-        if not opened.regular:
-            opened.close()
-            raise FileNotFoundError(path)
-        return opened
-
-    @property
-    def etag(self) -> str:
-        base = f"{self.mtime}-{self.size}".encode()
-        return f'"{hashlib.md5(base, usedforsecurity=False).hexdigest()}"'
-
-    @property
-    def last_modified(self) -> str:
-        return formatdate(self.mtime, usegmt=True)
-
-    async def chunks(self, start: int, end: int) -> AsyncIterator[bytes]:
-        """The bytes `[start, end)`, a chunk at a time."""
-        fd = self._file.fileno()
-        while start < end:
-            chunk = await anyio.to_thread.run_sync(
-                os.pread, fd, min(CHUNK_BYTES, end - start), start
-            )
-            if not chunk:
-                raise OSError(f"{self._file.name} is shorter than the {self.size} bytes it had")
-            start += len(chunk)
-            yield chunk
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def _open_binary(path: Path) -> BinaryIO:
-    return path.open("rb")
+__all__ = ["CHUNK_BYTES", "ContentResponse", "OpenedFile"]
 
 
 class ContentResponse(Response):
@@ -81,7 +27,7 @@ class ContentResponse(Response):
 
     def __init__(
         self,
-        source: OpenedFile,
+        source: Blob,
         *,
         media_type: str,
         filename: str,

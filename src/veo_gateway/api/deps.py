@@ -13,7 +13,7 @@ from veo_gateway.domain.catalog import Catalog
 from veo_gateway.domain.pricing import PriceTable
 from veo_gateway.media.fetch import SafeFetcher
 from veo_gateway.media.images import ImageLimits
-from veo_gateway.media.storage import LocalStorage
+from veo_gateway.media.storage import Storage
 from veo_gateway.providers.pool import CredentialPool
 from veo_gateway.settings import Settings
 from veo_gateway.store.keys import KeyStore
@@ -31,7 +31,7 @@ class Services:
     catalog: Catalog
     tasks: TaskStore
     keys: KeyStore
-    storage: LocalStorage
+    storage: Storage
     fetcher: SafeFetcher
     image_limits: ImageLimits
     auth: Authenticator

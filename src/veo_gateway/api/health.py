@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
-import anyio
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
@@ -33,7 +31,7 @@ async def healthz() -> dict[str, str]:
 )
 async def readyz(services: ServicesDep) -> JSONResponse:
     """Ready when the database answers, storage is writable with more free space than the
-    floor, and an upstream can take work.
+    floor (files) or the bucket answers (object storage), and an upstream can take work.
 
     Lists each credential's state as every process shares it (in the database), so one
     cooling down after a 429 or taken out of service (401/403) by any worker shows here.
@@ -44,15 +42,8 @@ async def readyz(services: ServicesDep) -> JSONResponse:
         checks["database"] = "ok"
     except Exception as exc:  # any failure means not ready; say which
         checks["database"] = f"error: {type(exc).__name__}"
-    storage = services.storage
-    writable = await anyio.to_thread.run_sync(os.access, storage.videos_dir, os.W_OK)
-    free = await anyio.to_thread.run_sync(storage.free_bytes)
-    if not writable:
-        checks["storage"] = f"error: {storage.videos_dir} is not writable"
-    elif problem := storage.space_problem(free):
-        checks["storage"] = f"error: {problem}"
-    else:
-        checks["storage"] = "ok"
+    storage = await services.storage.health()
+    checks["storage"] = "ok" if storage.problem is None else f"error: {storage.problem}"
     now = time.time()
     credentials: list[dict[str, Any]] = []
     try:
@@ -81,7 +72,10 @@ async def readyz(services: ServicesDep) -> JSONResponse:
         {
             "status": "ready" if ready else "not ready",
             "checks": checks,
-            "storage": {"free_bytes": free, "min_free_bytes": storage.min_free_bytes},
+            "storage": {
+                "free_bytes": storage.free_bytes,
+                "min_free_bytes": storage.min_free_bytes,
+            },
             "credentials": credentials,
         },
         status_code=200 if ready else 503,

@@ -44,6 +44,7 @@ async def metrics(request: Request) -> Response:
     census: Census = request.app.state.census
     by_state, stored_bytes = await census.tasks()
     registry.set_census(by_state, stored_bytes)
-    storage = request.app.state.services.storage
-    registry.set_storage_free(await anyio.to_thread.run_sync(storage.free_bytes))
+    free = await anyio.to_thread.run_sync(request.app.state.services.storage.free_bytes)
+    if free is not None:  # an object store has no free space to show
+        registry.set_storage_free(free)
     return Response(registry.render(), media_type=CONTENT_TYPE_LATEST)

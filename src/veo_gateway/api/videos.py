@@ -8,17 +8,14 @@ import logging
 import secrets
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import anyio
-import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from veo_gateway.api import schemas
 from veo_gateway.api.bodies import looks_like_json_object, parse_json
-from veo_gateway.api.content_response import ContentResponse, OpenedFile
+from veo_gateway.api.content_response import ContentResponse
 from veo_gateway.api.deps import OwnerDep, Services, ServicesDep
 from veo_gateway.api.forms import FilePart, parse_form
 from veo_gateway.api.openai_dialect import looks_like_openai, parse_openai_request
@@ -357,14 +354,16 @@ _CONTENT: dict[int | str, dict[str, Any]] = {
 )
 async def get_video_content(
     task_id: str,
+    request: Request,
     services: ServicesDep,
     owner: OwnerDep,
     variant: Literal["video", "thumbnail", "spritesheet"] = "video",
     range_: Annotated[str | None, Header(alias="range")] = None,
     if_range: Annotated[str | None, Header(alias="if-range")] = None,
-) -> ContentResponse:
+) -> Response:
     """The MP4 from our storage (Range, If-Range, HEAD and ETag), or a JPEG thumbnail or
-    spritesheet; 410 once the retention has deleted it."""
+    spritesheet; 410 once the retention has deleted it. With CONTENT_REDIRECT and object
+    storage, a GET of the MP4 is a 307 to a presigned URL of the store instead."""
     task = await owned_task(services.tasks, task_id, owner)
     if task.state in (State.FAILED, State.CANCELLED):
         raise FailedPrecondition(
@@ -381,24 +380,37 @@ async def get_video_content(
     gone = _gone(services, task)
     if task.expired_at is not None:
         raise gone
-    path, media_type, suffix = Path(task.video_path), "video/mp4", ".mp4"
-    if variant != "video":
-        path, media_type, suffix = (
-            await _still(services, task_id, path, variant, gone),
-            "image/jpeg",
-            ".jpg",
-        )
+    storage, settings = services.storage, services.settings
     try:
-        # Opened now and read through this handle: the sweep may delete the file mid-download.
-        source = await OpenedFile.open(path)
+        # Opened now and read through: the sweep may delete the video mid-download.
+        if variant == "video":
+            source = await storage.open_video(task.video_path)
+            media_type, suffix = "video/mp4", ".mp4"
+        else:
+            make = make_thumbnail if variant == "thumbnail" else make_spritesheet
+            source = await storage.open_still(task_id, task.video_path, variant, make)
+            media_type, suffix = "image/jpeg", ".jpg"
     except FileNotFoundError:
         # The sweeper deletes the files before it marks the task.
         raise gone from None
     try:
+        if (
+            variant == "video"
+            and settings.content_redirect
+            and request.method == "GET"
+            # The gateway's own page (the playground) may connect to the gateway only (its
+            # Content-Security-Policy): it is served the bytes, as every client of file storage.
+            and request.headers.get("sec-fetch-site") != "same-origin"
+            and (
+                url := await storage.signed_url(task.video_path, settings.content_redirect_seconds)
+            )
+        ):
+            # The key was checked above: the signature lets the store serve this one object.
+            return RedirectResponse(url, status_code=307, headers={"cache-control": "no-store"})
         if if_range is not None and if_range.strip() not in (source.etag, source.last_modified):
             range_ = None  # RFC 9110 section 13.1.5: the file changed, send all of it
         ranges = satisfiable_ranges(range_, source.size)
-    except Exception:
+    except BaseException:
         source.close()
         raise
     return ContentResponse(
@@ -414,20 +426,3 @@ def _gone(services: Services, task: Task) -> Gone:
     settings = services.settings
     policy = RetentionPolicy(settings.retention_seconds, settings.storage_max_bytes)
     return Gone(policy.gone_message(task), param="id")
-
-
-async def _still(services: Services, task_id: str, video: Path, variant: str, gone: Gone) -> Path:
-    """The JPEG `variant` of a stored video, made on first request and kept beside it."""
-    out = services.storage.derived_path(task_id, variant, ".jpg")
-    if not await anyio.Path(out).exists():
-        services.storage.check_space()  # 507 under the free-space floor
-        make = make_thumbnail if variant == "thumbnail" else make_spritesheet
-        try:
-            await anyio.to_thread.run_sync(make, video, out)
-        except FileNotFoundError:
-            raise gone from None
-        if not await anyio.Path(video).exists():
-            # The video was deleted while the JPEG was made: the JPEG must not outlive it.
-            await anyio.Path(out).unlink(missing_ok=True)
-            raise gone
-    return out

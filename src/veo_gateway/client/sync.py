@@ -165,7 +165,11 @@ class Client:
         target = Path(path)
         partial = target.with_name(f".{target.name}.part")
         try:
-            with self._http.stream("GET", f"/v1/videos/{video_id}/content") as response:
+            # follow_redirects: with CONTENT_REDIRECT the gateway hands the download to its
+            # object store (httpx drops the key on the way to another origin).
+            with self._http.stream(
+                "GET", f"/v1/videos/{video_id}/content", follow_redirects=True
+            ) as response:
                 if response.is_error:
                     response.read()
                     raise api_error(response)

@@ -6,13 +6,13 @@ import mimetypes
 from typing import Any
 
 from veo_gateway.domain.request import Image, ReferenceImage, VideoRequest
-from veo_gateway.media.storage import LocalStorage
+from veo_gateway.media.storage import Storage
 
 _EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
 
 
 async def save_request(
-    storage: LocalStorage, task_id: str, request: VideoRequest[Image]
+    storage: Storage, task_id: str, request: VideoRequest[Image]
 ) -> dict[str, Any]:
     """Store the request's images as files; returns the JSON to keep in the task row."""
 
@@ -40,7 +40,7 @@ async def save_request(
 
 
 async def load_request(
-    storage: LocalStorage, task_id: str, stored: dict[str, Any]
+    storage: Storage, task_id: str, stored: dict[str, Any]
 ) -> VideoRequest[Image]:
     """Rebuild the request from its stored form (for submission, after any restart)."""
 

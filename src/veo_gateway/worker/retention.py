@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from veo_gateway.media.storage import LocalStorage
+from veo_gateway.errors import StorageUnavailable
+from veo_gateway.media.storage import Storage
 from veo_gateway.observability.metrics import WorkerMetrics
 from veo_gateway.store.tables import tasks
 from veo_gateway.store.tasks import FINAL_STATES, State, Task, TaskStore
@@ -121,7 +122,7 @@ class Sweeper:
         self,
         *,
         store: TaskStore,
-        storage: LocalStorage,
+        storage: Storage,
         policy: RetentionPolicy,
         metrics: WorkerMetrics | None = None,
     ) -> None:
@@ -135,7 +136,7 @@ class Sweeper:
         while True:
             try:
                 await self.sweep()
-            except (sa.exc.SQLAlchemyError, OSError):
+            except (sa.exc.SQLAlchemyError, OSError, StorageUnavailable):
                 log.exception("retention sweep failed; trying again at the next one")
             await asyncio.sleep(self._policy.sweep_interval)
 
@@ -212,7 +213,7 @@ class Sweeper:
             try:
                 await self._storage.delete_video(task_id)
                 await self._storage.delete_inputs(task_id)
-            except OSError:
+            except (OSError, StorageUnavailable):
                 log.exception("retention: could not delete the files of task %s", task_id)
                 continue
             deleted.append(task_id)

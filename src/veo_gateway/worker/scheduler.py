@@ -29,10 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from veo_gateway.domain.progress import LatencyModel
-from veo_gateway.errors import InsufficientStorage, UpstreamError, UpstreamUnavailable
+from veo_gateway.errors import (
+    InsufficientStorage,
+    StorageUnavailable,
+    UpstreamError,
+    UpstreamUnavailable,
+)
 from veo_gateway.media.inputs import load_request
 from veo_gateway.media.probe import IncompleteVideo, check_whole
-from veo_gateway.media.storage import LocalStorage
+from veo_gateway.media.storage import Storage
 from veo_gateway.observability.metrics import WorkerMetrics, call_outcome
 from veo_gateway.observability.throttled import ThrottledLog
 from veo_gateway.providers.base import OperationStatus, Provider
@@ -95,7 +100,7 @@ class Worker:
         *,
         store: TaskStore,
         pool: CredentialPool,
-        storage: LocalStorage,
+        storage: Storage,
         latency: LatencyModel,
         config: WorkerConfig,
         metrics: WorkerMetrics | None = None,
@@ -484,7 +489,8 @@ class Worker:
             raise
 
     async def _settle_failure(self, task: Task, state: State, doing: str, exc: Exception) -> None:
-        if isinstance(exc, InsufficientStorage):
+        if isinstance(exc, InsufficientStorage | StorageUnavailable):
+            # Our storage's trouble, not the task's: the video waits at the upstream.
             await self._wait_for_space(task, state, str(exc))
             return
         attempts = task.attempts + 1
@@ -512,8 +518,9 @@ class Worker:
             )
 
     async def _wait_for_space(self, task: Task, state: State, problem: str) -> None:
-        """Put the task off until there may be space again (no attempt counted). A finished
-        video waiting to be stored keeps its slot: new videos would have nowhere to go."""
+        """Put the task off until there may be space again, or the store is reachable again (no
+        attempt counted). A finished video waiting to be stored keeps its slot: new videos
+        would have nowhere to go."""
         detail = self._storage.space_problem() or problem
         self._trouble.trouble(
             SPACE, "storage: %s; tasks wait, checked every %.0f s", detail, self._config.space_wait
@@ -592,13 +599,13 @@ class Worker:
             await self._wait_for_space(task, State.IN_PROGRESS, "under the free-space floor")
             return
         if status.video is not None:
-            path, size = await self._storage.save_video(task.id, _once(status.video))
+            ref, size = await self._storage.save_video(task.id, _once(status.video))
         else:
             assert status.video_ref is not None
             try:
                 with self._timed(task.upstream, "download"):
                     async with provider.download(status.video_ref) as chunks:
-                        path, size = await self._storage.save_video(
+                        ref, size = await self._storage.save_video(
                             task.id, chunks, check=_whole_video
                         )
             except UpstreamError as exc:
@@ -613,7 +620,7 @@ class Worker:
             State.IN_PROGRESS,
             State.COMPLETED,
             completed_at=now,
-            video_path=str(path),
+            video_path=ref,
             video_bytes=size,
             lease_until=0.0,
         ):

@@ -3,59 +3,42 @@
 A full disk is not an internal error: every write that fails for lack of space (ENOSPC, EDQUOT)
 raises `InsufficientStorage`, and under the free-space floor (`min_free_bytes`) no new file is
 started at all, so the database and the writes under way keep some room.
+
+What it stored is read through an `OpenedFile`: opened before the first byte is sent and read
+through that open file to the end, so the retention sweep, which may delete it at any moment,
+cannot cut a download short (an open file outlives its name).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
+import hashlib
 import os
 import shutil
+import stat
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
+from email.utils import formatdate
 from pathlib import Path
+from typing import BinaryIO
 
-from veo_gateway.errors import InsufficientStorage
+import anyio
+import anyio.to_thread
 
-TEMP_PREFIX = ".tmp-"
+from veo_gateway.media.storage.base import CheckVideo, Health, MakeStill
+from veo_gateway.media.storage.space import (
+    TEMP_PREFIX,
+    describe_bytes,
+    out_of_space,
+    space_errors,
+)
+
 # Temp files of other processes (an input being stored, a JPEG being made) are only swept once
 # they are this old: no live write takes anywhere near as long.
 STALE_TEMP_SECONDS = 3600.0
-_OUT_OF_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
-
-
-def is_out_of_space(exc: BaseException) -> bool:
-    """True for an OSError that says the filesystem (or the quota) is full."""
-    return isinstance(exc, OSError) and exc.errno in _OUT_OF_SPACE
-
-
-def out_of_space() -> InsufficientStorage:
-    """What a client is told when its work cannot be stored (no path, no figures)."""
-    return InsufficientStorage(
-        "the gateway is out of storage space and cannot take new work now; try again later"
-    )
-
-
-@contextlib.contextmanager
-def space_errors() -> Iterator[None]:
-    """Turn a write's ENOSPC / EDQUOT into InsufficientStorage."""
-    try:
-        yield
-    except OSError as exc:
-        if is_out_of_space(exc):
-            raise out_of_space() from exc
-        raise
-
-
-def describe_bytes(size: float) -> str:
-    """`1073741824` -> `1.0 GiB` (for operators' messages)."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(size) < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
+CHUNK_BYTES = 64 * 1024
 
 
 def _write_file(path: Path, data: bytes) -> None:
@@ -73,6 +56,60 @@ def _write_file(path: Path, data: bytes) -> None:
             raise
 
 
+class OpenedFile:
+    """A regular file held open, with the size and time it had when opened (a `Blob`)."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        info = os.fstat(file.fileno())
+        self.size = info.st_size
+        self.mtime = info.st_mtime
+        self.regular = stat.S_ISREG(info.st_mode)
+
+    @classmethod
+    async def open(cls, path: Path) -> OpenedFile:
+        """Open `path`; FileNotFoundError when it is gone or is not a regular file."""
+        try:
+            opened = cls(await anyio.to_thread.run_sync(_open_binary, path))
+        except IsADirectoryError:
+            raise FileNotFoundError(path) from None
+        if not opened.regular:
+            opened.close()
+            raise FileNotFoundError(path)
+        return opened
+
+    @property
+    def etag(self) -> str:
+        """Of the time and size (as Starlette's FileResponse makes it)."""
+        base = f"{self.mtime}-{self.size}".encode()
+        return f'"{hashlib.md5(base, usedforsecurity=False).hexdigest()}"'
+
+    @property
+    def last_modified(self) -> str:
+        """The file's modification time, as an HTTP date."""
+        return formatdate(self.mtime, usegmt=True)
+
+    async def chunks(self, start: int, end: int) -> AsyncIterator[bytes]:
+        """The bytes `[start, end)`, a chunk at a time."""
+        fd = self._file.fileno()
+        while start < end:
+            chunk = await anyio.to_thread.run_sync(
+                os.pread, fd, min(CHUNK_BYTES, end - start), start
+            )
+            if not chunk:
+                raise OSError(f"{self._file.name} is shorter than the {self.size} bytes it had")
+            start += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+
+def _open_binary(path: Path) -> BinaryIO:
+    return path.open("rb")
+
+
 class LocalStorage:
     """Files under two directories: `inputs/{task}/...` and `videos/{task}.mp4`."""
 
@@ -81,10 +118,27 @@ class LocalStorage:
         self.videos_dir = videos_dir
         self.min_free_bytes = min_free_bytes
 
-    def prepare(self) -> None:
+    @property
+    def description(self) -> str:
+        """The directories, for the start-up log."""
+        return f"files: inputs in {self.inputs_dir}, videos in {self.videos_dir}"
+
+    @property
+    def signs_urls(self) -> bool:
+        """No: files are served by the gateway."""
+        return False
+
+    async def prepare(self) -> None:
         """Create the directories (called once at start-up)."""
         self.inputs_dir.mkdir(parents=True, exist_ok=True)
         self.videos_dir.mkdir(parents=True, exist_ok=True)
+
+    async def health(self) -> Health:
+        """Writable, with more free space than the floor."""
+        writable = await anyio.to_thread.run_sync(os.access, self.videos_dir, os.W_OK)
+        free = await anyio.to_thread.run_sync(self.free_bytes)
+        problem = self.space_problem(free) if writable else f"{self.videos_dir} is not writable"
+        return Health(problem, free_bytes=free, min_free_bytes=self.min_free_bytes)
 
     def free_bytes(self) -> int:
         """Bytes free to this process on the fuller of the filesystems holding the inputs and
@@ -117,6 +171,10 @@ class LocalStorage:
         """Raise InsufficientStorage when the free space is at or under the floor."""
         if not self.has_room():
             raise out_of_space()
+
+    async def sweep_leftovers(self, *, worker_stopped: bool) -> int:
+        """Remove temp files left by a process killed mid-write (see `sweep_temp_files`)."""
+        return await asyncio.to_thread(self.sweep_temp_files, worker_stopped=worker_stopped)
 
     def sweep_temp_files(self, *, worker_stopped: bool) -> int:
         """Remove temp files left by a process killed mid-write; returns how many.
@@ -159,6 +217,27 @@ class LocalStorage:
         """Where a file made from a task's video (a thumbnail, a spritesheet) is kept."""
         return self.videos_dir / f"{task_id}.{variant}{suffix}"
 
+    async def open_video(self, ref: str) -> OpenedFile:
+        """The video at path `ref`, opened (FileNotFoundError when gone)."""
+        return await OpenedFile.open(Path(ref))
+
+    async def open_still(self, task_id: str, ref: str, variant: str, make: MakeStill) -> OpenedFile:
+        """The JPEG beside the video, made on first request."""
+        video = Path(ref)
+        out = self.derived_path(task_id, variant, ".jpg")
+        if not await anyio.Path(out).exists():
+            self.check_space()  # 507 under the free-space floor
+            await anyio.to_thread.run_sync(make, video, out)
+            if not await anyio.Path(video).exists():
+                # The video was deleted while the JPEG was made: the JPEG must not outlive it.
+                await anyio.Path(out).unlink(missing_ok=True)
+                raise FileNotFoundError(video)
+        return await OpenedFile.open(out)
+
+    async def signed_url(self, ref: str, seconds: float) -> str | None:
+        """None: a file has no URL of its own; it is served by the gateway."""
+        return None
+
     async def delete_video(self, task_id: str) -> None:
         """Remove a task's video and every file made from it (idempotent).
 
@@ -200,8 +279,8 @@ class LocalStorage:
         self,
         task_id: str,
         chunks: AsyncIterator[bytes],
-        check: Callable[[Path], None] | None = None,
-    ) -> tuple[Path, int]:
+        check: CheckVideo | None = None,
+    ) -> tuple[str, int]:
         """Stream a video into storage; it appears under its final name only when complete
         (and, with `check`, once `check` accepted the temp file: run in a thread).
 
@@ -211,13 +290,14 @@ class LocalStorage:
         final = self.video_path(task_id)
         self.check_space()
         with space_errors():
-            return await self._save_video(final, chunks, check)
+            path, size = await self._save_video(final, chunks, check)
+        return str(path), size
 
     async def _save_video(
         self,
         final: Path,
         chunks: AsyncIterator[bytes],
-        check: Callable[[Path], None] | None,
+        check: CheckVideo | None,
     ) -> tuple[Path, int]:
         self.videos_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=self.videos_dir, prefix=TEMP_PREFIX, suffix=".mp4")
