@@ -53,24 +53,6 @@ from veo_gateway.app import create_app
 from veo_gateway.roles import Role
 from veo_gateway.settings import Settings
 
-# Variables the object-storage work of issue 14 (points 1 to 4) declares and documents on its
-# own branch: its three settings, and the standard AWS variables its S3 client reads. Until then
-# they are exempt from the checks of settings.py and of the README. Once both branches are
-# merged, delete this set: the checks then hold these names like any other.
-PENDING_ON_OBJECT_STORAGE = frozenset(
-    {
-        "VEO_GATEWAY_STORAGE_URL",
-        "VEO_GATEWAY_CONTENT_REDIRECT",
-        "VEO_GATEWAY_CONTENT_REDIRECT_SECONDS",
-        "AWS_ENDPOINT_URL",
-        "AWS_REGION",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_ALLOW_HTTP",
-    }
-)
-
-
 # --- Settings and the README ----------------------------------------------------------
 
 
@@ -93,13 +75,13 @@ def readme_settings_table() -> set[str]:
 def undeclared(names: set[str]) -> set[str]:
     """The settings among `names` that settings.py does not declare (typos, removed ones)."""
     settings = {n for n in names if n.startswith("VEO_GATEWAY_") or n == "GEMINI_API_KEY"}
-    return settings - declared_settings() - PENDING_ON_OBJECT_STORAGE
+    return settings - declared_settings()
 
 
 def undocumented(names: set[str]) -> set[str]:
     """The settings among `names` missing from the README's Settings table."""
     settings = {n for n in names if n.startswith("VEO_GATEWAY_") or n == "GEMINI_API_KEY"}
-    return settings - readme_settings_table() - PENDING_ON_OBJECT_STORAGE
+    return settings - readme_settings_table()
 
 
 # --- Commands ----------------------------------------------------------------------------
@@ -188,7 +170,7 @@ def test_every_other_variable_of_the_env_example_is_read_by_something() -> None:
         for name in env_file(ENV_EXAMPLE, commented=True)
         if not (name.startswith("VEO_GATEWAY_") or name in declared_settings())
     }
-    unread = others - interpolated(COMPOSE_TEXT) - PENDING_ON_OBJECT_STORAGE
+    unread = others - interpolated(COMPOSE_TEXT)
     unread = {name for name in unread if f"`{name}`" not in README}
     assert not unread, f"deploy/.env.example sets variables nothing reads: {sorted(unread)}"
 
