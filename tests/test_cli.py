@@ -11,6 +11,7 @@ from pathlib import Path
 from tests.test_docs import json_curls_without_a_json_type
 from veo_gateway.cli import banner
 from veo_gateway.settings import Settings, env_name
+from veo_gateway.upstreams import plan_upstreams
 
 
 def veo_gateway(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -43,7 +44,8 @@ def test_serve_help_points_to_the_settings_and_the_config_file(tmp_path: Path) -
 
 
 def test_the_banners_curl_sends_json_as_json(tmp_path: Path) -> None:
-    lines = banner(Settings(data_dir=tmp_path, port=8123))
+    settings = Settings(data_dir=tmp_path, port=8123, gemini_api_key=None, google_api_key=None)
+    lines = banner(settings, plan_upstreams(settings))
     curls = [line for line in lines if "curl " in line]
     assert len(curls) == 1
     assert "http://127.0.0.1:8123/v1/videos" in curls[0]
