@@ -191,14 +191,15 @@ async def _check_route(
 ) -> Finding:
     subject = f"route {public} -> {target.upstream}, {target.model}"
     if probe is None:
-        return Finding(False, subject, "not checked: no credential of the upstream works")
+        # The broken credential is the finding; this route is only unknown.
+        return Finding(None, subject, "not checked: no credential of the upstream works")
     try:
         await probe.get_model(target.model)
     except UpstreamUnavailable as exc:
         return Finding(False, subject, f"unreachable: {exc.message}", _unreachable_fix(upstream))
     except UpstreamError as exc:
         if exc.code == 404:
-            fix = instead(public, target, targets)
+            fix = instead(public, target, targets, doctor_hint=False)
             return Finding(False, subject, gone(target, exc.message), fix)
         if exc.code == 429:
             return Finding(None, subject, f"rate limited just now, not checked ({exc.message})")

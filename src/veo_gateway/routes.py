@@ -66,7 +66,9 @@ def gone(target: Target, google_message: str) -> str:
     )
 
 
-def instead(public: str, target: Target, others: Iterable[Target]) -> str:
+def instead(
+    public: str, target: Target, others: Iterable[Target], *, doctor_hint: bool = True
+) -> str:
     """The routes that could serve `public` instead of `target`, and where Google moved it."""
     alternatives = [f"{t.upstream} -> {t.model}" for t in others if t != target]
     if alternatives:
@@ -78,4 +80,4 @@ def instead(public: str, target: Target, others: Iterable[Target]) -> str:
         text = f"No other route serves {public} here."
     if hint := SUCCESSORS.get(target.model):
         text += f" {hint}."
-    return text + " `veo-gateway doctor` checks every route."
+    return text + (" `veo-gateway doctor` checks every route." if doctor_hint else "")
