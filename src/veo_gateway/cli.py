@@ -296,6 +296,11 @@ def emulator(
         f"point the gateway at it: VEO_GATEWAY_GEMINI_BASE_URL=http://{bind_host}:"
         f"{bind_port} GEMINI_API_KEY=any-key veo-gateway serve"
     )
+    typer.echo(
+        f"or over Vertex AI's protocol: GOOGLE_GENAI_USE_VERTEXAI=true GOOGLE_CLOUD_PROJECT=demo "
+        f"GOOGLE_VERTEX_BASE_URL=http://{bind_host}:{bind_port} "
+        "VEO_GATEWAY_VERTEX_ACCESS_TOKEN=any-token veo-gateway serve"
+    )
     uvicorn.run(
         create_emulator_app(config),
         host=bind_host,
