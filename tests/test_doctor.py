@@ -93,8 +93,8 @@ def lines_marked(output: str, mark: str) -> list[str]:
 
 
 def test_a_working_gemini_setup(tmp_path: Path, healthy: str) -> None:
-    # Only the Veo 3.1 routes: the default routes also name Veo 2.0 and 3.0, which the
-    # emulator still serves as Google served them before their retirement.
+    # The default routes name Veo 2.0 and 3.0 too, which the emulator still serves as Google
+    # served them before their retirement.
     result = doctor(tmp_path, gemini(healthy))
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"upstream: Gemini API at {healthy} (1 key(s) from GEMINI_API_KEY)" in result.stdout

@@ -1,4 +1,5 @@
-"""Typed settings, read once from the environment (`VEO_GATEWAY_*`, and `GEMINI_API_KEY`).
+"""Typed settings, read once from the environment (`VEO_GATEWAY_*`, and Google's own names:
+`GEMINI_API_KEY`, `GOOGLE_API_KEY`, `GOOGLE_GENAI_USE_VERTEXAI`, `GOOGLE_CLOUD_*`, ...).
 
 Every field's description is its documentation: the README's settings table must list each
 environment variable (a test checks it).
@@ -430,11 +431,6 @@ class Settings(BaseSettings):
                 "conflicting values. The value of GOOGLE_GENAI_USE_ENTERPRISE will be used."
             )
         return warnings
-
-    @property
-    def uses_emulator(self) -> bool:
-        """True when no upstream credential is set and the built-in emulator serves tasks."""
-        return not self.gemini_keys and not self.vertex_mode and self.config is None
 
 
 def _sdk_flag(value: str | None) -> bool | None:
