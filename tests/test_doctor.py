@@ -176,3 +176,13 @@ def test_the_built_in_emulator_has_nothing_to_check(tmp_path: Path) -> None:
     assert "upstream: built-in emulator" in result.stdout
     assert "nothing at Google to check" in result.stdout
     assert list((tmp_path / "data").glob("*")) == []  # nothing started, nothing written
+
+
+def test_an_unreachable_upstream_is_broken_with_its_fix(tmp_path: Path) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    result = doctor(tmp_path, vertex(closed))
+    assert result.returncode == 1, result.stdout + result.stderr
+    (failed,) = lines_marked(result.stdout, "FAIL")
+    assert failed.startswith("FAIL  credential vertex (Vertex AI, project proj-1, location global)")
+    assert "unreachable" in failed
+    assert "fix: check GOOGLE_VERTEX_BASE_URL / GOOGLE_CLOUD_LOCATION" in result.stdout
