@@ -131,6 +131,10 @@ def gateway_settings(data_dir: Path, **overrides: Any) -> Settings:
         "first_poll_after": 0.2,
         "log_level": "warning",
         "gemini_api_key": None,
+        # The google-genai SDK's variables of the machine running the tests never leak in.
+        "google_api_key": None,
+        "google_genai_use_vertexai": None,
+        "google_genai_use_enterprise": None,
         # One video per output shape (model, duration, size, audio), not one per task: these
         # tests look at a video's format, never at its pictures. A test that does says "each".
         "emulator_render": "once",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from veo_gateway.settings import Settings
+from veo_gateway.settings import Settings, env_name
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
@@ -13,7 +13,7 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding=
 def test_every_setting_is_in_the_readme() -> None:
     missing = []
     for name, field in Settings.model_fields.items():
-        env = "GEMINI_API_KEY" if name == "gemini_api_key" else f"VEO_GATEWAY_{name.upper()}"
+        env = env_name(name)
         if f"`{env}`" not in README:
             missing.append(env)
         assert field.description, f"setting {name} has no description"

@@ -60,7 +60,9 @@ def served(tmp_path: Path) -> Iterator[Served]:
     env = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith("VEO_GATEWAY_") and name != "GEMINI_API_KEY"
+        if not name.startswith("VEO_GATEWAY_")
+        and name not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+        and not name.startswith("GOOGLE_GENAI_USE_")
     }
     port = free_port()
     env.update(
@@ -103,6 +105,9 @@ def test_the_banners_curl_works_as_printed(served: Served) -> None:
     log = served.log.read_text()
     tries = [line.removeprefix("try: ") for line in log.splitlines() if line.startswith("try: ")]
     assert len(tries) == 1, log
+    # The route table it serves, printed at start-up.
+    fast = "veo-3.1-fast-generate-preview"
+    assert f"  {fast} -> emulator (built-in emulator), {fast}" in log, log
     assert "-H 'Content-Type: application/json'" in tries[0]
     key = re.search(r"vgw_[\w-]+", log)  # the key the first start created and printed
     assert key, log

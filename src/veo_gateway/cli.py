@@ -1,11 +1,11 @@
-"""The `veo-gateway` command: serve, worker and emulator; keys (cli_keys.py); generate and videos
-(cli_client.py)."""
+"""The `veo-gateway` command: serve, worker, doctor and emulator; keys (cli_keys.py); generate
+and videos (cli_client.py)."""
 
 from __future__ import annotations
 
 import importlib.metadata
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import uvicorn
@@ -15,7 +15,12 @@ from veo_gateway.cli_client import generate, videos_app
 from veo_gateway.cli_keys import keys_app
 from veo_gateway.domain.catalog import DEFAULT_MODEL
 from veo_gateway.observability.logs import configure_logging
+from veo_gateway.routes import route_table
 from veo_gateway.settings import Settings, env_name
+
+if TYPE_CHECKING:
+    from veo_gateway.doctor import Finding
+    from veo_gateway.upstreams import Plan
 
 app = typer.Typer(
     help="veo-gateway: Google's Veo video models behind one asynchronous HTTP API.",
@@ -60,14 +65,21 @@ SERVE_EPILOG = "\n\n".join(
 )
 
 
-def _upstream(settings: Settings) -> str:
-    if settings.uses_emulator:
-        return "upstream: the built-in Veo emulator (set GEMINI_API_KEY to use Google)"
-    return f"upstream: Gemini API at {settings.gemini_base_url}"
+def _upstream(plan: Plan) -> list[str]:
+    """The upstream and the route table a process serves."""
+    if plan.embedded:
+        head = (
+            "upstream: the built-in Veo emulator (set GEMINI_API_KEY, or "
+            "GOOGLE_GENAI_USE_VERTEXAI=true and GOOGLE_CLOUD_PROJECT, to use Google)"
+        )
+    else:
+        head = f"upstream: {plan.description}"
+    return [head, *route_table(plan.config, embedded=plan.embedded)]
 
 
-def banner(settings: Settings) -> list[str]:
-    """What `serve` prints before it starts: where it listens, its upstream, and a first request."""
+def banner(settings: Settings, plan: Plan) -> list[str]:
+    """What `serve` prints before it starts: where it listens, its upstreams and routes, and a
+    first request."""
     url = f"http://{settings.host}:{settings.port}"
     body = f'{{"model":"{DEFAULT_MODEL}","prompt":"a cat"}}'
     role = (
@@ -81,7 +93,7 @@ def banner(settings: Settings) -> list[str]:
     return [
         f"veo-gateway listening on {url}  (data in {settings.data_dir.resolve()})",
         *role,
-        _upstream(settings),
+        *_upstream(plan),
         "API keys: `veo-gateway keys create --name NAME`, or VEO_GATEWAY_API_KEYS=k1,k2",
         # Without a content type curl sends -d as a form, which is not what the API reads.
         f"try: curl -H 'Authorization: Bearer KEY' -H 'Content-Type: application/json' "
@@ -116,12 +128,15 @@ def serve(
     if overrides:
         settings = settings.model_copy(update=overrides)
     configure_logging(settings.log_level, settings.log_format)
+    from veo_gateway.upstreams import plan_upstreams
+
+    plan = plan_upstreams(settings)  # a ConfigError is said by main(), before anything starts
     try:
         asyncio.run(preflight(settings))
     except StartupError as exc:
         typer.echo(f"veo-gateway: cannot start: {exc}", err=True)
         raise SystemExit(1) from None
-    for line in banner(settings):
+    for line in banner(settings, plan):
         typer.echo(line)
     uvicorn.run(
         create_app(settings),
@@ -134,14 +149,14 @@ def serve(
     )
 
 
-def worker_banner(settings: Settings, host: str, port: int) -> list[str]:
+def worker_banner(settings: Settings, plan: Plan, host: str, port: int) -> list[str]:
     """What `worker` prints before it starts."""
     url = f"http://{host}:{port}"
     return [
         f"veo-gateway worker: the background work only, no public API  (data in "
         f"{settings.data_dir.resolve()})",
         f"health, readiness and metrics on {url}/healthz, {url}/readyz, {url}/metrics",
-        _upstream(settings),
+        *_upstream(plan),
     ]
 
 
@@ -164,6 +179,9 @@ def worker(
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
     bind_host, bind_port = host or settings.host, port or settings.worker_port
+    from veo_gateway.upstreams import plan_upstreams
+
+    plan = plan_upstreams(settings)
     try:
         asyncio.run(preflight(settings))
         # Taken before the listener starts, so a refusal is this one line.
@@ -171,7 +189,7 @@ def worker(
     except (StartupError, WorkerLockHeld) as exc:
         typer.echo(f"veo-gateway: cannot start: {exc}", err=True)
         raise SystemExit(1) from None
-    for line in worker_banner(settings, bind_host, bind_port):
+    for line in worker_banner(settings, plan, bind_host, bind_port):
         typer.echo(line)
     uvicorn.run(
         create_app(settings, role=role, worker_lock=lock),
@@ -181,6 +199,44 @@ def worker(
         log_config=None,
         access_log=False,
     )
+
+
+@app.command()
+def doctor() -> None:
+    """Check every upstream credential and route with calls that start no paid job (is the
+    key or token accepted, does Google still serve each model id), print what works and what
+    does not with the fix; exit 1 when something is broken."""
+    import asyncio
+
+    import httpx
+
+    from veo_gateway.doctor import diagnose
+    from veo_gateway.upstreams import plan_upstreams
+
+    settings = Settings()
+    configure_logging("warning", settings.log_format)
+    plan = plan_upstreams(settings)
+    typer.echo(f"upstream: {plan.description}")
+    for note in plan.notes:
+        typer.echo(f"note: {note}")
+    for line in route_table(plan.config, embedded=plan.embedded):
+        typer.echo(line)
+
+    async def run() -> list[Finding]:
+        timeout = httpx.Timeout(settings.upstream_timeout, connect=10.0)
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            return await diagnose(plan.config, client, embedded=plan.embedded)
+
+    findings = asyncio.run(run())
+    typer.echo("")
+    for finding in findings:
+        for line in finding.lines():
+            typer.echo(line)
+    broken = sum(1 for f in findings if f.ok is False)
+    if broken:
+        typer.echo(f"\n{broken} problem(s) found.")
+        raise SystemExit(1)
+    typer.echo("\nevery upstream and route works.")
 
 
 @app.command()
@@ -239,6 +295,11 @@ def emulator(
     typer.echo(
         f"point the gateway at it: VEO_GATEWAY_GEMINI_BASE_URL=http://{bind_host}:"
         f"{bind_port} GEMINI_API_KEY=any-key veo-gateway serve"
+    )
+    typer.echo(
+        f"or over Vertex AI's protocol: GOOGLE_GENAI_USE_VERTEXAI=true GOOGLE_CLOUD_PROJECT=demo "
+        f"GOOGLE_VERTEX_BASE_URL=http://{bind_host}:{bind_port} "
+        "VEO_GATEWAY_VERTEX_ACCESS_TOKEN=any-token veo-gateway serve"
     )
     uvicorn.run(
         create_emulator_app(config),

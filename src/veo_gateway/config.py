@@ -38,8 +38,11 @@ typical_latency = 80
 "4k" = 0.60
 ```
 
-Without a file, the environment describes the simple case: `GEMINI_API_KEY` (one key, or several
-separated by commas) serves every built-in model, and with no key the built-in emulator does.
+Without a file, the environment describes the simple case, with the google-genai SDK's variable
+names: `GOOGLE_GENAI_USE_VERTEXAI=true` and `GOOGLE_CLOUD_PROJECT` serve the spec's models by
+Vertex AI's GA ids (`vertex_config`); else `GOOGLE_API_KEY` or `GEMINI_API_KEY` (one key, or
+several separated by commas) serves every built-in model the Gemini API knows; with neither, the
+built-in emulator does.
 """
 
 from __future__ import annotations
@@ -124,6 +127,44 @@ def default_config(
     )
     models = tuple(row for row in BUILTIN_MODELS if _serves(upstream, row))
     routes: dict[str, tuple[Target, ...]] = {row.name: (Target(name, row.name),) for row in models}
+    return GatewayConfig(upstreams=(upstream,), routes=routes, models=models)
+
+
+# Vertex AI serves the spec's two models by its GA ids (the Gemini API's `-preview` ids are not
+# the durable ones there), and the GA ids under their own names.
+VERTEX_ROUTES: Mapping[str, str] = {
+    "veo-3.1-generate-preview": "veo-3.1-generate-001",
+    "veo-3.1-fast-generate-preview": "veo-3.1-fast-generate-001",
+    "veo-3.1-generate-001": "veo-3.1-generate-001",
+    "veo-3.1-fast-generate-001": "veo-3.1-fast-generate-001",
+}
+
+
+def vertex_config(
+    *,
+    project: str,
+    location: str,
+    base_url: str | None = None,
+    access_token: str | None = None,
+    name: str = "vertex",
+    rpm: int = DEFAULT_RPM,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+) -> GatewayConfig:
+    """The environment-only Vertex AI config: one project serving `VERTEX_ROUTES`."""
+    upstream = UpstreamConfig(
+        name=name,
+        kind="vertex",
+        project=project,
+        location=location,
+        base_url=base_url,
+        access_token=access_token,
+        rpm=rpm,
+        max_in_flight=max_in_flight,
+    )
+    models = tuple(row for row in BUILTIN_MODELS if row.name in VERTEX_ROUTES)
+    routes: dict[str, tuple[Target, ...]] = {
+        row.name: (Target(name, VERTEX_ROUTES[row.name]),) for row in models
+    }
     return GatewayConfig(upstreams=(upstream,), routes=routes, models=models)
 
 

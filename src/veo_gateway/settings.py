@@ -1,4 +1,5 @@
-"""Typed settings, read once from the environment (`VEO_GATEWAY_*`, and `GEMINI_API_KEY`).
+"""Typed settings, read once from the environment (`VEO_GATEWAY_*`, and Google's own names:
+`GEMINI_API_KEY`, `GOOGLE_API_KEY`, `GOOGLE_GENAI_USE_VERTEXAI`, `GOOGLE_CLOUD_*`, ...).
 
 Every field's description is its documentation: the README's settings table must list each
 environment variable (a test checks it).
@@ -89,17 +90,67 @@ class Settings(BaseSettings):
         description="Gemini API key(s), comma-separated. When set, tasks go to the Gemini API; "
         "unset (and no config file), to the built-in emulator.",
     )
+    google_api_key: str | None = Field(
+        None,
+        validation_alias=AliasChoices("GOOGLE_API_KEY"),
+        description="Gemini API key(s), comma-separated, under the google-genai SDK's name. "
+        "When both are set it wins over GEMINI_API_KEY, as in the SDK, and a warning says "
+        "'Both GOOGLE_API_KEY and GEMINI_API_KEY are set. Using GOOGLE_API_KEY.'",
+    )
+    google_genai_use_vertexai: str | None = Field(
+        None,
+        validation_alias=AliasChoices("GOOGLE_GENAI_USE_VERTEXAI"),
+        description="`true` or `1` (any case; anything else is false, as in the google-genai "
+        "SDK): with no config file, tasks go to Vertex AI (GOOGLE_CLOUD_PROJECT, "
+        "GOOGLE_CLOUD_LOCATION), not to the Gemini API.",
+    )
+    google_genai_use_enterprise: str | None = Field(
+        None,
+        validation_alias=AliasChoices("GOOGLE_GENAI_USE_ENTERPRISE"),
+        description="The newer name of GOOGLE_GENAI_USE_VERTEXAI (Vertex AI is now also called "
+        "Gemini Enterprise Agent Platform); when both are set and differ, this one wins, with "
+        "the SDK's warning.",
+    )
+    google_cloud_project: str | None = Field(
+        None,
+        validation_alias=AliasChoices("GOOGLE_CLOUD_PROJECT"),
+        description="Vertex AI: the Google Cloud project. Unset: the project of the Application "
+        "Default Credentials (as the SDK does), unless a static token or a base URL is set.",
+    )
+    google_cloud_location: str | None = Field(
+        None,
+        validation_alias=AliasChoices("GOOGLE_CLOUD_LOCATION"),
+        description="Vertex AI: the location (`us-central1`, ...). Unset: `global`, served at "
+        "https://aiplatform.googleapis.com, as the SDK does; `us` and `eu` use the "
+        "multi-region hosts `aiplatform.{us,eu}.rep.googleapis.com`.",
+    )
+    google_vertex_base_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("GOOGLE_VERTEX_BASE_URL"),
+        description="Vertex AI: another base URL for the API and the Cloud Storage downloads "
+        "(a standalone emulator, a proxy). Unset: Google's host for the location.",
+    )
+    vertex_access_token: str | None = Field(
+        None,
+        description="Vertex AI: a static OAuth access token sent as is, where no Google "
+        "credentials exist (tests, short-lived tokens minted elsewhere). Unset: Application "
+        "Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud, the metadata server).",
+    )
     config: Path | None = Field(
         None,
         description="Path of the operator config file (TOML): upstreams, routes, model "
         "capabilities. Unset: the environment alone describes one upstream.",
     )
     upstream_rpm: int = Field(
-        10, description="Without a config file: submissions per minute per Gemini API key."
+        10,
+        description="Without a config file: submissions per minute per Gemini API key, or for "
+        "the Vertex AI project.",
     )
     gemini_base_url: str = Field(
         "https://generativelanguage.googleapis.com",
-        description="Base URL of the Gemini API (point it at a standalone emulator to test).",
+        validation_alias=AliasChoices("VEO_GATEWAY_GEMINI_BASE_URL", "GOOGLE_GEMINI_BASE_URL"),
+        description="Base URL of the Gemini API (point it at a standalone emulator to test); "
+        "the SDK's GOOGLE_GEMINI_BASE_URL is read too, this name first.",
     )
     allow_private_image_urls: bool = Field(
         False,
@@ -211,6 +262,12 @@ class Settings(BaseSettings):
     emulator_vertex_tokens: str = Field(
         "",
         description="Emulator: comma-separated Vertex bearer tokens it accepts; empty accepts any.",
+    )
+    emulator_retired_models: str = Field(
+        "",
+        description="Emulator: comma-separated model ids it answers 404 for on both protocols "
+        "(submissions and model reads), as Google does for a model it shut down; a drill for "
+        "`veo-gateway doctor` and the gateway's message.",
     )
     emulator_render: Literal["each", "once"] = Field(
         "each",
@@ -381,9 +438,38 @@ class Settings(BaseSettings):
         return parse_latency(self.emulator_latency)
 
     @property
-    def uses_emulator(self) -> bool:
-        """True when no upstream credential is set and the built-in emulator serves tasks."""
-        return not self.gemini_api_key and self.config is None
+    def gemini_keys(self) -> list[str]:
+        """The Gemini API keys of the environment: GOOGLE_API_KEY's when it is set, else
+        GEMINI_API_KEY's (the google-genai SDK's precedence)."""
+        text = self.google_api_key or self.gemini_api_key or ""
+        return [key.strip() for key in text.split(",") if key.strip()]
+
+    @property
+    def vertex_mode(self) -> bool:
+        """Whether the environment asks for Vertex AI, read as the google-genai SDK reads it:
+        GOOGLE_GENAI_USE_ENTERPRISE when set, else GOOGLE_GENAI_USE_VERTEXAI; `true` or `1`."""
+        enterprise = _sdk_flag(self.google_genai_use_enterprise)
+        vertexai = _sdk_flag(self.google_genai_use_vertexai)
+        return enterprise if enterprise is not None else bool(vertexai)
+
+    def environment_warnings(self) -> list[str]:
+        """What the google-genai SDK warns about in the same environment, in its words."""
+        warnings = []
+        if self.google_api_key and self.gemini_api_key:
+            warnings.append("Both GOOGLE_API_KEY and GEMINI_API_KEY are set. Using GOOGLE_API_KEY.")
+        enterprise = _sdk_flag(self.google_genai_use_enterprise)
+        vertexai = _sdk_flag(self.google_genai_use_vertexai)
+        if enterprise is not None and vertexai is not None and enterprise != vertexai:
+            warnings.append(
+                "Both GOOGLE_GENAI_USE_ENTERPRISE and GOOGLE_GENAI_USE_VERTEXAI are set with "
+                "conflicting values. The value of GOOGLE_GENAI_USE_ENTERPRISE will be used."
+            )
+        return warnings
+
+
+def _sdk_flag(value: str | None) -> bool | None:
+    """A boolean variable as the google-genai SDK reads it: unset, or true for `true`/`1`."""
+    return None if value is None else value.lower() in ("true", "1")
 
 
 def env_name(field: str) -> str:

@@ -6,6 +6,7 @@ Gemini API routes, as Google serves them (key in ``x-goog-api-key`` or ``?key=``
     GET  /v1beta/models/{model}/operations/{id}             -> the operation
     GET  /v1beta/files/{id}:download?alt=media              -> the MP4
     GET  /v1beta/models                                     -> ListModels (Veo models only)
+    GET  /v1beta/models/{model}                             -> the model, or 404 (GetModel)
 
 Vertex AI routes (``v1`` and ``v1beta1``) and a Cloud Storage stand-in: see `emulator.vertex`.
 
@@ -45,6 +46,7 @@ import hmac
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -87,7 +89,7 @@ def create_emulator_app(
         key = authenticate(request)
         # The path segment is "{model}:{method}"; a model name never contains a colon.
         model, _, method = request.path_params["model_action"].rpartition(":")
-        if method != "predictLongRunning" or model not in models:
+        if method != "predictLongRunning" or not core.serves("gemini", model):
             raise NotFound(protocol.not_found_model(model or method))
         async with core.submission_call(key) as entry:
             fault = await core.inject("submit")
@@ -127,20 +129,25 @@ def create_emulator_app(
     async def media(request: Request) -> Response:
         return core.media(request.path_params["token"])
 
+    def model_json(name: str) -> dict[str, Any]:
+        return {
+            "name": f"models/{name}",
+            "displayName": name,
+            "supportedGenerationMethods": ["predictLongRunning"],
+        }
+
     async def list_models(request: Request) -> Response:
         authenticate(request)
-        return JSONResponse(
-            {
-                "models": [
-                    {
-                        "name": f"models/{name}",
-                        "displayName": name,
-                        "supportedGenerationMethods": ["predictLongRunning"],
-                    }
-                    for name in models
-                ]
-            }
-        )
+        served = [name for name in models if core.serves("gemini", name)]
+        return JSONResponse({"models": [model_json(name) for name in served]})
+
+    async def get_model(request: Request) -> Response:
+        # Google checks the key before it looks the model up: a bad key is a 400 either way.
+        authenticate(request)
+        model = request.path_params["model_action"]
+        if not core.serves("gemini", model):
+            raise NotFound(f"models/{model} is not found for API version v1beta.")
+        return JSONResponse(model_json(model))
 
     async def stats(request: Request) -> Response:
         return JSONResponse(core.stats())
@@ -177,6 +184,7 @@ def create_emulator_app(
         routes=[
             Route("/v1beta/models", list_models, methods=["GET"]),
             Route("/v1beta/models/{model_action}", predict, methods=["POST"]),
+            Route("/v1beta/models/{model_action}", get_model, methods=["GET"]),
             Route(
                 "/v1beta/models/{model}/operations/{operation_id}", get_operation, methods=["GET"]
             ),

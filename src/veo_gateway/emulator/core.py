@@ -78,6 +78,8 @@ class EmulatorConfig:
     persist: bool = False
     # A JSON-lines file every submission call is appended to, answered or refused (for tests).
     request_log: Path | None = None
+    # Model ids answered with 404 on both protocols, as Google answers for a shut-down model.
+    retired_models: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         low, high = self.latency
@@ -112,6 +114,7 @@ def config_from_settings(
         render=settings.emulator_render,
         persist=persist,
         request_log=settings.emulator_request_log,
+        retired_models=_split(settings.emulator_retired_models),
     )
 
 
@@ -141,6 +144,10 @@ class EmulatorCore:
         self._peak_in_flight: Counter[str] = Counter()  # by credential fingerprint
         self._windows: dict[str, deque[float]] = {}
         self._media: dict[str, Path] = {}  # signed media URLs handed out by redirects
+
+    def serves(self, dialect: Protocol, model: str) -> bool:
+        """Whether `dialect` knows the model id (and it was not retired for a drill)."""
+        return model in google_rules.MODELS[dialect] and model not in self.config.retired_models
 
     # -- faults and quotas --------------------------------------------------------------------
 

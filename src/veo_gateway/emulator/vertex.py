@@ -6,6 +6,8 @@ version the google-genai SDK uses)::
     POST /{v}/projects/{p}/locations/{l}/publishers/google/models/{m}:predictLongRunning
     POST /{v}/projects/{p}/locations/{l}/publishers/google/models/{m}:fetchPredictOperation
          {"operationName": "projects/.../models/{m}/operations/{id}"}
+    GET  /{v}/publishers/google/models/{m}     -> the publisher model, or 404 (the SDK's
+                                                   `models.get` on Vertex; read-only)
     GET  /storage/v1/b/{bucket}/o/{object}?alt=media
 
 A finished operation carries its videos inline (``bytesBase64Encoded``) or, when the request set
@@ -66,7 +68,7 @@ def operation_json(operation: Operation, videos: list[dict[str, str]] | None) ->
 
 def routes(core: EmulatorCore) -> list[BaseRoute]:
     """The Vertex AI and Cloud Storage routes, served from `core`."""
-    book, models = core.book, google_rules.MODELS["vertex"]
+    book = core.book
     tokens = [token.encode() for token in core.config.vertex_tokens]
 
     def authenticate(request: Request) -> str:
@@ -88,7 +90,7 @@ def routes(core: EmulatorCore) -> list[BaseRoute]:
             f"projects/{params['project']}/locations/{params['location']}"
             f"/publishers/google/models/{model}"
         )
-        if model not in models:
+        if not core.serves("vertex", model):
             raise NotFound(
                 f"Publisher Model `{parent}` not found.",
             )
@@ -140,6 +142,23 @@ def routes(core: EmulatorCore) -> list[BaseRoute]:
             videos = await anyio.to_thread.run_sync(_videos, core, operation)
         return JSONResponse(operation_json(operation, videos))
 
+    async def publisher_model(request: Request) -> Response:
+        authenticate(request)
+        version, model = request.path_params["version"], request.path_params["model"]
+        name = f"publishers/google/models/{model}"
+        if version not in VERSIONS or not core.serves("vertex", model):
+            raise NotFound(f"Publisher Model `{name}` not found.")
+        version_id = model.rpartition("-")[2]
+        return JSONResponse(
+            {
+                "name": name,
+                "versionId": version_id,
+                "openSourceCategory": "PROPRIETARY",
+                "launchStage": "PUBLIC_PREVIEW" if model.endswith("-preview") else "GA",
+                "publisherModelTemplate": f"projects/{{project}}/locations/{{location}}/{name}",
+            }
+        )
+
     async def gcs_object(request: Request) -> Response:
         token = authenticate(request)
         bucket, name = request.path_params["bucket"], request.path_params["object"]
@@ -154,6 +173,7 @@ def routes(core: EmulatorCore) -> list[BaseRoute]:
     prefix = "/{version}/projects/{project}/locations/{location}/publishers/google/models"
     return [
         Route(f"{prefix}/{{model_action}}", model_action, methods=["POST"]),
+        Route("/{version}/publishers/google/models/{model}", publisher_model, methods=["GET"]),
         Route("/storage/v1/b/{bucket}/o/{object:path}", gcs_object, methods=["GET"]),
     ]
 

@@ -111,6 +111,10 @@ class CredentialPool:
         """Every credential, in declaration order."""
         return list(self._credentials.values())
 
+    def targets(self, model: str) -> tuple[Target, ...]:
+        """The route of a public model: its targets, in the order they are tried."""
+        return self._routes.get(model, ())
+
     def _candidates(self, model: str) -> list[tuple[Credential, str]]:
         found = []
         for target in self._routes.get(model, ()):

@@ -95,6 +95,23 @@ def token_source_for(upstream: UpstreamConfig) -> TokenSource:
     return GoogleAuthTokens(upstream.service_account_file)
 
 
+# Locations served by a multi-region host rather than `{location}-aiplatform` (as in the SDK).
+_MULTI_REGIONS = frozenset({"us", "eu"})
+
+
+def vertex_base_url(location: str, base_url: str | None = None) -> str:
+    """Where Vertex AI is reached for `location`, by the google-genai SDK's rule: `global` at
+    aiplatform.googleapis.com, `us`/`eu` at their multi-region hosts, others regional; a
+    configured base URL wins."""
+    if base_url:
+        return base_url.rstrip("/")
+    if location == "global":
+        return "https://aiplatform.googleapis.com"
+    if location in _MULTI_REGIONS:
+        return f"https://aiplatform.{location}.rep.googleapis.com"
+    return f"https://{location}-aiplatform.googleapis.com"
+
+
 def parse_vertex_operation(operation: dict[str, Any]) -> OperationStatus:
     """Read a Vertex operation: running, failed, safety-blocked, inline bytes or a GCS URI."""
     if (status := running_or_failed(operation)) is not None:
@@ -126,7 +143,7 @@ class VertexProvider:
         name: str = "vertex",
     ) -> None:
         self.name = name
-        base = (base_url or f"https://{location}-aiplatform.googleapis.com").rstrip("/")
+        base = vertex_base_url(location, base_url)
         self._models = f"{base}/v1/projects/{project}/locations/{location}/publishers/google/models"
         self._storage_base = (base_url or GCS_BASE_URL).rstrip("/")
         self._storage_uri = storage_uri

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from veo_gateway.config import Target
 from veo_gateway.domain.progress import LatencyModel
 from veo_gateway.errors import (
     InsufficientStorage,
@@ -42,6 +43,7 @@ from veo_gateway.observability.metrics import WorkerMetrics, call_outcome
 from veo_gateway.observability.throttled import ThrottledLog
 from veo_gateway.providers.base import OperationStatus, Provider
 from veo_gateway.providers.pool import CredentialPool, Lease, NoRoute, rejects_credential
+from veo_gateway.routes import model_gone
 from veo_gateway.store.claims import Claims
 from veo_gateway.store.tasks import State, Task, TaskStore
 from veo_gateway.worker.identity import WorkerIdentity
@@ -459,6 +461,14 @@ class Worker:
             # counting it) while the task is submitted again.
             await self._pool.hold_cut_off(credential, task.id, self._latency.expected(task.model))
         attempts = task.attempts + 1
+        if exc.code == 404:
+            # Google no longer serves the route's model id (a shut-down preview, a retired
+            # version): say which id is gone, and what could serve the name instead.
+            target = Target(lease.credential.upstream, lease.upstream_model)
+            message = model_gone(task.model, target, exc.message, self._pool.targets(task.model))
+            log.error("task %s: %s", task.id, message)
+            await self._fail(task, State.SUBMITTING, message, attempts=attempts)
+            return UpstreamError(message, code=404, status=exc.google_status, retryable=False)
         if exc.retryable and attempts < self._config.submit_attempts:
             delay = self._backoff(attempts)
             await self._requeue(task, attempts=attempts, delay=delay)
