@@ -52,6 +52,7 @@ from veo_gateway import cli
 from veo_gateway.app import create_app
 from veo_gateway.roles import Role
 from veo_gateway.settings import Settings
+from veo_gateway.upstreams import plan_upstreams
 
 # --- Settings and the README ----------------------------------------------------------
 
@@ -196,7 +197,8 @@ def test_the_settings_each_gateway_service_resolves_to_are_valid_and_shared(
         monkeypatch.setenv(name, value)
     settings = Settings()  # raises on a value the gateway would refuse at start-up
     assert settings.host == "0.0.0.0"
-    assert settings.admin_token == FILLED_SECRET and not settings.uses_emulator
+    assert settings.admin_token == FILLED_SECRET
+    assert not plan_upstreams(settings).embedded  # Google (the filled key), not the emulator
 
 
 # --- The health check --------------------------------------------------------------------

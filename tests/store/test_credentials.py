@@ -218,9 +218,9 @@ async def test_a_requeued_task_takes_a_slot_again_though_its_dead_worker_kept_on
     repool(workers, rpm=1000, cap=1, keys=("k",))
     dead, alive = workers
     await _claimed(dead, "t", lease_seconds=600.0)
-    # Another worker requeues it (its lease ran out, or the one worker's start-up recovery).
-    assert await alive.store.transition("t", State.SUBMITTING, State.QUEUED, upstream=None)
-    # At once, not HANDOVER seconds later: the slot predates the task's last change.
+    # The one worker's start-up recovery requeues it (no render time known: nothing held).
+    assert await Claims(alive.store, "new").recover(sole=True, render_time=lambda m: 0.0) == 1
+    # At once, not HANDOVER seconds later: the requeue deleted the dead worker's slot.
     assert HANDOVER > 10
     lease = await alive.pool.acquire(MODEL, "t")
     assert lease is not None

@@ -193,7 +193,7 @@ class CredentialStore:
                 .on_conflict_do_nothing()
             )
             if inserted.rowcount != 1:
-                return None  # another acquire for the same task won the race: one slot per task
+                return None  # the task holds a slot already (another acquire for it won)
             await conn.execute(credential_requests.insert().values(credential=chosen, at=now))
         return Slot(chosen, now)
 
@@ -207,15 +207,13 @@ class CredentialStore:
             )
         )
         dead = sa.select(credential_slots.c.task_id).select_from(_SLOTS_AND_TASKS)
-        dead = dead.where(credential_slots.c.credential.in_(ids), sa.not_(live_slot(now)))
-        await conn.execute(
-            credential_slots.delete().where(
-                # The holder's own slot, if any, is from an attempt that ended: a task asks for
-                # a slot only while it is queued, with no job of its own on the wire (one cut
-                # off has its cut-off slot, under another key).
-                sa.or_(credential_slots.c.task_id == holder, credential_slots.c.task_id.in_(dead))
-            )
+        # The holder's own live slot stays: a create's inline submission and the worker's
+        # round may ask for one task at once, and only one of them may hold its slot.
+        dead = dead.where(
+            sa.or_(credential_slots.c.credential.in_(ids), credential_slots.c.task_id == holder),
+            sa.not_(live_slot(now)),
         )
+        await conn.execute(credential_slots.delete().where(credential_slots.c.task_id.in_(dead)))
 
     async def hold(self, cut_off: CutOff) -> None:
         """Keep a cut-off slot for a submission whose outcome is unknown (see `hold_cut_off`)."""
