@@ -355,10 +355,10 @@ class Worker:
                 upstream_model=lease.upstream_model,
             )
         except BaseException:
-            await self._pool.release(lease.credential.id, task.id)
+            await self._pool.release(lease.credential.id, task.id, lease.taken_at)
             raise
         if claimed is None:
-            await self._pool.release(lease.credential.id, task.id)
+            await self._pool.release(lease.credential.id, task.id, lease.taken_at)
             return None
         return claimed, lease
 
