@@ -32,6 +32,17 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def finished(url: str, task_id: str, what: str, timeout: float = 30.0) -> dict[str, Any]:
+    """The task's status once it is completed or failed (polled over HTTP)."""
+
+    def done() -> dict[str, Any] | None:
+        body: dict[str, Any] = httpx.get(f"{url}/v1/videos/{task_id}", headers=HEADERS).json()
+        return body if body["status"] in ("completed", "failure") else None
+
+    result: dict[str, Any] = wait_for(done, what, timeout=timeout)
+    return result
+
+
 @pytest.fixture
 def emulator_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """`veo-gateway emulator` in its own process, with the faults of the test's `faults`
@@ -105,17 +116,7 @@ def test_sigkill_mid_submission_requeues_the_task_and_submits_it_again(
 
         gateway = start(["serve"], env, log)
         wait_http(f"{url}/healthz", gateway, log)
-        final = wait_for(
-            lambda: (
-                body
-                if (body := httpx.get(f"{url}/v1/videos/{task_id}", headers=HEADERS).json())[
-                    "status"
-                ]
-                in ("completed", "failure")
-                else None
-            ),
-            "the task to finish after the restart",
-        )
+        final = finished(url, task_id, "the task to finish after the restart")
         assert final["status"] == "completed", final
         assert "requeued 1 interrupted submission(s)" in log.read_text()
     finally:
@@ -210,17 +211,7 @@ def test_sigkill_after_google_accepted_but_before_the_gateway_recorded_submits_t
 
         gateway = start(["serve"], env, log)
         wait_http(f"{url}/healthz", gateway, log)
-        final = wait_for(
-            lambda: (
-                body
-                if (body := httpx.get(f"{url}/v1/videos/{task_id}", headers=HEADERS).json())[
-                    "status"
-                ]
-                in ("completed", "failure")
-                else None
-            ),
-            "the task to finish after the restart",
-        )
+        final = finished(url, task_id, "the task to finish after the restart")
         assert final["status"] == "completed", final
     finally:
         stop(gateway)

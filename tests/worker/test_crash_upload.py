@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.processes import free_port, start, stop, wait_http
 from tests.support.s3 import Bucket
-from tests.worker.test_crash import FAST, HEADERS, emulator_url, serve_env, wait_for
+from tests.worker.test_crash import FAST, HEADERS, emulator_url, finished, serve_env, wait_for
 from veo_gateway.media.probe import check_whole
 
 __all__ = ["emulator_url"]  # the fixture, shared with the other crash tests
@@ -45,18 +45,7 @@ def test_sigkill_mid_upload_leaves_no_object_and_the_task_completes_after_restar
 
         gateway = start(["serve"], env, log)
         wait_http(f"{url}/healthz", gateway, log)
-        final = wait_for(
-            lambda: (
-                body
-                if (body := httpx.get(f"{url}/v1/videos/{task_id}", headers=HEADERS).json())[
-                    "status"
-                ]
-                in ("completed", "failure")
-                else None
-            ),
-            "the task to finish after the restart",
-            timeout=90,
-        )
+        final = finished(url, task_id, "the task to finish after the restart", timeout=90)
         assert final["status"] == "completed", final
         stored = s3_bucket.read(f"videos/{task_id}/video.mp4")
         (tmp_path / "stored.mp4").write_bytes(stored)
