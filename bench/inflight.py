@@ -34,18 +34,19 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import uvloop
 from run import KEY, cpu_seconds, free_port, load_average, wait_up
+from wire import WireClient
 
 MODEL = "veo-3.1-fast-generate-preview"  # the default model, with its audio track
 # How often each waiting client asks for its task's status.
 SWEEP_SECONDS = 1.0
-# What a server closing a reused keep-alive connection looks like to httpx.
-_CLOSED = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 EMULATOR = """
 import sys
 from pathlib import Path
@@ -85,37 +86,18 @@ def gateway_env(data: Path, port: int, emulator: str, *, tasks: int) -> dict[str
     }
 
 
-async def _retrying(
-    client: httpx.AsyncClient, request: httpx.Request, retried: list[int], retries: int = 3
-) -> httpx.Response:
-    """`client.send(request)`, sent again when the server closed the connection under it;
-    `retried[0]` counts the retries. Only for idempotent requests."""
-    for attempt in range(retries + 1):
-        try:
-            return await client.send(request)
-        except _CLOSED:
-            if attempt == retries:
-                raise
-            retried[0] += 1
-    raise AssertionError("unreachable")
-
-
-async def _create_all(
-    client: httpx.AsyncClient, n: int, concurrency: int, retried: list[int]
-) -> list[str]:
-    gate = asyncio.Semaphore(concurrency)
+async def _create_all(client: WireClient, n: int) -> list[str]:
     run_id = os.urandom(6).hex()
 
     async def one(i: int) -> str:
-        request = client.build_request(
+        response = await client.request(
             "POST",
             "/v1/videos",
-            json={"model": MODEL, "prompt": f"inflight {i}"},
+            {"model": MODEL, "prompt": f"inflight {i}"},
             headers={"Idempotency-Key": f"inflight-{run_id}-{i}"},
         )
-        async with gate:
-            response = await _retrying(client, request, retried)
-        response.raise_for_status()
+        if response.status != 200:
+            raise RuntimeError(f"create answered {response.status}: {response.body[:300]!r}")
         return str(response.json()["id"])
 
     return list(await asyncio.gather(*(one(i) for i in range(n))))
@@ -135,20 +117,16 @@ class Watched:
     window: dict[str, float] = field(default_factory=dict)
     sweeps: list[float] = field(default_factory=list)
     retried: list[int] = field(default_factory=lambda: [0])  # requests sent again
+    client_cpu: float = 0.0  # the clients' own CPU seconds, creates and sweeps
 
 
-async def _watch(
-    client: httpx.AsyncClient, watched: Watched, concurrency: int, give_up_after: float
-) -> None:
+async def _watch(client: WireClient, watched: Watched, give_up_after: float) -> None:
     """Sweep every unfinished task until all have finished."""
-    gate = asyncio.Semaphore(concurrency)
     pending_sent: dict[str, float] = {}
 
     async def check(task_id: str) -> None:
-        request = client.build_request("GET", f"/v1/videos/{task_id}")
-        async with gate:
-            sent = time.time()
-            response = await _retrying(client, request, watched.retried)
+        sent = time.time()
+        response = await client.request("GET", f"/v1/videos/{task_id}")
         received = time.time()
         status = response.json()["status"]
         if status not in ("completed", "failure"):
@@ -168,6 +146,48 @@ async def _watch(
         # Each waiting client looks once a second (the gateway's `openai-poll-after-ms` asks
         # for 1 to 10 s), or as often as the gateway can answer when it is slower than that.
         await asyncio.sleep(max(0.0, started + SWEEP_SECONDS - time.monotonic()))
+
+
+class CpuTimeline:
+    """Samples a process's CPU seconds twice a second in a thread."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), cpu_seconds(self.pid)))
+            time.sleep(0.5)
+
+    def __enter__(self) -> CpuTimeline:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def share(self, start: float, end: float) -> float:
+        """CPU seconds per second (1.0 = one core) between two moments."""
+        inside = [(t, c) for t, c in self.samples if start <= t <= end]
+        if len(inside) < 2:
+            return float("nan")
+        return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
+
+    def busiest(self, start: float, end: float, seconds: float = 5.0) -> float:
+        """The highest share over any `seconds` window between two moments."""
+        inside = [(t, c) for t, c in self.samples if start <= t <= end]
+        best = float("nan")
+        for i, (t0, c0) in enumerate(inside):
+            for t1, c1 in inside[i + 1 :]:
+                if t1 - t0 >= seconds:
+                    share = (c1 - c0) / (t1 - t0)
+                    best = share if best != best else max(best, share)
+                    break
+        return best
 
 
 def _pct(values: list[float], pct: float) -> float:
@@ -195,7 +215,9 @@ def run(work: Path, *, tasks: int = 1000, latency: float = 60.0) -> list[str]:
         wait_up(f"{base}/healthz")
         load_before = load_average()
         cpu_before = cpu_seconds(gateway.pid), cpu_seconds(emulator.pid)
-        watched = asyncio.run(_client_side(base, tasks, latency, interval, gateway.pid))
+        with CpuTimeline(gateway.pid) as gateway_cpu:
+            watched = uvloop.run(_client_side(gw_port, tasks, latency, interval, gateway.pid))
+        calls = _upstream_call_times(httpx.get(f"{base}/metrics", timeout=30).text)
         cpu_gateway = cpu_seconds(gateway.pid) - cpu_before[0]
         cpu_emulator = cpu_seconds(emulator.pid) - cpu_before[1]
         load_after = load_average()
@@ -256,10 +278,34 @@ def run(work: Path, *, tasks: int = 1000, latency: float = 60.0) -> list[str]:
         f"{cpu_gateway / max(completed_count, 1) * 1000:.1f} ms per completed task (its create, "
         f"submission, polls, download and the clients' polls of it), of which the creates "
         f"(with their submissions) {watched.create_cpu / tasks * 1000:.1f} ms; the emulator "
-        f"{cpu_emulator:.1f} s. Load average before {load_before}, after {load_after}.",
+        f"{cpu_emulator:.1f} s; the clients {watched.client_cpu:.1f} s. "
+        f"Load average before {load_before}, after {load_after}.",
+        f"- The gateway's CPU while the completions arrived (first upstream finish to last "
+        f"completion seen): {gateway_cpu.share(min(done_times), max(watched.seen.values())):.2f} "
+        f"of one core on average, "
+        f"{gateway_cpu.busiest(min(done_times), max(watched.seen.values())):.2f} in the busiest "
+        f"5 s.",
         f"- Upstream calls: {stats['submissions']:,} submissions, {stats['polls']:,} polls, "
-        f"{stats['downloads']:,} downloads ({stats['polls'] / tasks:.1f} polls per task).",
+        f"{stats['downloads']:,} downloads ({stats['polls'] / tasks:.1f} polls per task); "
+        "their mean time as the gateway's worker saw it (its event loop's waits included): "
+        + ", ".join(f"{kind} {mean * 1000:.0f} ms" for kind, (_, mean) in sorted(calls.items()))
+        + ".",
     ]
+
+
+def _upstream_call_times(metrics: str) -> dict[str, tuple[int, float]]:
+    """Per kind of upstream call (submit, poll, download): how many, and their mean seconds as
+    the gateway's worker saw them (from sending to the last byte, waits for its own event loop
+    included)."""
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for line in metrics.splitlines():
+        for suffix, into in (("_sum{", sums), ("_count{", counts)):
+            if line.startswith(f"veo_gateway_upstream_call_duration_seconds{suffix}"):
+                kind = line.split('kind="', 1)[1].split('"', 1)[0]
+                value = float(line.rsplit(" ", 1)[1])
+                into[kind] = into.get(kind, 0) + value  # type: ignore[assignment]
+    return {kind: (int(counts[kind]), sums[kind] / max(counts[kind], 1)) for kind in counts}
 
 
 def _sizes(work: Path, ids: list[str]) -> list[tuple[int]]:
@@ -283,19 +329,23 @@ def _row(label: str, values: list[float], *, target: bool = True) -> str:
 
 
 async def _client_side(
-    base: str, tasks: int, latency: float, interval: float, gateway_pid: int
+    port: int, tasks: int, latency: float, interval: float, gateway_pid: int
 ) -> Watched:
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     watched = Watched()
-    async with httpx.AsyncClient(
-        base_url=base, headers={"Authorization": f"Bearer {KEY}"}, timeout=120, limits=limits
-    ) as client:
+    # 32 requests at a time: each connection carries one.
+    client = WireClient("127.0.0.1", port, {"Authorization": f"Bearer {KEY}"}, size=32)
+    client.retried = watched.retried
+    own_cpu = time.process_time()
+    try:
         started, cpu_before = time.monotonic(), cpu_seconds(gateway_pid)
-        watched.ids = await _create_all(client, tasks, concurrency=32, retried=watched.retried)
+        watched.ids = await _create_all(client, tasks)
         watched.create_seconds = time.monotonic() - started
         watched.create_cpu = cpu_seconds(gateway_pid) - cpu_before
         # Nothing can finish before the latency has passed: sweeping starts shortly before, so
         # that the sweeps load the gateway as waiting clients would, but not for a minute idle.
         await asyncio.sleep(max(0.0, started + latency - 2 * interval - time.monotonic()))
-        await _watch(client, watched, concurrency=32, give_up_after=latency + 20 * interval)
+        await _watch(client, watched, give_up_after=latency + 20 * interval)
+    finally:
+        await client.close()
+        watched.client_cpu = time.process_time() - own_cpu
     return watched

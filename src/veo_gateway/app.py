@@ -8,7 +8,6 @@ import shutil
 import time
 from collections.abc import AsyncIterator
 
-import httpx
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -36,6 +35,7 @@ from veo_gateway.media.storage import describe_bytes, open_storage
 from veo_gateway.observability.census import Census, KeyNames
 from veo_gateway.observability.metrics import Metrics
 from veo_gateway.observability.middleware import Observe
+from veo_gateway.providers.http import UpstreamHttp
 from veo_gateway.roles import Background, Role, WorkerLock, claim
 from veo_gateway.settings import Settings
 from veo_gateway.store.credentials import CredentialStore
@@ -164,8 +164,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             allow_private=settings.allow_private_image_urls,
         )
     )
-    timeout = httpx.Timeout(settings.upstream_timeout, connect=10.0)
-    upstream_client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+    upstream_client = UpstreamHttp(timeout=settings.upstream_timeout)
     webhook_sender = WebhookSender(
         timeout=settings.webhook_timeout, allow_private=settings.allow_private_webhook_urls
     )

@@ -208,9 +208,8 @@ def doctor() -> None:
     does not with the fix; exit 1 when something is broken."""
     import asyncio
 
-    import httpx
-
     from veo_gateway.doctor import diagnose
+    from veo_gateway.providers.http import UpstreamHttp
     from veo_gateway.upstreams import plan_upstreams
 
     settings = Settings()
@@ -223,8 +222,7 @@ def doctor() -> None:
         typer.echo(line)
 
     async def run() -> list[Finding]:
-        timeout = httpx.Timeout(settings.upstream_timeout, connect=10.0)
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+        async with UpstreamHttp(timeout=settings.upstream_timeout) as client:
             return await diagnose(plan.config, client, embedded=plan.embedded)
 
     findings = asyncio.run(run())

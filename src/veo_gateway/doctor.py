@@ -21,11 +21,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-import httpx
-
 from veo_gateway.config import GatewayConfig, Target, UpstreamConfig
 from veo_gateway.errors import UpstreamError, UpstreamUnavailable
-from veo_gateway.providers.http import call_json
+from veo_gateway.providers.http import UpstreamHttp
 from veo_gateway.providers.pool import rejects_credential
 from veo_gateway.providers.registry import GEMINI_BASE_URL, credential_id
 from veo_gateway.providers.vertex import TokenSource, token_source_for, vertex_base_url
@@ -63,7 +61,7 @@ class Probe(Protocol):
 class GeminiProbe:
     """The Gemini API's GetModel with one key."""
 
-    def __init__(self, cid: str, key: str, base_url: str, client: httpx.AsyncClient) -> None:
+    def __init__(self, cid: str, key: str, base_url: str, client: UpstreamHttp) -> None:
         self.id = cid
         self._key = key
         self._base = base_url.rstrip("/")
@@ -71,14 +69,14 @@ class GeminiProbe:
 
     async def get_model(self, model: str) -> None:
         url = f"{self._base}/v1beta/models/{model}"
-        await call_json(self._client, "GET", url, {"x-goog-api-key": self._key})
+        await self._client.call_json("GET", url, {"x-goog-api-key": self._key})
 
 
 class VertexProbe:
     """Vertex AI's publisher model read with the upstream's token."""
 
     def __init__(
-        self, cid: str, upstream: UpstreamConfig, tokens: TokenSource, client: httpx.AsyncClient
+        self, cid: str, upstream: UpstreamConfig, tokens: TokenSource, client: UpstreamHttp
     ) -> None:
         self.id = cid
         self._base = vertex_base_url(upstream.location, upstream.base_url)
@@ -88,10 +86,10 @@ class VertexProbe:
     async def get_model(self, model: str) -> None:
         headers = {"Authorization": f"Bearer {await self._tokens.token()}"}
         url = f"{self._base}/v1/publishers/google/models/{model}"
-        await call_json(self._client, "GET", url, headers)
+        await self._client.call_json("GET", url, headers)
 
 
-def probes(upstream: UpstreamConfig, client: httpx.AsyncClient) -> list[Probe]:
+def probes(upstream: UpstreamConfig, client: UpstreamHttp) -> list[Probe]:
     """One probe per credential of the upstream (none for an in-process emulator)."""
     if upstream.kind == "gemini":
         base = upstream.base_url or GEMINI_BASE_URL
@@ -129,7 +127,7 @@ def _unreachable_fix(upstream: UpstreamConfig) -> str:
 
 
 async def diagnose(
-    config: GatewayConfig, client: httpx.AsyncClient, *, embedded: bool = False
+    config: GatewayConfig, client: UpstreamHttp, *, embedded: bool = False
 ) -> list[Finding]:
     """Check every credential, then every route target with a credential that works."""
     findings: list[Finding] = []

@@ -13,8 +13,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from veo_gateway.config import (
     ConfigError,
     GatewayConfig,
@@ -28,6 +26,7 @@ from veo_gateway.domain.catalog import BUILTIN_MODELS, Catalog
 from veo_gateway.domain.progress import LatencyModel
 from veo_gateway.emulator.app import create_emulator_app
 from veo_gateway.emulator.core import config_from_settings
+from veo_gateway.providers.http import UpstreamHttp
 from veo_gateway.providers.pool import CredentialPool
 from veo_gateway.providers.registry import build_pool
 from veo_gateway.providers.vertex import SCOPES, vertex_base_url
@@ -152,7 +151,7 @@ class Upstreams:
 
 @contextlib.asynccontextmanager
 async def open_upstreams(
-    settings: Settings, client: httpx.AsyncClient, credentials: CredentialStore
+    settings: Settings, client: UpstreamHttp, credentials: CredentialStore
 ) -> AsyncIterator[Upstreams]:
     """The upstreams for these settings, their credentials' shared state kept in
     `credentials`; each emulator upstream (and, with no credentials, the built-in one) served

@@ -17,7 +17,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -36,6 +35,7 @@ from veo_gateway.errors import InvalidArgument, UpstreamError
 from veo_gateway.media.probe import probe_video
 from veo_gateway.providers.base import Provider
 from veo_gateway.providers.gemini import GeminiProvider
+from veo_gateway.providers.http import UpstreamHttp
 from veo_gateway.providers.vertex import StaticToken, VertexProvider
 
 KEY, TOKEN = "agreement-key", "agreement-token"
@@ -64,7 +64,7 @@ def emulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def _provider(kind: str, url: str, client: httpx.AsyncClient) -> Provider:
+def _provider(kind: str, url: str, client: UpstreamHttp) -> Provider:
     if kind == "gemini":
         return GeminiProvider(api_key=KEY, base_url=url, client=client)
     return VertexProvider(
@@ -78,7 +78,7 @@ def _provider(kind: str, url: str, client: httpx.AsyncClient) -> Provider:
 
 async def _submit(kind: str, url: str, request: VideoRequest[Image]) -> UpstreamError | str:
     """The operation name, or the emulator's refusal, of `request` sent by the real adapter."""
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with UpstreamHttp(timeout=30) as client:
         try:
             return await _provider(kind, url, client).submit(request.model, request)
         except UpstreamError as refusal:
@@ -221,7 +221,7 @@ class _Prices:
 
 
 async def _generate(kind: str, url: str, request: VideoRequest[Image], tmp_path: Path) -> Path:
-    async with httpx.AsyncClient(timeout=60) as client:
+    async with UpstreamHttp(timeout=60) as client:
         provider = _provider(kind, url, client)
         name = await provider.submit(request.model, request)
         for _ in range(600):

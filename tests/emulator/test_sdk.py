@@ -31,6 +31,7 @@ from veo_gateway.domain.request import Image, ReferenceImage, VideoRequest
 from veo_gateway.emulator.app import EmulatorConfig, create_emulator_app
 from veo_gateway.media.probe import probe_video
 from veo_gateway.providers.gemini import GeminiProvider
+from veo_gateway.providers.http import UpstreamHttp
 from veo_gateway.providers.vertex import StaticToken, VertexProvider
 
 TOKEN = "vertex-test-token"
@@ -260,7 +261,7 @@ def test_gemini_adapter_sends_what_the_sdk_sends(emulator_url: str, case: Case) 
     case.sdk_call(gemini_client(emulator_url), case.model)
 
     async def adapter() -> None:
-        async with httpx.AsyncClient(timeout=30) as client:
+        async with UpstreamHttp(timeout=30) as client:
             provider = GeminiProvider(api_key=KEY, base_url=emulator_url, client=client)
             await _adapter_submit(provider, case.model, case)
 
@@ -282,7 +283,7 @@ def test_vertex_adapter_sends_what_the_sdk_sends(
     case.sdk_call(vertex_client(emulator_url), VERTEX_STANDARD, **extra)
 
     async def adapter() -> None:
-        async with httpx.AsyncClient(timeout=30) as client:
+        async with UpstreamHttp(timeout=30) as client:
             provider = VertexProvider(
                 project=PROJECT,
                 location=LOCATION,

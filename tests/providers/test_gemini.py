@@ -6,14 +6,18 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
 
 from tests.support.servers import serve_app
 from veo_gateway.domain.request import Image, VideoRequest
 from veo_gateway.emulator.app import EmulatorConfig, create_emulator_app
 from veo_gateway.errors import UpstreamError, UpstreamUnavailable
 from veo_gateway.providers.gemini import GeminiProvider, parse_operation
+from veo_gateway.providers.http import UpstreamHttp
 
 FAST = "veo-3.1-fast-generate-preview"
 
@@ -28,7 +32,7 @@ def emulator_url(tmp_path: Path) -> Iterator[str]:
 
 
 async def test_submit_poll_download_round_trip(emulator_url: str, tmp_path: Path) -> None:
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with UpstreamHttp(timeout=30) as client:
         provider = GeminiProvider(api_key="good", base_url=emulator_url, client=client)
         name = await provider.submit(
             FAST, VideoRequest(model=FAST, prompt="a fox", duration_seconds=4)
@@ -47,7 +51,7 @@ async def test_submit_poll_download_round_trip(emulator_url: str, tmp_path: Path
 
 
 async def test_upstream_errors_pass_through(emulator_url: str) -> None:
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with UpstreamHttp(timeout=30) as client:
         bad_key = GeminiProvider(api_key="bad", base_url=emulator_url, client=client)
         with pytest.raises(UpstreamError) as info:
             await bad_key.submit(FAST, VideoRequest(model=FAST, prompt="x"))
@@ -71,7 +75,7 @@ async def test_upstream_errors_pass_through(emulator_url: str) -> None:
 
 
 async def test_unreachable_upstream_is_retryable() -> None:
-    async with httpx.AsyncClient(timeout=2) as client:
+    async with UpstreamHttp(timeout=2) as client:
         provider = GeminiProvider(api_key="k", base_url="http://127.0.0.1:9", client=client)
         with pytest.raises(UpstreamUnavailable) as info:
             await provider.poll("models/m/operations/x")
@@ -125,19 +129,27 @@ def test_file_url_uses_our_base_not_the_uri_host() -> None:
 
 
 async def test_download_redirect_does_not_carry_the_key_off_site() -> None:
-    # Google answers a file download with a redirect to its storage host; the stand-in below
-    # plays both, and records which requests carried the key.
+    # Google answers a file download with a redirect to its storage host: two real servers play
+    # them (another port is another host to the adapter), recording which requests carried the
+    # key.
     seen: list[tuple[str, str | None]] = []
 
-    def google(request: httpx.Request) -> httpx.Response:
-        seen.append((request.url.host, request.headers.get("x-goog-api-key")))
-        if request.url.host == "api.test":
-            return httpx.Response(302, headers={"location": "https://storage.test/blob?sig=1"})
-        return httpx.Response(200, content=b"....ftypmp42")
+    async def storage(request: Request) -> Response:
+        seen.append(("storage", request.headers.get("x-goog-api-key")))
+        return Response(b"....ftypmp42")
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(google)) as client:
-        provider = GeminiProvider(api_key="secret", base_url="https://api.test", client=client)
-        async with provider.download("https://x/v1beta/files/abc:download?alt=media") as chunks:
-            data = b"".join([c async for c in chunks])
+    with serve_app(Starlette(routes=[Route("/blob", storage)])) as storage_url:
+
+        async def google(request: Request) -> Response:
+            seen.append(("api", request.headers.get("x-goog-api-key")))
+            return RedirectResponse(f"{storage_url}/blob?sig=1", status_code=302)
+
+        api = Starlette(routes=[Route("/v1beta/files/abc:download", google)])
+        with serve_app(api) as api_url:
+            async with UpstreamHttp(timeout=30) as client:
+                provider = GeminiProvider(api_key="secret", base_url=api_url, client=client)
+                uri = "https://x/v1beta/files/abc:download?alt=media"
+                async with provider.download(uri) as chunks:
+                    data = b"".join([c async for c in chunks])
     assert data == b"....ftypmp42"
-    assert seen == [("api.test", "secret"), ("storage.test", None)]
+    assert seen == [("api", "secret"), ("storage", None)]

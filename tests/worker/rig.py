@@ -23,6 +23,7 @@ from veo_gateway.emulator.core import EmulatorCore
 from veo_gateway.emulator.faults import FaultInjector, Faults
 from veo_gateway.media.storage import LocalStorage
 from veo_gateway.providers.gemini import GeminiProvider
+from veo_gateway.providers.http import UpstreamHttp
 from veo_gateway.providers.pool import Credential, CredentialPool
 from veo_gateway.store.claims import Claims
 from veo_gateway.store.credentials import CredentialStore
@@ -146,7 +147,7 @@ async def rigs(
     stores: list[TaskStore] = []
     storage = LocalStorage(tmp_path / "inputs", tmp_path / "videos")
     await storage.prepare()
-    client = httpx.AsyncClient(timeout=30)
+    client = UpstreamHttp(timeout=30)
     clients = [client]
     runs: list[asyncio.Task[None]] = []
 
@@ -165,7 +166,7 @@ async def rigs(
         stores.append(store)
         own = client
         if upstream_timeout is not None:
-            own = httpx.AsyncClient(timeout=upstream_timeout)
+            own = UpstreamHttp(timeout=upstream_timeout)
             clients.append(own)
         provider = GeminiProvider(api_key=key, base_url=url, client=own)
         credential = Credential(

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.support.servers import serve_app
@@ -29,6 +28,7 @@ from veo_gateway.emulator.app import EmulatorConfig, create_emulator_app
 from veo_gateway.media.storage import LocalStorage
 from veo_gateway.providers.base import OperationStatus, Provider
 from veo_gateway.providers.gemini import GeminiProvider
+from veo_gateway.providers.http import UpstreamHttp
 from veo_gateway.providers.pool import Credential, CredentialPool
 from veo_gateway.store.credentials import CredentialStore
 from veo_gateway.store.database import create_engine, migrate
@@ -120,7 +120,7 @@ async def world(
     store = TaskStore(engine)
     storage = LocalStorage(tmp_path / "inputs", tmp_path / "videos")
     await storage.prepare()
-    client = httpx.AsyncClient(timeout=30)
+    client = UpstreamHttp(timeout=30)
     runs: list[asyncio.Task[None]] = []
 
     async def start(wrap: Callable[[Provider], Provider] | None = None) -> World:
@@ -166,7 +166,7 @@ async def world(
 async def test_a_request_the_adapter_cannot_serialize_fails_its_task_and_frees_the_slot(
     world: Callable[..., Awaitable[World]],
 ) -> None:
-    # The NaN seed: httpx refuses to write it as JSON (a ValueError, not an UpstreamError).
+    # The NaN seed: the adapter refuses to write it as JSON (a ValueError, not an UpstreamError).
     # Before, the task stayed `submitting` and kept the only slot: nothing was submitted again.
     w = await world()
     bad = [await w.add(f"nan {i}", seed=math.nan) for i in range(2)]

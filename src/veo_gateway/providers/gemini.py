@@ -8,12 +8,10 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from veo_gateway.domain.request import Image, VideoRequest
 from veo_gateway.errors import UpstreamError
 from veo_gateway.providers.base import OperationStatus, running_or_failed, without_video
-from veo_gateway.providers.http import call_json, stream_download
+from veo_gateway.providers.http import UpstreamHttp
 from veo_gateway.providers.payload import build_body
 
 _FILE_ID = re.compile(r"files/([a-z0-9]+)")
@@ -39,7 +37,7 @@ class GeminiProvider:
         *,
         api_key: str,
         base_url: str,
-        client: httpx.AsyncClient,
+        client: UpstreamHttp,
         name: str = "gemini",
     ) -> None:
         self.name = name
@@ -52,12 +50,12 @@ class GeminiProvider:
         return {"x-goog-api-key": self._key}
 
     async def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-        return await call_json(self._client, method, url, self._headers, **kwargs)
+        return await self._client.call_json(method, url, self._headers, **kwargs)
 
     async def submit(self, model: str, request: VideoRequest[Image]) -> str:
         """POST models/{model}:predictLongRunning; returns the operation name."""
         url = f"{self._base}/v1beta/models/{model}:predictLongRunning"
-        body = await self._call("POST", url, json=build_body(request))
+        body = await self._call("POST", url, json_body=build_body(request))
         name = body.get("name")
         if not isinstance(name, str) or not name:
             raise UpstreamError("the upstream accepted the job but returned no operation name")
@@ -81,4 +79,4 @@ class GeminiProvider:
 
     def download(self, video_ref: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
         """Stream the video, by file id from our base URL, redirects followed by hand."""
-        return stream_download(self._client, self.file_url(video_ref), self._headers)
+        return self._client.stream(self.file_url(video_ref), self._headers)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
-import httpx
-
 from veo_gateway.config import GatewayConfig, UpstreamConfig
 from veo_gateway.providers.base import Provider
 from veo_gateway.providers.gemini import GeminiProvider
+from veo_gateway.providers.http import UpstreamHttp
 from veo_gateway.providers.pool import Credential, CredentialPool
 from veo_gateway.providers.vertex import VertexProvider, token_source_for
 from veo_gateway.store.credentials import CredentialStore
@@ -36,7 +35,7 @@ def _credential(cid: str, upstream: UpstreamConfig, provider: Provider) -> Crede
 
 def build_pool(
     config: GatewayConfig,
-    client: httpx.AsyncClient,
+    client: UpstreamHttp,
     store: CredentialStore,
     *,
     max_in_flight: int | None = None,

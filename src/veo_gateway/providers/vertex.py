@@ -13,13 +13,11 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-import httpx
-
 from veo_gateway.config import UpstreamConfig
 from veo_gateway.domain.request import Image, VideoRequest
 from veo_gateway.errors import UpstreamError
 from veo_gateway.providers.base import OperationStatus, running_or_failed, without_video
-from veo_gateway.providers.http import call_json, stream_download
+from veo_gateway.providers.http import UpstreamHttp
 from veo_gateway.providers.payload import build_body
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
@@ -137,7 +135,7 @@ class VertexProvider:
         project: str,
         location: str,
         tokens: TokenSource,
-        client: httpx.AsyncClient,
+        client: UpstreamHttp,
         base_url: str | None = None,
         storage_uri: str | None = None,
         name: str = "vertex",
@@ -159,7 +157,7 @@ class VertexProvider:
         if self._storage_uri:
             body.setdefault("parameters", {}).setdefault("storageUri", self._storage_uri)
         url = f"{self._models}/{model}:predictLongRunning"
-        reply = await call_json(self._client, "POST", url, await self._headers(), json=body)
+        reply = await self._client.call_json("POST", url, await self._headers(), json_body=body)
         name = reply.get("name")
         if not isinstance(name, str) or not name:
             raise UpstreamError("the upstream accepted the job but returned no operation name")
@@ -171,8 +169,8 @@ class VertexProvider:
         if match is None:
             raise UpstreamError(f"not a Vertex operation name: {operation_name!r}", retryable=False)
         url = f"{self._models}/{match.group(1)}:fetchPredictOperation"
-        reply = await call_json(
-            self._client, "POST", url, await self._headers(), json={"operationName": operation_name}
+        reply = await self._client.call_json(
+            "POST", url, await self._headers(), json_body={"operationName": operation_name}
         )
         return parse_vertex_operation(reply)
 
@@ -182,7 +180,7 @@ class VertexProvider:
 
     @asynccontextmanager
     async def _download(self, url: str) -> AsyncIterator[AsyncIterator[bytes]]:
-        async with stream_download(self._client, url, await self._headers()) as chunks:
+        async with self._client.stream(url, await self._headers()) as chunks:
             yield chunks
 
     def gcs_url(self, video_ref: str) -> str:
