@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,6 +27,9 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # Failures before the request left: nothing can have reached the server.
 _NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 _FAILED = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+_PROXY_VARIABLES = tuple(
+    case(name) for name in ("https_proxy", "http_proxy", "all_proxy") for case in (str, str.upper)
+)
 
 
 def upstream_error(status: int, reason: str | None, body: bytes) -> UpstreamError:
@@ -68,7 +72,9 @@ class UpstreamHttp:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 timeout=self._timeout,
-                trust_env=True,
+                # Proxies from the environment only when one is set: otherwise aiohttp would
+                # read ~/.netrc again for every request.
+                trust_env=any(os.environ.get(name) for name in _PROXY_VARIABLES),
                 auto_decompress=True,
                 connector=aiohttp.TCPConnector(limit=100, limit_per_host=0),
             )
