@@ -43,14 +43,16 @@ PLACE = f"projects/{PROJECT}/locations/{LOCATION}/publishers/google/models"
 
 @pytest.fixture(scope="module")
 def emulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    # One render per output shape, shared by the operations that ask for it: the SDK's side of
-    # the protocol is under test here, not the pictures (tests/emulator/test_render.py).
+    # One render per output shape, shared by the operations that ask for it, at a low frame
+    # rate: the SDK's side of the protocol is under test here, not the pictures
+    # (tests/emulator/test_render.py).
     config = EmulatorConfig(
         latency=(0.1, 0.1),
         api_keys=frozenset({KEY}),
         vertex_tokens=frozenset({TOKEN}),
         storage_dir=tmp_path_factory.mktemp("videos"),
         render="once",
+        fps=6,
     )
     with serve_app(create_emulator_app(config)) as url:
         yield url
