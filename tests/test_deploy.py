@@ -7,6 +7,7 @@ chaos test runs (tests/support/topology.py)."""
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 import itertools
 import os
 import re
@@ -282,6 +283,7 @@ def test_the_videos_are_in_the_bucket_the_deployment_makes() -> None:
     env = container_env(gateway_processes()["api"])
     storage = urlsplit(env["VEO_GATEWAY_STORAGE_URL"])
     assert storage.scheme == "s3"
+    assert "s3_bucket" in inspect.signature(chaos.test_chaos).parameters  # its storage too
     assert host_service(env["AWS_ENDPOINT_URL"])["image"].startswith("minio/minio")
     bucket = services()["bucket"]
     assert bucket["command"][:2] == ["mb", "--ignore-existing"]

@@ -1,14 +1,20 @@
-"""Chaos: two API replicas and two workers on one PostgreSQL database, the emulator in its own
-process injecting faults into about one call in ten, and a gateway process SIGKILLed (and
-started again on its port) every few seconds, while three client keys create tasks of every
-input mode, some with Idempotency-Keys (some sent twice, to different replicas) and some with a
-callback URL. When the dust settles:
+"""Chaos: two API replicas and two workers on one PostgreSQL database and one S3 bucket (moto's
+server on loopback), the emulator in its own process injecting faults into about one call in
+ten, and a gateway process SIGKILLed (and started again on its port) every few seconds, while
+three client keys create tasks of every input mode, some with Idempotency-Keys (some sent twice,
+to different replicas) and some with a callback URL. When the dust settles:
 
 - every task is completed, or failed with the reason the emulator injected into it;
 - each task reached the emulator once, but for submissions on the wire when a worker died;
 - the emulator never saw a credential over its in-flight cap or its requests per minute;
 - each completed task is charged once (the ledger and `/v1/usage` agree), failed ones never;
-- each finished task's event reached the receiver, every copy with the same `webhook-id`.
+- each finished task's event reached the receiver, every copy with the same `webhook-id`;
+- every completed task's video downloads from every API replica, the same bytes from each, out
+  of the bucket (no video is left on the processes' local disk).
+
+It runs once, with object storage, the deployment's shape (deploy/compose.yaml): what it checks
+of tasks, limits, charges and events does not depend on where the bytes are kept, and the file
+store keeps its own tests (tests/media/test_storage_contract.py, the crash tests).
 
 A submission cut off by a kill may be running at the emulator all the same; the gateway keeps
 its credential slot for a render's time after requeueing it (store/credentials.py), so the cap
@@ -20,10 +26,12 @@ racing across replicas (tests/api/test_shared_limits.py), SIGKILLs of the emulat
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +53,13 @@ from tests.conftest import share_once_renders
 from tests.support.media import b64, make_image
 from tests.support.postgres import Database
 from tests.support.processes import start, stop, wait_http
+from tests.support.s3 import Bucket, s3_environment
 from tests.support.servers import serve_app
 from tests.support.topology import API_ARGS, API_REPLICAS, WORKER_ARGS, WORKERS
 from tests.test_roles import distinct_ports
 from tests.webhooks.conftest import SECRET, Receiver, verify
 from veo_gateway.emulator.operations import fingerprint
+from veo_gateway.media.storage.space import TEMP_PREFIX
 
 pytestmark = pytest.mark.postgresql
 
@@ -107,7 +117,7 @@ def receiver() -> Iterator[tuple[str, Receiver]]:
 
 
 def gateway_env(
-    tmp_path: Path, emulator_url: str, receiver_url: str, database_url: str
+    tmp_path: Path, emulator_url: str, receiver_url: str, database_url: str, bucket: Bucket
 ) -> dict[str, str]:
     config = tmp_path / "gateway.toml"
     keys = ", ".join(f'"{key}"' for key in UPSTREAM_KEYS)
@@ -125,6 +135,8 @@ def gateway_env(
         "VEO_GATEWAY_DATABASE_URL": database_url,
         "VEO_GATEWAY_CONFIG": str(config),
         "VEO_GATEWAY_DATA_DIR": str(tmp_path / "data"),
+        "VEO_GATEWAY_STORAGE_URL": bucket.url,
+        **s3_environment(bucket.endpoint),
         "VEO_GATEWAY_API_KEYS": ",".join(CLIENT_KEYS),
         "VEO_GATEWAY_POLL_INTERVAL": "0.3",
         "VEO_GATEWAY_FIRST_POLL_AFTER": "0.5",
@@ -213,11 +225,12 @@ def test_chaos(
     receiver: tuple[str, Receiver],
     database_url: str,
     db: Database,
+    s3_bucket: Bucket,
 ) -> None:
     emulator_url, requests_log = emulator
     receiver_url, hooks = receiver
     rng = random.Random(SEED)
-    env = gateway_env(tmp_path, emulator_url, receiver_url, database_url)
+    env = gateway_env(tmp_path, emulator_url, receiver_url, database_url, s3_bucket)
     ports = distinct_ports(API_REPLICAS + WORKERS)
     processes = [
         Process(f"api-{i}", "api", [*API_ARGS], env, ports[i], tmp_path / f"api-{i}.log")
@@ -264,6 +277,9 @@ def test_chaos(
             assert first == again, "a key sent twice made two tasks"
         expect_webhooks(hooks, creator, db)
         phases.append(("events received", time.monotonic()))
+        completed = [i for i, body in finals.items() if body["status"] == "completed"]
+        expect_downloads(client, creator, completed, s3_bucket, tmp_path / "data")
+        phases.append(("downloaded", time.monotonic()))
         stats = httpx.get(f"{emulator_url}/_emulator/stats").json()
         usage = {
             key: client.request(
@@ -400,3 +416,36 @@ def expect_webhooks(hooks: Receiver, creator: Creator, db: Database) -> None:
     assert not missing, f"{len(missing)} event(s) never reached the receiver: {missing[:10]}"
     differing = {where: found for where, found in ids.items() if len(found) > 1}
     assert not differing, f"copies of one event with different webhook-ids: {differing}"
+
+
+def expect_downloads(
+    client: Client, creator: Creator, completed: list[str], bucket: Bucket, data_dir: Path
+) -> None:
+    """Every completed task's video from every API replica: the same MP4 from each, and the
+    store's object (nothing kept on a process's own disk)."""
+    assert completed, "no task completed"
+
+    def download(task_id: str, replica: int) -> tuple[str, str]:
+        headers = {"Authorization": f"Bearer {creator.tasks[task_id]}"}
+        answer = client.request(
+            "GET", f"/v1/videos/{task_id}/content", headers=headers, first=replica
+        )
+        assert answer.status_code == 200, (task_id, answer.status_code, answer.text[:200])
+        assert answer.content[4:8] == b"ftyp", task_id
+        assert int(answer.headers["content-length"]) == len(answer.content)
+        return task_id, hashlib.sha256(answer.content).hexdigest()
+
+    digests: dict[str, set[str]] = defaultdict(set)
+    pairs = [(task_id, replica) for task_id in completed for replica in range(len(client.urls))]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for task_id, digest in pool.map(lambda pair: download(*pair), pairs):
+            digests[task_id].add(digest)
+    differing = {task_id: found for task_id, found in digests.items() if len(found) > 1}
+    assert not differing, f"replicas served different bytes: {differing}"
+    objects = bucket.keys()
+    stored = {hashlib.sha256(bucket.read(key)).hexdigest() for key in objects if ".mp4" in key}
+    assert {next(iter(found)) for found in digests.values()} <= stored
+    # Scratch copies a killed worker left mid-check are swept by its successor; no other video.
+    kept = data_dir.rglob("*.mp4") if data_dir.exists() else iter(())
+    on_disk = sorted(str(path) for path in kept if not path.name.startswith(TEMP_PREFIX))
+    assert not on_disk, f"videos on a process's local disk: {on_disk[:5]}"

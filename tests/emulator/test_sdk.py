@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,10 @@ import pytest
 from google import genai
 from google.genai import types
 
-from tests.emulator.conftest import FAST, KEY, STANDARD, png
+from tests.emulator.conftest import FAST, KEY, png
+from tests.emulator.sdk_cases import CASES, VERTEX_CASES, Case, sdk_image
 from tests.support.media import assert_length
 from tests.support.servers import serve_app
-from veo_gateway.domain.request import Image, ReferenceImage, VideoRequest
 from veo_gateway.emulator.app import EmulatorConfig, create_emulator_app
 from veo_gateway.media.probe import probe_video
 from veo_gateway.providers.gemini import GeminiProvider
@@ -74,10 +73,6 @@ def _wait(client: genai.Client, operation: types.GenerateVideosOperation) -> Any
     return operation
 
 
-def _sdk_image(data: bytes) -> types.Image:
-    return types.Image(image_bytes=data, mime_type="image/png")
-
-
 def test_sdk_generates_polls_and_downloads_on_the_gemini_api(
     emulator_url: str, tmp_path: Path
 ) -> None:
@@ -85,7 +80,7 @@ def test_sdk_generates_polls_and_downloads_on_the_gemini_api(
     operation = client.models.generate_videos(
         model=FAST,
         prompt="a lighthouse at dusk",
-        image=_sdk_image(png()),
+        image=sdk_image(png()),
         config=types.GenerateVideosConfig(duration_seconds=4, aspect_ratio="9:16"),
     )
     assert operation.name and operation.name.startswith(f"models/{FAST}/operations/")
@@ -151,99 +146,6 @@ def test_sdk_on_vertex_gets_inline_bytes_and_gcs_objects(emulator_url: str, tmp_
 
 # -- conformance: the same logical request, sent by the SDK and by the gateway's adapter ------
 
-RED, BLUE, GREEN = png((220, 30, 30)), png((30, 30, 220)), png((30, 200, 60))
-
-
-@dataclass(frozen=True)
-class Case:
-    """One logical request, as SDK arguments and as the gateway's normalized request."""
-
-    name: str
-    model: str
-    prompt: str
-    image: bytes | None = None
-    last_frame: bytes | None = None
-    references: tuple[bytes, ...] = ()
-    options: tuple[tuple[str, Any], ...] = ()  # (GenerateVideosConfig field, value)
-
-    def sdk_call(self, client: genai.Client, model: str, **extra: Any) -> None:
-        config: dict[str, Any] = dict(self.options) | extra
-        if self.last_frame is not None:
-            config["last_frame"] = _sdk_image(self.last_frame)
-        if self.references:
-            config["reference_images"] = [
-                types.VideoGenerationReferenceImage(
-                    image=_sdk_image(data),
-                    reference_type=types.VideoGenerationReferenceType.ASSET,
-                )
-                for data in self.references
-            ]
-        client.models.generate_videos(
-            model=model,
-            prompt=self.prompt,
-            image=None if self.image is None else _sdk_image(self.image),
-            config=types.GenerateVideosConfig(**config) if config else None,
-        )
-
-    def request(self, model: str) -> VideoRequest[Image]:
-        def image(data: bytes | None, field: str) -> Image | None:
-            return None if data is None else Image(data=data, mime_type="image/png", field=field)
-
-        options = dict(self.options)
-        return VideoRequest(
-            model=model,
-            prompt=self.prompt,
-            image=image(self.image, "images[0]"),
-            last_frame=image(self.last_frame, "images[1]"),
-            reference_images=tuple(
-                ReferenceImage(image=Image(data=data, mime_type="image/png", field="ref"))
-                for data in self.references
-            ),
-            aspect_ratio=options.get("aspect_ratio"),
-            duration_seconds=options.get("duration_seconds"),
-            negative_prompt=options.get("negative_prompt"),
-            person_generation=options.get("person_generation"),
-            resolution=options.get("resolution"),
-        )
-
-
-CASES = [
-    Case("text", FAST, "a red kite over hills"),
-    Case("image", FAST, "the picture comes alive", image=RED),
-    Case("first and last frame", STANDARD, "from red to blue", image=RED, last_frame=BLUE),
-    Case(
-        "reference images",
-        STANDARD,
-        "a walk in the park",
-        references=(RED, GREEN),
-        options=(("duration_seconds", 8), ("aspect_ratio", "16:9")),
-    ),
-    Case("aspect ratio", FAST, "tall", options=(("aspect_ratio", "9:16"),)),
-    Case("duration", FAST, "short", options=(("duration_seconds", 6),)),
-    Case("negative prompt", FAST, "calm", options=(("negative_prompt", "no people, no text"),)),
-    Case("person generation", FAST, "crowd", options=(("person_generation", "allow_adult"),)),
-    Case(
-        "resolution",
-        STANDARD,
-        "sharp",
-        options=(("resolution", "1080p"), ("duration_seconds", 8)),
-    ),
-    Case(
-        "everything",
-        STANDARD,
-        "all of it",
-        image=RED,
-        last_frame=GREEN,
-        options=(
-            ("aspect_ratio", "16:9"),
-            ("duration_seconds", 8),
-            ("negative_prompt", "blur"),
-            ("person_generation", "allow_adult"),
-            ("resolution", "1080p"),
-        ),
-    ),
-]
-
 
 def _captured(url: str) -> list[dict[str, Any]]:
     log: list[dict[str, Any]] = httpx.get(f"{url}/_emulator/requests", timeout=30).json()
@@ -258,7 +160,10 @@ async def _adapter_submit(
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_gemini_adapter_sends_what_the_sdk_sends(emulator_url: str, case: Case) -> None:
-    case.sdk_call(gemini_client(emulator_url), case.model)
+    sdk = gemini_client(emulator_url)  # held: a dropped Client closes its connection pool
+    sdk.models.generate_videos(
+        model=case.model, prompt=case.prompt, image=case.sdk_image(), config=case.sdk_config()
+    )
 
     async def adapter() -> None:
         async with UpstreamHttp(timeout=30) as client:
@@ -266,12 +171,9 @@ def test_gemini_adapter_sends_what_the_sdk_sends(emulator_url: str, case: Case) 
             await _adapter_submit(provider, case.model, case)
 
     asyncio.run(adapter())
-    sdk, ours = _captured(emulator_url)
-    assert ours["path"] == sdk["path"] == f"/v1beta/models/{case.model}:predictLongRunning"
-    assert ours["body"] == sdk["body"]
-
-
-VERTEX_CASES = [case for case in CASES if case.model == STANDARD] + [CASES[0], CASES[4]]
+    sent, ours = _captured(emulator_url)
+    assert ours["path"] == sent["path"] == f"/v1beta/models/{case.model}:predictLongRunning"
+    assert ours["body"] == sent["body"]
 
 
 @pytest.mark.parametrize("storage_uri", [None, "gs://veo-out/gateway"])
@@ -280,7 +182,13 @@ def test_vertex_adapter_sends_what_the_sdk_sends(
     emulator_url: str, case: Case, storage_uri: str | None
 ) -> None:
     extra = {} if storage_uri is None else {"output_gcs_uri": storage_uri}
-    case.sdk_call(vertex_client(emulator_url), VERTEX_STANDARD, **extra)
+    sdk = vertex_client(emulator_url)
+    sdk.models.generate_videos(
+        model=VERTEX_STANDARD,
+        prompt=case.prompt,
+        image=case.sdk_image(),
+        config=case.sdk_config(**extra),
+    )
 
     async def adapter() -> None:
         async with UpstreamHttp(timeout=30) as client:
@@ -295,9 +203,9 @@ def test_vertex_adapter_sends_what_the_sdk_sends(
             await _adapter_submit(provider, VERTEX_STANDARD, case)
 
     asyncio.run(adapter())
-    sdk, ours = _captured(emulator_url)
+    sent, ours = _captured(emulator_url)
     place = f"projects/{PROJECT}/locations/{LOCATION}/publishers/google/models/{VERTEX_STANDARD}"
     # The SDK speaks v1beta1, the adapter the GA v1: the same resource, the same body.
-    assert sdk["path"] == f"/v1beta1/{place}:predictLongRunning"
+    assert sent["path"] == f"/v1beta1/{place}:predictLongRunning"
     assert ours["path"] == f"/v1/{place}:predictLongRunning"
-    assert ours["body"] == sdk["body"]
+    assert ours["body"] == sent["body"]

@@ -194,3 +194,56 @@ async def test_s3_storage_unreachable_is_a_health_problem(
     health = await storage.health()
     assert health.problem is not None and s3_bucket.url in health.problem
     assert health.free_bytes is None
+
+
+async def test_nothing_outside_the_store_is_copied_into_it(backend: Backend) -> None:
+    storage = backend.storage
+    for uri in (
+        "gs://another-bucket/veo/sample_0.mp4",
+        "s3://another-bucket/veo/sample_0.mp4",
+        "https://example.com/veo/sample_0.mp4",
+        "gs://",
+    ):
+        assert await storage.copy_video("task_c", uri) is None, uri
+    assert backend.stored() == []
+
+
+async def test_an_upstream_object_in_the_same_bucket_is_copied_inside_it(
+    tmp_path: Path, s3_bucket: Bucket, video: bytes
+) -> None:
+    # Where an upstream wrote a result, as Vertex AI does under its storageUri: the bucket's
+    # root, outside the gateway's prefix.
+    source = "vertex-out/8541123zwooi/sample_0.mp4"
+    s3_bucket.client.put_object(Bucket=s3_bucket.name, Key=source, Body=video)
+    storage = open_storage(s3_bucket.url, data_dir=tmp_path / "data")
+    await storage.prepare()
+
+    copied = await storage.copy_video("task_c", f"s3://{s3_bucket.name}/{source}")
+    assert copied is not None
+    ref, size = copied
+    assert size == len(video)
+    assert await _read(await storage.open_video(ref)) == video
+    assert s3_bucket.keys() == ["videos/task_c/video.mp4"]  # under the prefix, as if saved
+    # The upstream's own object is left where it wrote it.
+    assert s3_bucket.client.get_object(Bucket=s3_bucket.name, Key=source)["ContentLength"] == size
+
+    # Another scheme or bucket, or an object that is not there: no copy, the caller downloads.
+    assert await storage.copy_video("task_d", f"gs://{s3_bucket.name}/{source}") is None
+    missing = f"s3://{s3_bucket.name}/vertex-out/none/sample_0.mp4"
+    assert await storage.copy_video("task_d", missing) is None
+    assert s3_bucket.keys() == ["videos/task_c/video.mp4"]
+
+    await storage.delete_video("task_c")
+    assert s3_bucket.keys() == []
+
+
+async def test_a_gcs_store_copies_only_from_its_own_bucket(tmp_path: Path) -> None:
+    # No GCS server runs here: these are decided before any request (the copy itself is the
+    # S3 test's, through the same code and obstore's GCS client).
+    storage = open_storage("gs://veo-bucket/gateway", data_dir=tmp_path / "data")
+    for uri in (
+        "gs://veo-bucket-2/out/sample_0.mp4",
+        "s3://veo-bucket/out/sample_0.mp4",
+        "gs://veo-bucket/",
+    ):
+        assert await storage.copy_video("task_g", uri) is None, uri

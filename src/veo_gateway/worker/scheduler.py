@@ -610,6 +610,10 @@ class Worker:
             return
         if status.video is not None:
             ref, size = await self._storage.save_video(task.id, _once(status.video))
+        elif status.video_ref is not None and (
+            copied := await self._storage.copy_video(task.id, status.video_ref)
+        ):
+            ref, size = copied  # the upstream wrote it to this store's bucket: copied there
         else:
             assert status.video_ref is not None
             try:

@@ -112,6 +112,13 @@ class Storage(Protocol):
         once complete (and accepted by `check`); whatever raises, nothing is left under it."""
         ...
 
+    async def copy_video(self, task_id: str, uri: str) -> tuple[str, int] | None:
+        """Store the object at `uri` (an upstream's result, e.g. Vertex AI's `gs://` with
+        storageUri) as the task's video by a copy inside the store, when it is in this store's
+        bucket: (its reference, its size). None when it is not (or this backend has no bucket):
+        the caller downloads it through the upstream as usual."""
+        ...
+
     async def delete_video(self, task_id: str) -> None:
         """Remove a task's video and every JPEG made from it (idempotent)."""
         ...

@@ -238,6 +238,10 @@ class LocalStorage:
         """None: a file has no URL of its own; it is served by the gateway."""
         return None
 
+    async def copy_video(self, task_id: str, uri: str) -> tuple[str, int] | None:
+        """None: no upstream writes into a local directory; its video is downloaded."""
+        return None
+
     async def delete_video(self, task_id: str) -> None:
         """Remove a task's video and every file made from it (idempotent).
 

@@ -6,6 +6,11 @@ Layout under the URL's prefix, one "directory" per task so a task's objects are 
     videos/{task}/video.mp4       the finished video
     videos/{task}/{variant}.jpg   a thumbnail or spritesheet made from it
 
+A video an upstream already wrote to this store's bucket (Vertex AI's results with `storageUri`
+on a route whose storage is `gs://` of the same bucket) is copied inside the store instead
+(`copy_video`): no byte of it passes through the gateway. The upstream's own object is left
+where it wrote it (under the upstream's prefix: the operator's lifecycle rule for it applies).
+
 A video is streamed from the upstream into a multipart upload that is completed only once the
 last byte is in and the video was found whole, so no reader ever sees part of one: a process
 killed mid-upload leaves an unfinished upload (invisible, and removed by the bucket's lifecycle
@@ -27,11 +32,17 @@ from collections.abc import AsyncIterator, Iterator
 from email.utils import formatdate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import anyio
 import anyio.to_thread
 import obstore
-from obstore.exceptions import BaseError
+from obstore.exceptions import (
+    BaseError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnauthenticatedError,
+)
 from obstore.store import GCSStore, S3Store
 
 from veo_gateway.errors import StorageUnavailable
@@ -53,6 +64,9 @@ PART_BYTES = 5 * 1024 * 1024
 PART_CONCURRENCY = 3
 STALE_SCRATCH_SECONDS = 3600.0
 _VIDEO_SCRATCH = TEMP_PREFIX + "video-"
+# What a copy from an upstream's object may meet that a download through the upstream may not
+# (it reads with the upstream's own credentials).
+_UNREADABLE = (FileNotFoundError, NotFoundError, PermissionDeniedError, UnauthenticatedError)
 
 SignableStore = S3Store | GCSStore
 
@@ -133,12 +147,24 @@ class StoredObject:
 class ObjectStorage:
     """Inputs, videos and JPEGs as objects in one bucket, under one prefix."""
 
-    def __init__(self, store: SignableStore, probe: SignableStore, url: str, scratch: Path) -> None:
+    def __init__(
+        self,
+        store: SignableStore,
+        probe: SignableStore,
+        url: str,
+        scratch: Path,
+        bucket: SignableStore | None = None,
+    ) -> None:
         self._store = store
         # The same bucket without retries: a readiness check answers at once.
         self._probe = probe
         self._url = url
         self._scratch = scratch
+        # The bucket itself, above the prefix: copies come from anywhere in it.
+        self._bucket = bucket or store
+        parts = urlsplit(url)
+        self._bucket_url = f"{parts.scheme}://{parts.netloc}/"
+        self._prefix = parts.path.strip("/")
 
     @classmethod
     def from_url(cls, url: str, scratch: Path) -> ObjectStorage:
@@ -150,7 +176,9 @@ class ObjectStorage:
         once: Any = {"max_retries": 0, "retry_timeout": datetime.timedelta(seconds=5)}
         store = kind.from_url(url, retry_config=retries)
         probe = kind.from_url(url, retry_config=once)
-        return cls(store, probe, url, scratch)
+        parts = urlsplit(url)
+        bucket = kind.from_url(f"{parts.scheme}://{parts.netloc}", retry_config=retries)
+        return cls(store, probe, url, scratch, bucket)
 
     @property
     def description(self) -> str:
@@ -271,6 +299,26 @@ class ObjectStorage:
                     max_concurrency=PART_CONCURRENCY,
                 )
         return key, size
+
+    async def copy_video(self, task_id: str, uri: str) -> tuple[str, int] | None:
+        """A copy inside the bucket when `uri` names an object in this store's own bucket
+        (same scheme and bucket: an upstream wrote it there); None for any other URI, or an
+        object these credentials cannot read (the caller then downloads it as before)."""
+        if not uri.startswith(self._bucket_url) or uri == self._bucket_url:
+            return None
+        source = uri.removeprefix(self._bucket_url)
+        key = self._video_key(task_id)
+        target = f"{self._prefix}/{key}" if self._prefix else key
+        with _reachable(f"copy the video of {task_id}"):
+            try:
+                # One request: the object appears whole under the key, or not at all.
+                await obstore.copy_async(self._bucket, source, target)
+            except _UNREADABLE as exc:
+                log.warning("object storage: no copy of %s (%s); downloading it", uri, _short(exc))
+                return None
+        with _reachable(f"read {key}"):
+            meta = await obstore.head_async(self._store, key)
+        return key, int(meta["size"])
 
     async def delete_video(self, task_id: str) -> None:
         """The video first, then what was made from it (a JPEG made meanwhile sees the video
