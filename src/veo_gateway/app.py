@@ -221,7 +221,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             worker=background.worker,
             upstream=upstream,
             pool=upstreams.pool,
-            prices=PriceTable().with_overrides(upstreams.config.prices),
+            prices=PriceTable().with_overrides(
+                upstreams.config.prices, upstreams.config.prices_without_audio
+            ),
             usage=UsageReport(engine),
             notifier=notifier,
         )
