@@ -163,6 +163,25 @@ def test_the_gemini_api_takes_what_googles_sdk_sends_there(
     assert body["parameters"]["sampleCount"] == 2 and body["parameters"]["enhancePrompt"] is False
     too_many = gateway.create({"model": VEO2, "prompt": "p", "metadata": {"sampleCount": 3}})
     assert "from 1 to 2" in too_many.json()["error"]["message"]
+    # GET /v1/models says all of it, per model and route.
+    listed = gateway.client.get("/v1/models", headers=gateway.headers()).json()
+    models = {entry["id"]: entry for entry in listed["data"]}
+    fast, veo2, ga = models[FAST], models[VEO2], models[FAST_GA]
+    assert fast["capabilities"]["upstreams"] == ["gemini"]
+    assert fast["capabilities"]["max_samples"] == 1 and veo2["capabilities"]["max_samples"] == 2
+    assert list(fast["capabilities"]["options"]) == ["sampleCount", "enhancePrompt"]
+    assert ga["capabilities"]["upstreams"] == ["vertex"]
+    assert ga["capabilities"]["options"]["sampleCount"] == {"min": 1, "max": 4, "default": 1}
+    assert ga["capabilities"]["options"]["compressionQuality"]["values"] == [
+        "optimized",
+        "lossless",
+    ]
+    assert ga["pricing"]["by_resolution"]["720p"] == {
+        "per_second": 0.10,
+        "per_second_without_audio": 0.08,
+    }
+    assert fast["pricing"]["by_resolution"]["720p"] == {"per_second": 0.10}
+    assert "generateAudio" not in veo2["capabilities"]["options"]
     # On Vertex AI the same options are taken (and resizeMode needs an image to fit).
     vertex = gateway.create({"model": FAST_GA, "prompt": "p", "metadata": {"resizeMode": "pad"}})
     assert "needs an image" in vertex.json()["error"]["message"]
@@ -182,3 +201,23 @@ def test_the_openai_sdk_reads_the_sample_count_and_downloads_each(
     with pytest.raises(openai.BadRequestError) as refused:
         client.videos.download_content(task_id, extra_query={"index": 2})
     assert "index 0 to 1" in str(refused.value)
+
+
+def test_openais_remix_edit_and_characters_are_refused_with_what_to_do(gateway: Gateway) -> None:
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY_A, max_retries=0)
+    mp4 = ("clip.mp4", b"\x00\x00\x00\x18ftypmp42", "video/mp4")
+    calls: dict[str, Callable[[], object]] = {
+        "no remix operation": lambda: client.videos.remix("video_123", prompt="bluer"),
+        "no edit operation": lambda: client.videos.edit(prompt="bluer", video=mp4),
+        "no characters": lambda: client.videos.create_character(name="Ada", video=mp4),
+        "no characters ": lambda: client.videos.get_character("char_1"),
+    }
+    for expected, call in calls.items():
+        with pytest.raises(openai.BadRequestError) as refused:
+            call()
+        body = refused.value.response.json()["error"]
+        assert body["status"] == "INVALID_ARGUMENT" and body["type"] == "invalid_request_error"
+        assert f"Veo has {expected.strip()}" in body["message"]
+        assert "POST /v1/videos" in body["message"]
+    # The key is checked first, as everywhere.
+    assert gateway.client.post("/v1/videos/edits").status_code == 401
