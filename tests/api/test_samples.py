@@ -14,6 +14,7 @@ import pytest
 
 from tests.api.test_google_env import TOKEN, start_emulator, vertex_env
 from tests.conftest import KEY_A, Gateway
+from tests.support.s3 import Bucket
 from veo_gateway.media.probe import check_whole
 
 FAST = "veo-3.1-fast-generate-preview"
@@ -221,3 +222,23 @@ def test_openais_remix_edit_and_characters_are_refused_with_what_to_do(gateway: 
         assert "POST /v1/videos" in body["message"]
     # The key is checked first, as everywhere.
     assert gateway.client.post("/v1/videos/edits").status_code == 401
+
+
+def test_every_sample_lands_in_the_bucket(
+    make_gateway: Callable[..., Gateway], emulator: str, s3_bucket: Bucket
+) -> None:
+    gateway = make_gateway(storage_url=s3_bucket.url, **vertex_env(emulator))
+    body = {"model": FAST, "prompt": "p", "metadata": {"durationSeconds": 4, "sampleCount": 3}}
+    final = gateway.wait(gateway.create(body).json()["id"])
+    assert final["status"] == "completed" and final["sample_count"] == 3, final
+    task_id = final["id"]
+    keys = [f"videos/{task_id}/video.mp4", f"videos/{task_id}/video-1.mp4"]
+    keys.append(f"videos/{task_id}/video-2.mp4")
+    assert s3_bucket.keys() == sorted(keys)
+    assert s3_bucket.pending_uploads() == []
+    for index, key in enumerate(keys):
+        served = content(gateway, task_id, index=index)
+        assert served.status_code == 200 and served.content == s3_bucket.read(key)
+    # DELETE takes every sample with it.
+    assert gateway.client.delete(f"/v1/videos/{task_id}", headers=gateway.headers()).is_success
+    assert s3_bucket.keys() == []
