@@ -38,25 +38,25 @@ CHARACTERS = (
 _REFUSED = errors(400, 401)
 
 
-@router.post("/v1/videos/{video_id}/remix", responses=_REFUSED, include_in_schema=False)
+@router.post("/v1/videos/{video_id}/remix", responses=_REFUSED)
 async def remix(video_id: str, _owner: OwnerDep) -> None:
     """OpenAI's remix: refused, with what to do instead."""
     raise InvalidArgument(REMIX)
 
 
-@router.post("/v1/videos/edits", responses=_REFUSED, include_in_schema=False)
+@router.post("/v1/videos/edits", responses=_REFUSED)
 async def edit(_owner: OwnerDep) -> None:
     """OpenAI's edit: refused, with what to do instead."""
     raise InvalidArgument(EDIT)
 
 
-@router.post("/v1/videos/characters", responses=_REFUSED, include_in_schema=False)
+@router.post("/v1/videos/characters", responses=_REFUSED)
 async def create_character(_owner: OwnerDep) -> None:
     """OpenAI's create_character: refused, with what to do instead."""
     raise InvalidArgument(CHARACTERS)
 
 
-@router.get("/v1/videos/characters/{character_id}", responses=_REFUSED, include_in_schema=False)
+@router.get("/v1/videos/characters/{character_id}", responses=_REFUSED)
 async def get_character(character_id: str, _owner: OwnerDep) -> None:
     """OpenAI's get_character: refused, with what to do instead."""
     raise InvalidArgument(CHARACTERS)
