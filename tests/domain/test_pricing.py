@@ -42,5 +42,5 @@ def test_the_config_overrides_both_tables(tmp_path: Path) -> None:
     assert prices.per_second("veo-3.1-fast-generate-001", "720p", audio=False) == 0.07
     assert prices.per_second("veo-3.1-fast-generate-001", "1080p", audio=False) == 0.10
     path.write_text(CONFIG.replace('"720p" = 0.07', '"8k" = 0.07'))
-    with pytest.raises(ConfigError, match="prices_without_audio.*unknown resolution '8k'"):
+    with pytest.raises(ConfigError, match=r"prices_without_audio.*unknown resolution '8k'"):
         load_config(path)
