@@ -15,6 +15,7 @@ import pytest
 from tests.api.test_google_env import TOKEN, start_emulator, vertex_env
 from tests.conftest import KEY_A, Gateway
 from tests.support.s3 import Bucket
+from veo_gateway.client import Client, ClientError
 from veo_gateway.media.probe import check_whole
 
 FAST = "veo-3.1-fast-generate-preview"
@@ -188,8 +189,8 @@ def test_the_gemini_api_takes_what_googles_sdk_sends_there(
     assert "needs an image" in vertex.json()["error"]["message"]
 
 
-def test_the_openai_sdk_reads_the_sample_count_and_downloads_each(
-    make_gateway: Callable[..., Gateway], emulator: str
+def test_the_clients_read_the_sample_count_and_download_each(
+    make_gateway: Callable[..., Gateway], emulator: str, tmp_path: Path
 ) -> None:
     gateway = make_gateway(**vertex_env(emulator))
     body = {"model": FAST, "prompt": "p", "metadata": {"durationSeconds": 4, "sampleCount": 2}}
@@ -202,6 +203,13 @@ def test_the_openai_sdk_reads_the_sample_count_and_downloads_each(
     with pytest.raises(openai.BadRequestError) as refused:
         client.videos.download_content(task_id, extra_query={"index": 2})
     assert "index 0 to 1" in str(refused.value)
+    # The gateway's own client too.
+    with Client(gateway.url, KEY_A) as ours:
+        assert ours.get(task_id).sample_count == 2
+        path = ours.download(task_id, tmp_path / "second.mp4", index=1)
+        check_whole(path)
+        with pytest.raises(ClientError, match="index 0 to 1"):
+            ours.download(task_id, tmp_path / "third.mp4", index=2)
 
 
 def test_openais_remix_edit_and_characters_are_refused_with_what_to_do(gateway: Gateway) -> None:
