@@ -305,6 +305,7 @@ class OperationBook:
             "injected": operation.injected,
             "storage_uri": operation.storage_uri,
             "file_ids": list(operation.file_ids),
+            "filtered": operation.filtered,
             "created_at": operation.created_at + offset,
             "ready_at": operation.ready_at + offset,
             "video": None if video is None else video.relative_to(self._storage_dir).as_posix(),
@@ -325,6 +326,7 @@ class OperationBook:
             storage_uri=record["storage_uri"],
             injected=record["injected"],
             file_ids=tuple(str(file_id) for file_id in record["file_ids"]),
+            filtered=int(record.get("filtered") or 0),
         )
         if operation.outcome is Outcome.VIDEO:
             path = self._storage_dir / str(record["video"])
