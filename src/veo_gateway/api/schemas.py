@@ -126,6 +126,12 @@ class SpecVideo(BaseModel):
     completed_at: int | None = None
     expires_at: int | None = None
     fail_reason: str | None = None
+    sample_count: int = Field(
+        1, ge=1, le=4, description="Videos asked for; once completed, those delivered."
+    )
+    samples_filtered: int | None = Field(
+        None, description="Samples Google's safety filters withheld (absent: none)."
+    )
 
 
 class VideoError(BaseModel):
@@ -151,6 +157,8 @@ class OpenAIVideo(BaseModel):
     size: str
     remixed_from_video_id: None
     error: VideoError | None
+    sample_count: int = Field(1, ge=1, le=4, description="As in the spec's video object.")
+    samples_filtered: int | None = None
 
 
 class Video(RootModel[SpecVideo | OpenAIVideo]):
