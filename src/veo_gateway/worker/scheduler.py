@@ -665,7 +665,8 @@ class Worker:
                 )
 
     async def _download_failed(self, task: Task, exc: UpstreamError) -> None:
-        """A download broke off or ended early (no file was kept): count an attempt and try
+        """A download broke off or ended early (its file was not kept; samples stored before it
+        are stored again by the next try, under the same names): count an attempt and try
         again after a backoff, or fail the task with why once the attempts run out. Unlike a
         failed poll, which says nothing of the video, this does not wait for the deadline."""
         attempts = task.attempts + 1
