@@ -135,13 +135,17 @@ def read_options(
     count = 1
     if (value := metadata.get(SAMPLE_COUNT)) is not None:
         if limit == 1 and value != 1:
-            where = " and ".join(KIND_NAMES.get(kind, kind) for kind in sorted(kinds))
+            where = " and ".join(
+                KIND_NAMES.get(kind, kind)
+                for kind in sorted(kinds)
+                if max_samples(row, (kind,)) == 1
+            )
             instead = f" Vertex AI makes up to {row.max_samples}" + (
                 f"; models served by it here: {', '.join(elsewhere)}" if elsewhere else ""
             )
             raise InvalidArgument(
-                f"sampleCount must be 1 for {row.name} on {where}, which makes one video per "
-                f"request (got {value!r}).{instead}",
+                f"sampleCount must be 1 for {row.name} on {where} (its route here), which makes "
+                f"one video per request (got {value!r}).{instead}",
                 param=_param(SAMPLE_COUNT),
             )
         count = _whole(value, SAMPLE_COUNT, 1, limit)
