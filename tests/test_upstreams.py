@@ -7,11 +7,11 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from veo_gateway.config import ConfigError
 from veo_gateway.domain.catalog import Catalog
+from veo_gateway.providers.http import UpstreamHttp
 from veo_gateway.providers.vertex import vertex_base_url
 from veo_gateway.settings import Settings
 from veo_gateway.store.credentials import CredentialStore
@@ -36,7 +36,7 @@ async def test_the_embedded_emulators_latency_is_not_handed_to_the_schedule(
     settings = Settings(data_dir=tmp_path, gemini_api_key=None, emulator_latency="0.2-0.4")
     row = Catalog()[FAST]
     async with (
-        httpx.AsyncClient() as client,
+        UpstreamHttp(timeout=30) as client,
         open_upstreams(settings, client, credentials) as upstreams,
     ):
         assert upstreams.description.startswith("built-in emulator")
@@ -50,7 +50,7 @@ async def test_a_configured_first_poll_is_used_for_every_upstream(
 ) -> None:
     settings = Settings(data_dir=tmp_path, gemini_api_key=None, first_poll_after=0.3)
     async with (
-        httpx.AsyncClient() as client,
+        UpstreamHttp(timeout=30) as client,
         open_upstreams(settings, client, credentials) as upstreams,
     ):
         assert upstreams.latency.first_poll_after(FAST) == 0.3
@@ -237,7 +237,7 @@ async def test_the_sdks_warnings_go_to_the_operators_log(
     env.setenv("GEMINI_API_KEY", "a")
     env.setenv("GOOGLE_API_KEY", "b")
     async with (
-        httpx.AsyncClient() as client,
+        UpstreamHttp(timeout=30) as client,
         open_upstreams(Settings(), client, credentials) as upstreams,
     ):
         assert "from GOOGLE_API_KEY" in upstreams.description

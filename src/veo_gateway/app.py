@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from veo_gateway.api import admin, health, metrics, models, usage, videos, web
+from veo_gateway.api import admin, health, metrics, models, unsupported, usage, videos, web
 from veo_gateway.api.auth import Authenticator
 from veo_gateway.api.deps import Services
 from veo_gateway.api.limits import BodySizeLimit, HeaderSizeLimit
@@ -220,7 +220,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             worker=background.worker,
             upstream=upstream,
             pool=upstreams.pool,
-            prices=PriceTable().with_overrides(upstreams.config.prices),
+            prices=PriceTable().with_overrides(
+                upstreams.config.prices, upstreams.config.prices_without_audio
+            ),
             usage=UsageReport(engine),
             notifier=notifier,
         )
@@ -269,6 +271,7 @@ def create_app(
     _prepare(app, settings, role, worker_lock)
     app.include_router(health.router)
     app.include_router(videos.router)
+    app.include_router(unsupported.router)
     app.include_router(models.router)
     app.include_router(usage.router)
     app.include_router(admin.router)

@@ -125,8 +125,8 @@ def _wait(client: Client, video: Video, console: Console, poll_interval: float) 
         return client.wait(video.id, on_progress=show, poll_interval=poll_interval)
 
 
-def _download(client: Client, video_id: str, path: Path, console: Console) -> Path:
-    """Stream the MP4 to `path` with a download bar."""
+def _download(client: Client, video_id: str, path: Path, console: Console, index: int = 0) -> Path:
+    """Stream the MP4 (sample `index`) to `path` with a download bar."""
     columns = (
         TextColumn("downloading"),
         BarColumn(),
@@ -140,6 +140,7 @@ def _download(client: Client, video_id: str, path: Path, console: Console) -> Pa
             video_id,
             path,
             on_bytes=lambda done, total: progress.update(bar, completed=done, total=total),
+            index=index,
         )
 
 
@@ -166,9 +167,10 @@ def _finish(
     *,
     wait: bool = True,
     created: bool = False,
+    index: int = 0,
 ) -> None:
     """Wait for the video if need be, then download it (or fail with the task's reason)."""
-    path = output or Path(f"{video.id}.mp4")
+    path = output or Path(f"{video.id}.mp4" if index == 0 else f"{video.id}.{index}.mp4")
     with _fetch_later_on_interrupt(console, video.id, path):
         if created:
             console.print(f"created {video.id} ({escape(video.model)})")
@@ -177,7 +179,7 @@ def _finish(
             video = _wait(client, video, console, poll_interval)
         if video.failed:
             _fail(console, f"video {video.id} failed: {video.fail_reason or 'no reason given'}")
-        written = _download(client, video.id, path, console)
+        written = _download(client, video.id, path, console, index)
     console.print(f"saved {escape(str(written))}")
     typer.echo(str(written))
 
@@ -285,6 +287,10 @@ def videos_download(
     wait: Annotated[
         bool, typer.Option(help="Wait for an unfinished task (else fail at once).")
     ] = True,
+    index: Annotated[
+        int,
+        typer.Option(min=0, help="Which sample (0-based) of a task that made several."),
+    ] = 0,
     poll_interval: PollInterval = 2.0,
     base_url: BaseUrl = DEFAULT_BASE_URL,
     api_key: ApiKey = None,
@@ -292,7 +298,7 @@ def videos_download(
     """Download a task's MP4, waiting for it to finish first."""
     with _session(base_url, api_key) as (client, console):
         video = client.get(video_id)
-        _finish(client, video, output, console, poll_interval, wait=wait)
+        _finish(client, video, output, console, poll_interval, wait=wait, index=index)
 
 
 @videos_app.command("delete")

@@ -36,6 +36,9 @@ typical_latency = 80
 [prices."veo-3.1-generate-preview"]         # USD per output second, over the list prices
 "720p" = 0.40
 "4k" = 0.60
+
+[prices_without_audio."veo-3.1-generate-001"]   # the same, for generateAudio = false
+"720p" = 0.20
 ```
 
 Without a file, the environment describes the simple case, with the google-genai SDK's variable
@@ -105,6 +108,7 @@ class GatewayConfig:
     models: tuple[ModelCapabilities, ...] = field(default=BUILTIN_MODELS)
     # USD per second by model and resolution, over the built-in list prices.
     prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    prices_without_audio: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
 
 def default_config(
@@ -166,6 +170,16 @@ def vertex_config(
         row.name: (Target(name, VERTEX_ROUTES[row.name]),) for row in models
     }
     return GatewayConfig(upstreams=(upstream,), routes=routes, models=models)
+
+
+def route_kinds(config: GatewayConfig) -> dict[str, frozenset[str]]:
+    """The upstream protocols ("gemini", "vertex") each public model's route may send it to;
+    the emulator speaks the Gemini API's."""
+    kind = {u.name: "vertex" if u.kind == "vertex" else "gemini" for u in config.upstreams}
+    return {
+        model: frozenset(kind[target.upstream] for target in targets if target.upstream in kind)
+        for model, targets in config.routes.items()
+    }
 
 
 def _serves(upstream: UpstreamConfig, row: ModelCapabilities) -> bool:
@@ -277,24 +291,28 @@ def load_config(path: Path) -> GatewayConfig:
         raise ConfigError(f"routes name models with no capability row: {', '.join(missing)}")
     served = tuple(row for row in models if row.name in routes)
     return GatewayConfig(
-        upstreams=upstreams, routes=routes, models=served, prices=_prices(data.get("prices", {}))
+        upstreams=upstreams,
+        routes=routes,
+        models=served,
+        prices=_prices(data.get("prices", {})),
+        prices_without_audio=_prices(data.get("prices_without_audio", {}), "prices_without_audio"),
     )
 
 
-def _prices(table: Any) -> dict[str, dict[str, float]]:
+def _prices(table: Any, name: str = "prices") -> dict[str, dict[str, float]]:
     """`[prices."model"]` tables: resolution = USD per second."""
     if not isinstance(table, dict):
-        raise ConfigError("prices must be a table of models")
+        raise ConfigError(f"{name} must be a table of models")
     prices: dict[str, dict[str, float]] = {}
     for model, row in table.items():
         if not isinstance(row, dict) or not row:
-            raise ConfigError(f'prices."{model}" must map resolutions to USD per second')
+            raise ConfigError(f'{name}."{model}" must map resolutions to USD per second')
         for resolution, price in row.items():
             if resolution not in ("720p", "1080p", "4k"):
                 raise ConfigError(
-                    f'prices."{model}": unknown resolution {resolution!r} (720p, 1080p, 4k)'
+                    f'{name}."{model}": unknown resolution {resolution!r} (720p, 1080p, 4k)'
                 )
             if isinstance(price, bool) or not isinstance(price, int | float) or price < 0:
-                raise ConfigError(f'prices."{model}".{resolution} must be a number >= 0')
+                raise ConfigError(f'{name}."{model}".{resolution} must be a number >= 0')
         prices[model] = {resolution: float(price) for resolution, price in row.items()}
     return prices

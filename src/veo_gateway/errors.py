@@ -2,7 +2,8 @@
 
     GatewayError                      500 INTERNAL (base: anything we raise on purpose)
     ├── InvalidArgument               400 INVALID_ARGUMENT   (validation, images, bad JSON)
-    │   └── FailedPrecondition        400 FAILED_PRECONDITION (content of an unfinished task)
+    │   ├── FailedPrecondition        400 FAILED_PRECONDITION (content of an unfinished task)
+    │   └── OutOfRange                400 OUT_OF_RANGE (a sample index past a task's samples)
     ├── Unauthenticated               401 UNAUTHENTICATED
     ├── PermissionDenied              403 PERMISSION_DENIED
     ├── NotFound                      404 NOT_FOUND
@@ -106,6 +107,12 @@ class FailedPrecondition(InvalidArgument):
     """The request is valid but the resource is not in a state that allows it."""
 
     status = "FAILED_PRECONDITION"
+
+
+class OutOfRange(InvalidArgument):
+    """A position past the end of what there is (a sample index)."""
+
+    status = "OUT_OF_RANGE"
 
 
 class Unauthenticated(GatewayError):

@@ -20,6 +20,7 @@ from veo_gateway.config import (
     UpstreamConfig,
     default_config,
     load_config,
+    route_kinds,
     vertex_config,
 )
 from veo_gateway.domain.catalog import BUILTIN_MODELS, Catalog
@@ -167,7 +168,7 @@ async def open_upstreams(
             # The emulator's latency is not handed to the schedule: the gateway polls it as it
             # would poll Google, from the catalog's latencies and what finished tasks took.
             description = f"built-in emulator at {emulators[0].url} (no GEMINI_API_KEY set)"
-        catalog = Catalog(config.models)
+        catalog = Catalog(config.models, route_kinds(config))
         yield Upstreams(
             config=config,
             pool=build_pool(config, client, credentials, max_in_flight=settings.max_in_flight),

@@ -78,11 +78,11 @@ def test_a_key_whose_create_google_refused_tries_again(
 ) -> None:
     gateway = make_gateway(config=write_config(tmp_path, emulator, ["good-key"]))
     # Unknown metadata goes to Google untouched, which refuses it while the POST waits.
-    refused_body = {**BODY, "metadata": {"sampleCount": 9}}
+    refused_body = {**BODY, "metadata": {"fps": 24}}
     for _ in range(2):
         refused = create(gateway, "batch-1", refused_body)
         assert refused.status_code == 400, refused.text
-        assert "sampleCount" in refused.json()["error"]["message"]
+        assert "fps" in refused.json()["error"]["message"]
         assert "idempotent-replayed" not in refused.headers
     # Each retry went to Google again (no refusal is replayed), and nothing was kept.
     sent = [r for r in httpx.get(f"{emulator}/_emulator/requests").json() if "Long" in r["path"]]

@@ -198,10 +198,10 @@ def test_max_in_flight_holds_the_rest_queued(make_gateway: Callable[..., Gateway
 def test_an_upstream_refusal_at_create_reaches_the_client(gateway: Gateway, tmp_path: Path) -> None:
     # Unknown metadata goes to Google untouched; the emulator refuses this one as Google would,
     # while the POST waits for its inline submission: Google's answer, and nothing kept.
-    response = gateway.create({"model": FAST, "prompt": "p", "metadata": {"sampleCount": 9}})
+    response = gateway.create({"model": FAST, "prompt": "p", "metadata": {"fps": 24}})
     assert response.status_code == 400, response.text
     error = response.json()["error"]
-    assert error["status"] == "INVALID_ARGUMENT" and "sampleCount" in error["message"]
+    assert error["status"] == "INVALID_ARGUMENT" and "fps" in error["message"]
     assert gateway.db.scalar("select count(*) from tasks") == 0
     assert not any((gateway.settings.data_dir / "inputs").iterdir())
 
@@ -213,9 +213,9 @@ def test_a_later_upstream_refusal_fails_the_task_with_googles_message(
     # refusal comes later and lands in fail_reason.
     gateway = make_gateway(emulator_latency="2", max_in_flight=1)
     slow = gateway.create({"model": FAST, "prompt": "slow", "metadata": {"durationSeconds": 4}})
-    refused = gateway.create({"model": FAST, "prompt": "p", "metadata": {"sampleCount": 9}})
+    refused = gateway.create({"model": FAST, "prompt": "p", "metadata": {"fps": 24}})
     assert refused.status_code == 200
     final = gateway.wait(refused.json()["id"])
     assert final["status"] == "failure"
-    assert "sampleCount" in final["fail_reason"]
+    assert "fps" in final["fail_reason"]
     assert gateway.wait(slow.json()["id"])["status"] == "completed"

@@ -136,6 +136,10 @@ def test_videos_show_and_download(gateway: Gateway, cwd: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert probe_video(cwd / "later.mp4").video_codec == "h264"
+    # --index picks a sample; this task made one.
+    second = run(gateway.url, cwd, "videos", "download", task["id"], "--index", "1")
+    assert second.returncode == 1 and "has 1 sample(s), index 0 to 0" in second.stderr
+    assert not (cwd / f"{task['id']}.1.mp4").exists()
 
     shown = run(gateway.url, cwd, "videos", "show", task["id"])
     assert shown.returncode == 0, shown.stderr

@@ -185,8 +185,12 @@ async def test_corrupt_image_fails_the_operation_not_the_emulator(emulator: Emul
 
 
 async def test_sample_count_gives_one_uri_per_sample(emulator: Emulator) -> None:
+    # The Gemini API makes one video per request for Veo 3.x, and up to two for Veo 2.
+    refused = await emulator.submit(FAST, {"prompt": "x"}, {"sampleCount": 2})
+    assert refused.status_code == 400
+    assert "sampleCount must be 1" in refused.json()["error"]["message"]
     name = (
-        await emulator.submit(FAST, {"prompt": "x"}, {"durationSeconds": 4, "sampleCount": 2})
+        await emulator.submit(VEO2, {"prompt": "x"}, {"durationSeconds": 5, "sampleCount": 2})
     ).json()["name"]
     operation = await emulator.wait(name)
     uris = [

@@ -9,15 +9,54 @@ from fastapi import APIRouter
 from veo_gateway.api import schemas
 from veo_gateway.api.deps import OwnerDep, ServicesDep
 from veo_gateway.api.openapi import errors, ok
-from veo_gateway.domain.catalog import ModelCapabilities
+from veo_gateway.domain import options
+from veo_gateway.domain.catalog import Catalog, ModelCapabilities
+from veo_gateway.domain.pricing import PriceTable
 
 router = APIRouter()
 
 IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp"]
 
 
-def describe(row: ModelCapabilities, max_image_bytes: int) -> dict[str, Any]:
+def describe_options(row: ModelCapabilities, kinds: frozenset[str]) -> dict[str, Any]:
+    """The `metadata` options the model's route takes, each with the values it may have."""
+    values: dict[str, Any] = {
+        options.SAMPLE_COUNT: {"min": 1, "max": options.max_samples(row, kinds), "default": 1},
+        options.SEED: {"min": 0, "max": options.MAX_SEED},
+        options.GENERATE_AUDIO: {"values": [True, False] if row.audio else [False]},
+        options.ENHANCE_PROMPT: {"values": [True, False]},
+        options.RESIZE_MODE: {
+            "values": [v.lower() for v in options.RESIZE_MODES],
+            "needs_image": True,
+        },
+        options.COMPRESSION_QUALITY: {"values": [v.lower() for v in options.COMPRESSION_QUALITIES]},
+    }
+    return {key: values[key] for key in options.accepted(kinds)}
+
+
+def describe_prices(
+    row: ModelCapabilities, kinds: frozenset[str], prices: PriceTable
+) -> dict[str, Any]:
+    """USD per second of each video (per sample), by resolution, with sound and, where the
+    route can switch it off, without."""
+    silent = row.audio and options.GENERATE_AUDIO in options.accepted(kinds)
+    table: dict[str, Any] = {}
+    for resolution in row.resolutions:
+        price = {"per_second": prices.per_second(row.name, resolution, row.audio)}
+        if silent:
+            price["per_second_without_audio"] = prices.per_second(row.name, resolution, False)
+        table[resolution] = price
+    return {"currency": "USD", "per_sample": True, "by_resolution": table}
+
+
+def describe(
+    row: ModelCapabilities,
+    max_image_bytes: int,
+    catalog: Catalog | None = None,
+    prices: PriceTable | None = None,
+) -> dict[str, Any]:
     """One model as `GET /v1/models` lists it."""
+    kinds = (catalog or Catalog([row])).kinds(row.name)
     return {
         "id": row.name,
         "object": "model",
@@ -41,7 +80,13 @@ def describe(row: ModelCapabilities, max_image_bytes: int) -> dict[str, Any]:
             "max_prompt_tokens": row.max_prompt_tokens,
             "image_types": IMAGE_TYPES,
             "max_image_bytes": max_image_bytes,
+            # Which upstream protocols its route may use ("gemini", "vertex"), the videos one
+            # request may ask for, and the other options it takes (`metadata.*`).
+            "upstreams": sorted(kinds),
+            "max_samples": options.max_samples(row, kinds),
+            "options": describe_options(row, kinds),
         },
+        "pricing": describe_prices(row, kinds, prices or PriceTable()),
     }
 
 
@@ -51,7 +96,10 @@ async def list_models(services: ServicesDep, _owner: OwnerDep) -> dict[str, Any]
     limit = services.settings.image_max_bytes
     return {
         "object": "list",
-        "data": [describe(row, limit) for row in services.catalog.values()],
+        "data": [
+            describe(row, limit, services.catalog, services.prices)
+            for row in services.catalog.values()
+        ],
         # Where a create that names no model goes; the playground preselects it.
         "default_model": services.catalog.default_model,
     }

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from veo_gateway.api.bodies import check_text
-from veo_gateway.api.spec_dialect import task_progress
+from veo_gateway.api.spec_dialect import sample_fields, task_progress
 from veo_gateway.domain.catalog import Catalog, ModelCapabilities
 from veo_gateway.domain.numbers import decimal
 from veo_gateway.domain.request import ImageSource, VideoRequest
@@ -187,6 +187,8 @@ def render_openai_video(task: Task, now: float, expires_at: float | None) -> dic
         "remixed_from_video_id": None,
         "error": None,
     }
+    # Beside OpenAI's fields (its SDK keeps fields it does not know): how many samples.
+    body.update(sample_fields(task))
     if task.state is State.FAILED:
         body["error"] = {"code": "generation_failed", "message": task.fail_reason or "failed"}
     elif task.state is State.CANCELLED:

@@ -8,7 +8,7 @@ answers fit them.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
@@ -126,6 +126,12 @@ class SpecVideo(BaseModel):
     completed_at: int | None = None
     expires_at: int | None = None
     fail_reason: str | None = None
+    sample_count: int = Field(
+        1, ge=1, le=4, description="Videos asked for; once completed, those delivered."
+    )
+    samples_filtered: int | None = Field(
+        None, description="Samples Google's safety filters withheld (absent: none)."
+    )
 
 
 class VideoError(BaseModel):
@@ -151,6 +157,8 @@ class OpenAIVideo(BaseModel):
     size: str
     remixed_from_video_id: None
     error: VideoError | None
+    sample_count: int = Field(1, ge=1, le=4, description="As in the spec's video object.")
+    samples_filtered: int | None = None
 
 
 class Video(RootModel[SpecVideo | OpenAIVideo]):
@@ -198,6 +206,20 @@ class ModelCapabilities(BaseModel):
     max_prompt_tokens: int
     image_types: list[str]
     max_image_bytes: int
+    upstreams: list[str] = Field(description='Upstream protocols of its route: "gemini", "vertex".')
+    max_samples: int = Field(description="The most `metadata.sampleCount` may ask for.")
+    options: dict[str, Any] = Field(
+        description="The `metadata` options its route takes (sampleCount, seed, generateAudio, "
+        "enhancePrompt, resizeMode, compressionQuality), each with its values or range."
+    )
+
+
+class ModelPricing(BaseModel):
+    """USD per second of each delivered video (each sample), by resolution."""
+
+    currency: Literal["USD"]
+    per_sample: bool
+    by_resolution: dict[str, dict[str, float]]
 
 
 class ModelEntry(BaseModel):
@@ -207,6 +229,7 @@ class ModelEntry(BaseModel):
     object: Literal["model"]
     owned_by: str
     capabilities: ModelCapabilities
+    pricing: ModelPricing
 
 
 class ModelList(BaseModel):

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from veo_gateway.api.bodies import check_text
+from veo_gateway.domain.options import options_of
 from veo_gateway.domain.progress import estimate_progress
 from veo_gateway.domain.request import ImageSource, ReferenceImage, VideoRequest
 from veo_gateway.errors import InvalidArgument
@@ -181,4 +182,18 @@ def render_spec_video(task: Task, now: float, expires_at: float | None) -> dict[
         body["expires_at"] = int(expires_at)
     if task.state in (State.FAILED, State.CANCELLED):
         body["fail_reason"] = task.fail_reason or "the task failed"
+    body.update(sample_fields(task))
     return body
+
+
+def sample_fields(task: Task) -> dict[str, int]:
+    """How many videos the task makes (`sample_count`: asked for until it completes, then
+    delivered, each one at `content?index=N`), and how many the safety filters withheld."""
+    fields = {
+        "sample_count": len(task.samples)
+        if task.state is State.COMPLETED
+        else options_of(task.request).sample_count
+    }
+    if task.samples_filtered:
+        fields["samples_filtered"] = task.samples_filtered
+    return fields

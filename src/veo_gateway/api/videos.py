@@ -25,6 +25,8 @@ from veo_gateway.api.render import OPENAI, SPEC, render_task
 from veo_gateway.api.spec_dialect import parse_spec_request, task_progress
 from veo_gateway.api.status import owned_task, poll_after
 from veo_gateway.domain.catalog import ModelCapabilities
+from veo_gateway.domain.numbers import decimal
+from veo_gateway.domain.options import Options, check_options
 from veo_gateway.domain.request import ImageSource, VideoRequest
 from veo_gateway.domain.validation import validate_request
 from veo_gateway.errors import (
@@ -34,6 +36,7 @@ from veo_gateway.errors import (
     InsufficientStorage,
     InvalidArgument,
     NotFound,
+    OutOfRange,
 )
 from veo_gateway.media.frames import make_spritesheet, make_thumbnail
 from veo_gateway.media.images import resolve_images
@@ -84,6 +87,7 @@ async def create_video(request: Request, services: ServicesDep, owner: OwnerDep)
     limits = await services.keys.limits(owner)
     check_model(limits, row.name)
     validate_request(parsed, row)
+    parsed, options = check_options(parsed, row, services.catalog)
     idempotency = None if key is None else (key, fingerprint)
     if key is not None and (earlier := await services.tasks.find_idempotent(owner, key)):
         return await _replay(services, owner, key, fingerprint, *earlier)
@@ -99,7 +103,7 @@ async def create_video(request: Request, services: ServicesDep, owner: OwnerDep)
             model=row.name,
             request=stored,
             idempotency=idempotency,
-            charge=_charge(services, parsed, row),
+            charge=_charge(services, parsed, row, options),
             limits=limits,
             callback_url=callback_url,
         )
@@ -130,17 +134,19 @@ async def create_video(request: Request, services: ServicesDep, owner: OwnerDep)
 
 
 def _charge(
-    services: Services, parsed: VideoRequest[ImageSource], row: ModelCapabilities
+    services: Services, parsed: VideoRequest[ImageSource], row: ModelCapabilities, options: Options
 ) -> Charge:
-    """What the task will cost if its video is delivered."""
+    """What the task will cost if every sample it asks for is delivered."""
     seconds = parsed.duration_seconds or row.default_duration
     resolution = parsed.resolution or row.default_resolution
+    audio, samples = options.audio(row), options.sample_count
     return Charge(
         model=row.name,
-        seconds=seconds,
+        seconds=seconds * samples,
         resolution=resolution,
-        audio=row.audio,
-        cost_usd=services.prices.cost(row.name, resolution, seconds),
+        audio=audio,
+        cost_usd=round(services.prices.cost(row.name, resolution, seconds, audio) * samples, 4),
+        samples=samples,
     )
 
 
@@ -358,13 +364,19 @@ async def get_video_content(
     services: ServicesDep,
     owner: OwnerDep,
     variant: Literal["video", "thumbnail", "spritesheet"] = "video",
+    index: Annotated[
+        str | None,
+        Query(description="Which sample (0-based; default 0): `sample_count` says how many."),
+    ] = None,
     range_: Annotated[str | None, Header(alias="range")] = None,
     if_range: Annotated[str | None, Header(alias="if-range")] = None,
 ) -> Response:
     """The MP4 from our storage (Range, If-Range, HEAD and ETag), or a JPEG thumbnail or
-    spritesheet; 410 once the retention has deleted it. With CONTENT_REDIRECT and object
-    storage, a GET of the MP4 is a 307 to a presigned URL of the store instead."""
+    spritesheet, of sample `index`; 410 once the retention has deleted it. With
+    CONTENT_REDIRECT and object storage, a GET of the MP4 is a 307 to a presigned URL of the
+    store instead."""
     task = await owned_task(services.tasks, task_id, owner)
+    sample = _sample_index(index)
     if task.state in (State.FAILED, State.CANCELLED):
         raise FailedPrecondition(
             f"video {task_id} failed, there is no content: {task.fail_reason}", param="id"
@@ -377,18 +389,29 @@ async def get_video_content(
             "it is completed",
             param="id",
         )
+    samples = task.samples
+    if sample >= len(samples):
+        raise OutOfRange(
+            f"index={sample} is out of range: video {task_id} has {len(samples)} sample(s), "
+            f"index 0 to {len(samples) - 1}",
+            param="index",
+        )
+    video_path = samples[sample]
     gone = _gone(services, task)
     if task.expired_at is not None:
         raise gone
     storage, settings = services.storage, services.settings
+    # The first sample's files keep the names they always had; the others say their index.
+    named = task_id if sample == 0 else f"{task_id}.{sample}"
     try:
         # Opened now and read through: the sweep may delete the video mid-download.
         if variant == "video":
-            source = await storage.open_video(task.video_path)
+            source = await storage.open_video(video_path)
             media_type, suffix = "video/mp4", ".mp4"
         else:
             make = make_thumbnail if variant == "thumbnail" else make_spritesheet
-            source = await storage.open_still(task_id, task.video_path, variant, make)
+            still = variant if sample == 0 else f"{variant}-{sample}"
+            source = await storage.open_still(task_id, video_path, still, make)
             media_type, suffix = "image/jpeg", ".jpg"
     except FileNotFoundError:
         # The sweeper deletes the files before it marks the task.
@@ -401,9 +424,7 @@ async def get_video_content(
             # The gateway's own page (the playground) may connect to the gateway only (its
             # Content-Security-Policy): it is served the bytes, as every client of file storage.
             and request.headers.get("sec-fetch-site") != "same-origin"
-            and (
-                url := await storage.signed_url(task.video_path, settings.content_redirect_seconds)
-            )
+            and (url := await storage.signed_url(video_path, settings.content_redirect_seconds))
         ):
             # The key was checked above: the signature lets the store serve this one object.
             return RedirectResponse(url, status_code=307, headers={"cache-control": "no-store"})
@@ -416,9 +437,22 @@ async def get_video_content(
     return ContentResponse(
         source,
         media_type=media_type,
-        filename=f"{task_id}{'' if variant == 'video' else '.' + variant}{suffix}",
+        filename=f"{named}{'' if variant == 'video' else '.' + variant}{suffix}",
         ranges=ranges,
     )
+
+
+def _sample_index(text: str | None) -> int:
+    """The `index` query parameter: a whole number from 0."""
+    if text is None:
+        return 0
+    value = decimal(text.strip(), max_digits=4)
+    if value is None:
+        raise InvalidArgument(
+            f"index must be a whole number from 0 (the sample's position); got {text[:40]!r}",
+            param="index",
+        )
+    return value
 
 
 def _gone(services: Services, task: Task) -> Gone:

@@ -80,6 +80,8 @@ class Video:
     video_url: str | None = None
     # Seconds left: the server's figure when it sends one, else estimated from the progress rate.
     eta_seconds: float | None = None
+    # Videos the task makes (`metadata.sampleCount`); once completed, those delivered.
+    sample_count: int = 1
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -130,6 +132,7 @@ def video_from_json(body: Any) -> Video:
         fail_reason=body.get("fail_reason") if isinstance(body.get("fail_reason"), str) else None,
         video_url=body.get("video_url") if isinstance(body.get("video_url"), str) else None,
         eta_seconds=float(eta) if isinstance(eta, int | float) else None,
+        sample_count=_optional_int(body.get("sample_count")) or 1,
         raw=dict(body),
     )
 

@@ -159,16 +159,25 @@ class Client:
             time.sleep(poll_interval)
 
     def download(
-        self, video_id: str, path: str | os.PathLike[str], *, on_bytes: BytesCallback | None = None
+        self,
+        video_id: str,
+        path: str | os.PathLike[str],
+        *,
+        on_bytes: BytesCallback | None = None,
+        index: int = 0,
     ) -> Path:
-        """Stream the finished MP4 to `path` (through a temporary file renamed at the end)."""
+        """Stream the finished MP4 (sample `index` of `sample_count`) to `path`, through a
+        temporary file renamed at the end."""
         target = Path(path)
         partial = target.with_name(f".{target.name}.part")
         try:
             # follow_redirects: with CONTENT_REDIRECT the gateway hands the download to its
             # object store (httpx drops the key on the way to another origin).
             with self._http.stream(
-                "GET", f"/v1/videos/{video_id}/content", follow_redirects=True
+                "GET",
+                f"/v1/videos/{video_id}/content",
+                params={"index": index} if index else None,
+                follow_redirects=True,
             ) as response:
                 if response.is_error:
                     response.read()

@@ -36,6 +36,9 @@ class ModelCapabilities:
     # The upstream protocols that know this model id ("gemini": the Gemini API, "vertex":
     # Vertex AI); the built-in routes send a model only to an upstream that serves it.
     served_by: frozenset[str] = frozenset({"gemini", "vertex"})
+    # Videos one request may ask for (`sampleCount`): on Vertex AI, and on the Gemini API.
+    max_samples: int = 4
+    gemini_max_samples: int = 1
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -110,6 +113,7 @@ BUILTIN_MODELS: tuple[ModelCapabilities, ...] = (
         name="veo-2.0-generate-001",
         durations=(5, 6, 7, 8),
         audio=False,
+        gemini_max_samples=2,
         min_latency=30.0,
         typical_latency=60.0,
     ),
@@ -119,8 +123,14 @@ BUILTIN_MODELS: tuple[ModelCapabilities, ...] = (
 class Catalog(Mapping[str, ModelCapabilities]):
     """The models the gateway serves, by public name."""
 
-    def __init__(self, rows: Iterable[ModelCapabilities] = BUILTIN_MODELS) -> None:
+    def __init__(
+        self,
+        rows: Iterable[ModelCapabilities] = BUILTIN_MODELS,
+        kinds: Mapping[str, frozenset[str]] | None = None,
+    ) -> None:
         self._rows = {row.name: row for row in rows}
+        # The upstream kinds ("gemini", "vertex") each model's route may send it to.
+        self._kinds = dict(kinds or {})
 
     def __getitem__(self, name: str) -> ModelCapabilities:
         return self._rows[name]
@@ -130,6 +140,11 @@ class Catalog(Mapping[str, ModelCapabilities]):
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    def kinds(self, name: str) -> frozenset[str]:
+        """The upstream kinds the route of `name` may send a request to (without routes: the
+        protocols that know the model id)."""
+        return self._kinds.get(name) or self._rows[name].served_by
 
     @property
     def default_model(self) -> str:

@@ -33,7 +33,7 @@ LONG_DURATION = 8  # what interpolation, reference images and 1080p / 4k need
 REFERENCE_ASPECT_RATIOS = ("16:9",)
 PERSON_GENERATION = ("dont_allow", "allow_adult", "allow_all")
 MAX_PROMPT_TOKENS = 1024
-MAX_SAMPLES = 4
+MAX_SAMPLES = 4  # Vertex AI: up to 4 videos per request, every model
 MAX_SEED = 2**32 - 1
 # Parameters only Vertex AI takes: the SDK refuses each of them in Gemini API mode.
 VERTEX_ONLY = frozenset(
@@ -54,6 +54,8 @@ class ModelRules:
     person_generation: tuple[str, ...] = ("allow_adult",)
     # Resolutions above 720p are only rendered at 8 seconds.
     long_resolutions: frozenset[str] = field(default_factory=lambda: frozenset({"1080p", "4k"}))
+    # Videos per request on the Gemini API (`numberOfVideos`): one for Veo 3.x.
+    gemini_samples: int = 1
 
 
 def _veo31(name: str, *, references: int = 0) -> ModelRules:
@@ -69,6 +71,7 @@ _VEO2 = ModelRules(
     durations=(5, 6, 7, 8),
     audio=False,
     person_generation=("dont_allow", "allow_adult"),
+    gemini_samples=2,
 )
 
 # Veo 2.0 and 3.0 were retired on 2026-06-30; they stay, with the rules they had, for operators
@@ -130,7 +133,9 @@ def judge(submission: Submission, protocol: Protocol) -> Output:
             f"Resolution {resolution} is only supported with durationSeconds {LONG_DURATION}."
         )
     _check_person_generation(parameters, rules)
-    _check_other_parameters(parameters)
+    _check_other_parameters(
+        parameters, MAX_SAMPLES if protocol == "vertex" else rules.gemini_samples
+    )
     return Output(
         seconds=duration or DEFAULT_DURATION,
         aspect_ratio=aspect_ratio or DEFAULT_ASPECT_RATIO,
@@ -259,10 +264,14 @@ def _check_person_generation(parameters: Mapping[str, Any], rules: ModelRules) -
         raise InvalidArgument(f"{value.lower()} for personGeneration is currently not supported")
 
 
-def _check_other_parameters(parameters: Mapping[str, Any]) -> None:
+def _check_other_parameters(parameters: Mapping[str, Any], max_samples: int) -> None:
     count = parameters.get("sampleCount", 1)
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SAMPLES:
-        raise InvalidArgument(f"sampleCount must be a whole number from 1 to {MAX_SAMPLES}.")
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= max_samples:
+        raise InvalidArgument(
+            "sampleCount must be 1 for this model."
+            if max_samples == 1
+            else f"sampleCount must be a whole number from 1 to {max_samples}."
+        )
     seed = parameters.get("seed")
     if seed is not None and (
         isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED

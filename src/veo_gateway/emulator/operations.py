@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 BLOCKED_MARKER = "[emulator:blocked]"
 FAIL_MARKER = "[emulator:fail]"
+# With several samples asked for, the safety filters withhold the last one (the others come).
+FILTER_ONE_MARKER = "[emulator:filter-one]"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 RETENTION_SECONDS = 2 * 24 * 3600.0  # Google keeps generated videos two days
 _PRUNE_EVERY = 3600.0
@@ -75,6 +77,7 @@ class Operation:
     injected: str | None = None  # the fault injected into its outcome (fail, blocked), if any
     file_ids: tuple[str, ...] = ()
     render: Render | None = None
+    filtered: int = 0  # samples the safety filters withheld (FILTER_ONE_MARKER)
 
     @property
     def render_error(self) -> str | None:
@@ -114,6 +117,7 @@ class Operation:
                 f"https://{host}/v1beta/files/{file_id}:download?alt=media"
                 for file_id in self.file_ids
             ],
+            filtered=self.filtered,
         )
 
 
@@ -235,6 +239,8 @@ class OperationBook:
             injected=injected,
         )
         spec = self._renderer.spec(submission, output) if outcome is Outcome.VIDEO else None
+        if spec is not None and FILTER_ONE_MARKER in submission.prompt and samples > 1:
+            samples, operation.filtered = samples - 1, 1
         if spec is not None:
             operation.file_ids = tuple(self._new_id(self._files, 16) for _ in range(samples))
         self._operations[operation.id] = operation
@@ -299,6 +305,7 @@ class OperationBook:
             "injected": operation.injected,
             "storage_uri": operation.storage_uri,
             "file_ids": list(operation.file_ids),
+            "filtered": operation.filtered,
             "created_at": operation.created_at + offset,
             "ready_at": operation.ready_at + offset,
             "video": None if video is None else video.relative_to(self._storage_dir).as_posix(),
@@ -319,6 +326,7 @@ class OperationBook:
             storage_uri=record["storage_uri"],
             injected=record["injected"],
             file_ids=tuple(str(file_id) for file_id in record["file_ids"]),
+            filtered=int(record.get("filtered") or 0),
         )
         if operation.outcome is Outcome.VIDEO:
             path = self._storage_dir / str(record["video"])

@@ -199,16 +199,15 @@ def running(name: str) -> dict[str, Any]:
     return {"name": name}
 
 
-def finished_with_videos(name: str, uris: list[str]) -> dict[str, Any]:
-    """A finished operation with one sample per URI."""
-    samples = [{"video": {"uri": uri}} for uri in uris]
+def finished_with_videos(name: str, uris: list[str], filtered: int = 0) -> dict[str, Any]:
+    """A finished operation with one sample per URI (and `filtered` withheld)."""
+    result: dict[str, Any] = {"generatedSamples": [{"video": {"uri": uri}} for uri in uris]}
+    if filtered:
+        result.update(raiMediaFilteredCount=filtered, raiMediaFilteredReasons=[BLOCKED_REASON])
     return {
         "name": name,
         "done": True,
-        "response": {
-            "@type": RESPONSE_TYPE,
-            "generateVideoResponse": {"generatedSamples": samples},
-        },
+        "response": {"@type": RESPONSE_TYPE, "generateVideoResponse": result},
     }
 
 

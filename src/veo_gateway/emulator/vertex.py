@@ -62,7 +62,13 @@ def operation_json(operation: Operation, videos: list[dict[str, str]] | None) ->
             "raiMediaFilteredReasons": [protocol.BLOCKED_REASON],
         }
     else:
-        done["response"] = {"@type": RESPONSE_TYPE, "raiMediaFilteredCount": 0, "videos": videos}
+        done["response"] = {
+            "@type": RESPONSE_TYPE,
+            "raiMediaFilteredCount": operation.filtered,
+            "videos": videos,
+        }
+        if operation.filtered:
+            done["response"]["raiMediaFilteredReasons"] = [protocol.BLOCKED_REASON]
     return done
 
 

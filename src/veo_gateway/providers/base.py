@@ -11,14 +11,33 @@ from veo_gateway.domain.request import Image, VideoRequest
 
 
 @dataclass(frozen=True)
+class Sample:
+    """One video of a finished operation: a reference to download, or its bytes inline (Vertex
+    without storageUri)."""
+
+    ref: str | None = None
+    data: bytes | None = None
+
+
+@dataclass(frozen=True)
 class OperationStatus:
-    """An upstream operation as last seen: still running, failed (with why), or a video."""
+    """An upstream operation as last seen: still running, failed (with why), or its videos
+    (one per sample asked for, less those the safety filters withheld)."""
 
     done: bool
-    video_ref: str | None = None
-    # Some upstreams (Vertex without storageUri) return the video inline instead of a ref.
-    video: bytes | None = None
+    samples: tuple[Sample, ...] = ()
     error: str | None = None
+    filtered: int = 0  # samples the safety filters withheld
+
+    @property
+    def video_ref(self) -> str | None:
+        """The first sample's reference."""
+        return self.samples[0].ref if self.samples else None
+
+    @property
+    def video(self) -> bytes | None:
+        """The first sample's bytes, when they came inline."""
+        return self.samples[0].data if self.samples else None
 
 
 class Provider(Protocol):
@@ -48,6 +67,17 @@ def running_or_failed(operation: dict[str, Any]) -> OperationStatus | None:
         message = error.get("message") or "the operation failed"
         return OperationStatus(done=True, error=f"{message} (upstream code {error.get('code')})")
     return None
+
+
+def with_videos(result: dict[str, Any], samples: list[Sample]) -> OperationStatus:
+    """A finished result: its videos, with how many the filters withheld; none at all is a
+    failure (`without_video`)."""
+    if not samples:
+        return without_video(result)
+    filtered = result.get("raiMediaFilteredCount") or 0
+    return OperationStatus(
+        done=True, samples=tuple(samples), filtered=filtered if isinstance(filtered, int) else 0
+    )
 
 
 def without_video(result: dict[str, Any]) -> OperationStatus:

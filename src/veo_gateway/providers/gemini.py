@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from veo_gateway.domain.request import Image, VideoRequest
 from veo_gateway.errors import UpstreamError
-from veo_gateway.providers.base import OperationStatus, running_or_failed, without_video
+from veo_gateway.providers.base import OperationStatus, Sample, running_or_failed, with_videos
 from veo_gateway.providers.http import UpstreamHttp
 from veo_gateway.providers.payload import build_body
 
@@ -22,11 +22,12 @@ def parse_operation(operation: dict[str, Any]) -> OperationStatus:
     if (status := running_or_failed(operation)) is not None:
         return status
     result = (operation.get("response") or {}).get("generateVideoResponse") or {}
-    for sample in result.get("generatedSamples") or []:
-        uri = (sample.get("video") or {}).get("uri")
-        if uri:
-            return OperationStatus(done=True, video_ref=uri)
-    return without_video(result)
+    samples = [
+        Sample(ref=uri)
+        for sample in result.get("generatedSamples") or []
+        if (uri := (sample.get("video") or {}).get("uri"))
+    ]
+    return with_videos(result, samples)
 
 
 class GeminiProvider:

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from veo_gateway.config import UpstreamConfig
 from veo_gateway.domain.request import Image, VideoRequest
 from veo_gateway.errors import UpstreamError
-from veo_gateway.providers.base import OperationStatus, running_or_failed, without_video
+from veo_gateway.providers.base import OperationStatus, Sample, running_or_failed, with_videos
 from veo_gateway.providers.http import UpstreamHttp
 from veo_gateway.providers.payload import build_body
 
@@ -115,15 +115,16 @@ def parse_vertex_operation(operation: dict[str, Any]) -> OperationStatus:
     if (status := running_or_failed(operation)) is not None:
         return status
     result = operation.get("response") or {}
+    samples = []
     for video in result.get("videos") or []:
         if uri := video.get("gcsUri"):
-            return OperationStatus(done=True, video_ref=str(uri))
-        if encoded := video.get("bytesBase64Encoded"):
+            samples.append(Sample(ref=str(uri)))
+        elif encoded := video.get("bytesBase64Encoded"):
             try:
-                return OperationStatus(done=True, video=base64.b64decode(encoded))
+                samples.append(Sample(data=base64.b64decode(encoded)))
             except (binascii.Error, ValueError):
                 return OperationStatus(done=True, error="the upstream sent undecodable video bytes")
-    return without_video(result)
+    return with_videos(result, samples)
 
 
 class VertexProvider:

@@ -33,7 +33,11 @@ tasks = sa.Table(
     sa.Column("expected_seconds", sa.Float),
     sa.Column("fail_reason", sa.Text),
     sa.Column("video_path", sa.String(1024)),
-    sa.Column("video_bytes", sa.BigInteger),
+    sa.Column("video_bytes", sa.BigInteger),  # every sample's together
+    # Every delivered sample's reference, the first (`video_path`) included; NULL: one sample.
+    sa.Column("sample_paths", sa.JSON),
+    # Samples the upstream's safety filters withheld (never charged).
+    sa.Column("samples_filtered", sa.Integer),
     # Set once the task's final event (video.completed / video.failed) has been queued for the
     # webhooks, in the same transaction: NULL on a finished task means "not announced yet".
     sa.Column("notified_at", sa.Float),
@@ -94,6 +98,8 @@ usage = sa.Table(
     sa.Column("resolution", sa.String(16), nullable=False),
     sa.Column("audio", sa.Boolean, nullable=False),
     sa.Column("cost_usd", sa.Float, nullable=False),
+    # Samples asked for while reserved; those delivered once charged (seconds and cost with it).
+    sa.Column("samples", sa.Integer, nullable=False, server_default="1"),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("day", sa.String(10), nullable=False),  # UTC date of the create: YYYY-MM-DD
     sa.Column("created_at", sa.Float, nullable=False),

@@ -79,9 +79,18 @@ class Task:
     fail_reason: str | None = None
     video_path: str | None = None
     video_bytes: int | None = None
+    sample_paths: list[str] | None = None
+    samples_filtered: int | None = None
     notified_at: float | None = None
     deleted_at: float | None = None
     expired_at: float | None = None
+
+    @property
+    def samples(self) -> list[str]:
+        """Every delivered sample's reference, in Google's order (empty until completed)."""
+        if self.sample_paths:
+            return list(self.sample_paths)
+        return [self.video_path] if self.video_path else []
 
     @classmethod
     def from_row(cls, row: sa.RowMapping) -> Task:
@@ -95,6 +104,8 @@ def _task_from_columns(values: dict[str, Any]) -> Task:
     """A Task from a row's raw columns (the JSON column still text, the state a string)."""
     values["state"] = State(values["state"])
     values["request"] = json.loads(values["request"])
+    if values.get("sample_paths") is not None:
+        values["sample_paths"] = json.loads(values["sample_paths"])
     return Task(**values)
 
 
@@ -526,5 +537,8 @@ async def compare_and_set(
     won = bool(result.rowcount == 1)
     new_state = fields.get("state")
     if won and new_state in _FINAL_VALUES:
-        await ledger.settle(conn, task_id, delivered=new_state == State.COMPLETED.value, now=now)
+        delivered = new_state == State.COMPLETED.value
+        paths = fields.get("sample_paths")
+        count = (len(paths) if paths else 1) if delivered else 0
+        await ledger.settle(conn, task_id, delivered=count, now=now)
     return won

@@ -60,7 +60,8 @@ class Charge:
     seconds: int
     resolution: str
     audio: bool
-    cost_usd: float
+    cost_usd: float  # every sample's together
+    samples: int = 1  # `seconds` and `cost_usd` are for this many videos
 
 
 def utc_day(at: float) -> datetime.date:
@@ -168,6 +169,7 @@ async def reserve(
             resolution=charge.resolution,
             audio=charge.audio,
             cost_usd=charge.cost_usd,
+            samples=charge.samples,
             state=Entry.RESERVED.value,
             day=today.isoformat(),
             created_at=now,
@@ -175,12 +177,24 @@ async def reserve(
     )
 
 
-async def settle(conn: AsyncConnection, task_id: str, *, delivered: bool, now: float) -> bool:
-    """Charge (delivered) or release the task's reserved entry; True when this call did it."""
+async def settle(conn: AsyncConnection, task_id: str, *, delivered: int, now: float) -> bool:
+    """Charge the task's reserved entry for the `delivered` samples (seconds and cost scaled
+    from those reserved: a sample the safety filters withheld costs nothing), or release it
+    (none delivered); True when this call did it."""
+    values: dict[str, Any] = {"state": Entry.RELEASED.value, "settled_at": now}
+    if delivered:
+        # Never more than reserved: an upstream that sent extra samples is not charged for them.
+        kept = sa.case((usage.c.samples < delivered, usage.c.samples), else_=delivered)
+        values.update(
+            state=Entry.CHARGED.value,
+            seconds=usage.c.seconds / usage.c.samples * kept,
+            cost_usd=usage.c.cost_usd / usage.c.samples * kept,
+            samples=kept,
+        )
     result = await conn.execute(
         usage.update()
         .where(usage.c.task_id == task_id, usage.c.state == Entry.RESERVED.value)
-        .values(state=(Entry.CHARGED if delivered else Entry.RELEASED).value, settled_at=now)
+        .values(**values)
     )
     return bool(result.rowcount == 1)
 
@@ -244,7 +258,7 @@ class UsageReport:
         query = (
             sa.select(
                 column,
-                sa.func.count(),
+                sa.func.coalesce(sa.func.sum(usage.c.samples), 0),  # each sample is a video
                 sa.func.coalesce(sa.func.sum(usage.c.seconds), 0),
                 sa.func.coalesce(sa.func.sum(usage.c.cost_usd), 0.0),
             )
@@ -265,7 +279,7 @@ class UsageReport:
     async def reserved(self, owner: str) -> UsageRow:
         """What the owner's unfinished tasks have reserved."""
         query = sa.select(
-            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(usage.c.samples), 0),
             sa.func.coalesce(sa.func.sum(usage.c.seconds), 0),
             sa.func.coalesce(sa.func.sum(usage.c.cost_usd), 0.0),
         ).where(usage.c.owner == owner, usage.c.state == Entry.RESERVED.value)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from veo_gateway.config import Target
+from veo_gateway.domain.options import options_of
 from veo_gateway.domain.progress import LatencyModel
 from veo_gateway.errors import (
     InsufficientStorage,
@@ -41,7 +42,7 @@ from veo_gateway.media.probe import IncompleteVideo, check_whole
 from veo_gateway.media.storage import Storage
 from veo_gateway.observability.metrics import WorkerMetrics, call_outcome
 from veo_gateway.observability.throttled import ThrottledLog
-from veo_gateway.providers.base import OperationStatus, Provider
+from veo_gateway.providers.base import OperationStatus, Provider, Sample
 from veo_gateway.providers.pool import CredentialPool, Lease, NoRoute, rejects_credential
 from veo_gateway.routes import model_gone
 from veo_gateway.store.claims import Claims
@@ -573,7 +574,7 @@ class Worker:
                     await self._fail(task, State.IN_PROGRESS, timed_out)
                 else:
                     await self._reschedule(task)
-            elif status.error is not None or (status.video_ref is None and status.video is None):
+            elif status.error is not None or not status.samples:
                 await self._fail(task, State.IN_PROGRESS, status.error or "no video returned")
             else:
                 await self._finish(task, credential.provider, status)
@@ -608,25 +609,20 @@ class Worker:
             # rather than start a download that fills the disk.
             await self._wait_for_space(task, State.IN_PROGRESS, "under the free-space floor")
             return
-        if status.video is not None:
-            ref, size = await self._storage.save_video(task.id, _once(status.video))
-        elif status.video_ref is not None and (
-            copied := await self._storage.copy_video(task.id, status.video_ref)
-        ):
-            ref, size = copied  # the upstream wrote it to this store's bucket: copied there
-        else:
-            assert status.video_ref is not None
+        # Every sample is stored before the task says completed (never more than were asked
+        # for: only those were reserved, and only those are charged).
+        wanted = options_of(task.request).sample_count
+        refs, size = [], 0
+        for index, sample in enumerate(status.samples[:wanted]):
             try:
-                with self._timed(task.upstream, "download"):
-                    async with provider.download(status.video_ref) as chunks:
-                        ref, size = await self._storage.save_video(
-                            task.id, chunks, check=_whole_video
-                        )
+                ref, sample_size = await self._save_sample(task, provider, sample, index)
             except UpstreamError as exc:
                 if not exc.retryable:
                     raise
                 await self._download_failed(task, exc)
                 return
+            refs.append(ref)
+            size += sample_size
         self._trouble.over(SPACE, "storage: videos are stored again")
         now = time.time()
         if await self._transition(
@@ -634,14 +630,16 @@ class Worker:
             State.IN_PROGRESS,
             State.COMPLETED,
             completed_at=now,
-            video_path=ref,
+            video_path=refs[0],
             video_bytes=size,
+            sample_paths=refs,
+            samples_filtered=status.filtered or None,
             lease_until=0.0,
         ):
             await self._pool.release(task.upstream, task.id)
             self._latency.observe(task.model, now - (task.submitted_at or now))
             self._metrics.task_completed(task.model, now - (task.submitted_at or now))
-            log.info("task %s completed (%d bytes)", task.id, size)
+            log.info("task %s completed (%d sample(s), %d bytes)", task.id, len(refs), size)
             await self._on_finished()
         else:
             # Not this worker's task any more (cancelled, whose cancel freed the slot, or taken
@@ -653,8 +651,24 @@ class Worker:
                 # orphan file. Taken over instead: the new holder's video is the same one.
                 await self._storage.delete_video(task.id)
 
+    async def _save_sample(
+        self, task: Task, provider: Provider, sample: Sample, index: int
+    ) -> tuple[str, int]:
+        """Store one sample (inline bytes, or downloaded from the upstream); (ref, size)."""
+        if sample.data is not None:
+            return await self._storage.save_video(task.id, _once(sample.data), index=index)
+        assert sample.ref is not None
+        if copied := await self._storage.copy_video(task.id, sample.ref, index=index):
+            return copied  # the upstream wrote it to this store's bucket: copied there
+        with self._timed(task.upstream, "download"):
+            async with provider.download(sample.ref) as chunks:
+                return await self._storage.save_video(
+                    task.id, chunks, check=_whole_video, index=index
+                )
+
     async def _download_failed(self, task: Task, exc: UpstreamError) -> None:
-        """A download broke off or ended early (no file was kept): count an attempt and try
+        """A download broke off or ended early (its file was not kept; samples stored before it
+        are stored again by the next try, under the same names): count an attempt and try
         again after a backoff, or fail the task with why once the attempts run out. Unlike a
         failed poll, which says nothing of the video, this does not wait for the deadline."""
         attempts = task.attempts + 1

@@ -49,7 +49,7 @@ class Health:
 
 
 class Storage(Protocol):
-    """Inputs by task and name, one video per task, and JPEGs made from it."""
+    """Inputs by task and name, a task's videos (one per sample), and JPEGs made from them."""
 
     @property
     def description(self) -> str:
@@ -106,21 +106,27 @@ class Storage(Protocol):
         ...
 
     async def save_video(
-        self, task_id: str, chunks: AsyncIterator[bytes], check: CheckVideo | None = None
+        self,
+        task_id: str,
+        chunks: AsyncIterator[bytes],
+        check: CheckVideo | None = None,
+        *,
+        index: int = 0,
     ) -> tuple[str, int]:
-        """Stream a video in; (its reference, its size). It appears under its final name only
-        once complete (and accepted by `check`); whatever raises, nothing is left under it."""
+        """Stream sample `index` of a task's videos in; (its reference, its size). It appears
+        under its final name only once complete (and accepted by `check`); whatever raises,
+        nothing is left under it."""
         ...
 
-    async def copy_video(self, task_id: str, uri: str) -> tuple[str, int] | None:
+    async def copy_video(self, task_id: str, uri: str, *, index: int = 0) -> tuple[str, int] | None:
         """Store the object at `uri` (an upstream's result, e.g. Vertex AI's `gs://` with
-        storageUri) as the task's video by a copy inside the store, when it is in this store's
-        bucket: (its reference, its size). None when it is not (or this backend has no bucket):
-        the caller downloads it through the upstream as usual."""
+        storageUri) as sample `index` of the task's video by a copy inside the store, when it
+        is in this store's bucket: (its reference, its size). None when it is not (or this
+        backend has no bucket): the caller downloads it through the upstream as usual."""
         ...
 
     async def delete_video(self, task_id: str) -> None:
-        """Remove a task's video and every JPEG made from it (idempotent)."""
+        """Remove every sample of a task's video and every JPEG made from them (idempotent)."""
         ...
 
     async def open_video(self, ref: str) -> Blob:

@@ -238,7 +238,7 @@ class LocalStorage:
         """None: a file has no URL of its own; it is served by the gateway."""
         return None
 
-    async def copy_video(self, task_id: str, uri: str) -> tuple[str, int] | None:
+    async def copy_video(self, task_id: str, uri: str, *, index: int = 0) -> tuple[str, int] | None:
         """None: no upstream writes into a local directory; its video is downloaded."""
         return None
 
@@ -275,15 +275,18 @@ class LocalStorage:
 
         return await asyncio.to_thread(measure)
 
-    def video_path(self, task_id: str) -> Path:
-        """Where the finished video of a task is (or will be) stored."""
-        return self.videos_dir / f"{task_id}.mp4"
+    def video_path(self, task_id: str, index: int = 0) -> Path:
+        """Where sample `index` of a task's video is (or will be) stored (beside the first,
+        so `delete_video`'s `{task}.*` takes every sample)."""
+        return self.videos_dir / (f"{task_id}.mp4" if index == 0 else f"{task_id}.{index}.mp4")
 
     async def save_video(
         self,
         task_id: str,
         chunks: AsyncIterator[bytes],
         check: CheckVideo | None = None,
+        *,
+        index: int = 0,
     ) -> tuple[str, int]:
         """Stream a video into storage; it appears under its final name only when complete
         (and, with `check`, once `check` accepted the temp file: run in a thread).
@@ -291,7 +294,7 @@ class LocalStorage:
         Raises InsufficientStorage under the free-space floor (before anything is written) or
         when the disk fills up on the way; whatever raises, the temp file is removed.
         """
-        final = self.video_path(task_id)
+        final = self.video_path(task_id, index)
         self.check_space()
         with space_errors():
             path, size = await self._save_video(final, chunks, check)

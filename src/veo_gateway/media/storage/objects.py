@@ -3,7 +3,8 @@
 Layout under the URL's prefix, one "directory" per task so a task's objects are listed at once:
 
     inputs/{task}/{name}          the request's images
-    videos/{task}/video.mp4       the finished video
+    videos/{task}/video.mp4       the finished video (its first sample)
+    videos/{task}/video-{n}.mp4   its other samples, n from 1
     videos/{task}/{variant}.jpg   a thumbnail or spritesheet made from it
 
 A video an upstream already wrote to this store's bucket (Vertex AI's results with `storageUri`
@@ -267,15 +268,20 @@ class ObjectStorage:
     # -- videos -----------------------------------------------------------------------------
 
     @staticmethod
-    def _video_key(task_id: str) -> str:
-        return f"videos/{task_id}/video.mp4"
+    def _video_key(task_id: str, index: int = 0) -> str:
+        return f"videos/{task_id}/video{'' if index == 0 else f'-{index}'}.mp4"
 
     async def save_video(
-        self, task_id: str, chunks: AsyncIterator[bytes], check: CheckVideo | None = None
+        self,
+        task_id: str,
+        chunks: AsyncIterator[bytes],
+        check: CheckVideo | None = None,
+        *,
+        index: int = 0,
     ) -> tuple[str, int]:
         """A multipart upload, completed once every chunk is in (and `check` accepted the
         copy kept in the scratch directory meanwhile); anything that raises aborts it."""
-        key = self._video_key(task_id)
+        key = self._video_key(task_id, index)
         size = 0
 
         async def counted(source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -300,14 +306,14 @@ class ObjectStorage:
                 )
         return key, size
 
-    async def copy_video(self, task_id: str, uri: str) -> tuple[str, int] | None:
+    async def copy_video(self, task_id: str, uri: str, *, index: int = 0) -> tuple[str, int] | None:
         """A copy inside the bucket when `uri` names an object in this store's own bucket
         (same scheme and bucket: an upstream wrote it there); None for any other URI, or an
         object these credentials cannot read (the caller then downloads it as before)."""
         if not uri.startswith(self._bucket_url) or uri == self._bucket_url:
             return None
         source = uri.removeprefix(self._bucket_url)
-        key = self._video_key(task_id)
+        key = self._video_key(task_id, index)
         target = f"{self._prefix}/{key}" if self._prefix else key
         with _reachable(f"copy the video of {task_id}"):
             try:
