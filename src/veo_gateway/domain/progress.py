@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections import defaultdict, deque
 
 from veo_gateway.domain.catalog import Catalog
@@ -25,13 +24,6 @@ def estimate_progress(elapsed: float, expected: float) -> int:
     return max(1, min(99, int(value)))
 
 
-# Finished tasks enough to go by; before that, tasks seen running count as lower bounds.
-_ENOUGH = 3
-# Tasks seen running are kept per model at most this many, and for this long (seconds).
-_RUNNING_KEPT = 32
-_RUNNING_FOR = 600.0
-
-
 class LatencyModel:
     """Expected upstream latency per model: built-in defaults, then learned from finished tasks."""
 
@@ -42,8 +34,6 @@ class LatencyModel:
         # An operator's fixed delay before every first poll; None: from the catalog, then learned.
         self._first_poll = first_poll
         self._samples: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=window))
-        # Per model, tasks seen still running: task id -> (seconds since submission, when seen).
-        self._running: dict[str, dict[str, tuple[float, float]]] = defaultdict(dict)
 
     def _defaults(self, model: str) -> tuple[float, float]:
         row = self._catalog.get(model)
@@ -56,21 +46,6 @@ class LatencyModel:
         if seconds > 0:
             self._samples[model].append(seconds)
 
-    def observe_running(self, model: str, task_id: str, seconds: float) -> None:
-        """Record that a task was still running `seconds` after its submission: a lower bound
-        of its latency, which counts until the model has finished tasks enough to go by."""
-        if len(self._samples.get(model, ())) >= _ENOUGH:
-            return
-        now = time.monotonic()
-        running = self._running[model]
-        running[task_id] = (max(seconds, running.get(task_id, (0.0, 0.0))[0]), now)
-        if len(running) > _RUNNING_KEPT:
-            stale = [key for key, (_, seen) in running.items() if now - seen > _RUNNING_FOR]
-            for key in stale:
-                del running[key]
-            while len(running) > _RUNNING_KEPT:
-                del running[min(running, key=lambda key: running[key][0])]
-
     def expected(self, model: str) -> float:
         """A typical latency: the median of recent tasks, or the default."""
         samples = sorted(self._samples.get(model, ()))
@@ -82,28 +57,7 @@ class LatencyModel:
         """When to poll a new operation first: near the fastest the model has been seen to be."""
         if self._first_poll is not None:
             return self._first_poll
-        samples: list[float] = list(self._samples.get(model, ()))
-        if len(samples) >= _ENOUGH:
+        samples = self._samples.get(model)
+        if samples and len(samples) >= 3:
             return max(0.5, 0.9 * min(samples))
-        # Fewer finished than that (a gateway new to the model): tasks seen still running count
-        # too, each as the least it can take. With one finished in 30 s and two seen running
-        # at 40 s, the three took at least 30 s; with none finished and the three oldest seen
-        # running at 40, 39 and 38 s, at least 38 s. The same rule as for finished tasks (new
-        # tasks are not much faster than the fastest of the last few), so that a thousand
-        # tasks sent to a model the gateway has not seen finish are not each polled from its
-        # catalog minimum on.
-        default = self._defaults(model)[0]
-        now = time.monotonic()
-        running = sorted(
-            (
-                age
-                for age, seen in self._running.get(model, {}).values()
-                if now - seen <= _RUNNING_FOR
-            ),
-            reverse=True,
-        )
-        wanted = _ENOUGH - len(samples)
-        if len(running) < wanted:
-            return default
-        lowest: float = min([running[wanted - 1], *samples])
-        return max(default, 0.9 * lowest)
+        return self._defaults(model)[0]

@@ -573,7 +573,6 @@ class Worker:
                 if overdue:
                     await self._fail(task, State.IN_PROGRESS, timed_out)
                 else:
-                    self._latency.observe_running(task.model, task.id, time.time() - started)
                     await self._reschedule(task)
             elif status.error is not None or not status.samples:
                 await self._fail(task, State.IN_PROGRESS, status.error or "no video returned")
