@@ -16,6 +16,7 @@ from veo_gateway.cli_keys import keys_app
 from veo_gateway.domain.catalog import DEFAULT_MODEL
 from veo_gateway.observability.logs import configure_logging
 from veo_gateway.routes import route_table
+from veo_gateway.runtime import settle_interpreter
 from veo_gateway.settings import Settings, env_name
 
 if TYPE_CHECKING:
@@ -138,6 +139,7 @@ def serve(
         raise SystemExit(1) from None
     for line in banner(settings, plan):
         typer.echo(line)
+    settle_interpreter()
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -191,6 +193,7 @@ def worker(
         raise SystemExit(1) from None
     for line in worker_banner(settings, plan, bind_host, bind_port):
         typer.echo(line)
+    settle_interpreter()
     uvicorn.run(
         create_app(settings, role=role, worker_lock=lock),
         host=bind_host,
@@ -299,6 +302,7 @@ def emulator(
         f"GOOGLE_VERTEX_BASE_URL=http://{bind_host}:{bind_port} "
         "VEO_GATEWAY_VERTEX_ACCESS_TOKEN=any-token veo-gateway serve"
     )
+    settle_interpreter()
     uvicorn.run(
         create_emulator_app(config),
         host=bind_host,
