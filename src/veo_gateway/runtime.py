@@ -3,9 +3,10 @@
 Python's cyclic garbage collector walks every young container object each time 700 more have
 been allocated than freed, and every object at times. A gateway under load allocates that many
 in a fraction of a millisecond (requests, rows, tasks of the event loop), and holds hundreds of
-thousands that never die (modules, the app, the tables' metadata): with the defaults a tenth of
-its CPU went to the collector (docs/benchmarks.md, "1,000 tasks in flight"). Reference counting
-still frees almost everything at once; only cycles wait for the collector.
+thousands that never die (modules, the app, the tables' metadata), which the oldest
+generation's collections walk again and again. The settings below took about a tenth off the
+gateway's CPU per create (docs/benchmarks.md, "1,000 tasks in flight"). Reference counting still
+frees almost everything at once; only cycles wait for the collector.
 """
 
 from __future__ import annotations
