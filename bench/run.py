@@ -15,6 +15,8 @@ same run:
   polls during the 20 downloads;
 - 1,000 tasks in flight: how long after the upstream finishes each completion reaches clients,
   in poll intervals (bench/inflight.py);
+- the worker's upstream client (`UpstreamHttp`, aiohttp) against an httpx client polling the
+  emulator, 16 calls on the wire at a time: CPU and wall time per call (bench/upstream_http.py);
 - the scheduler's fair-order query over 200,000 finished tasks, against the query it replaced
   (bench/scheduler.py);
 - API replicas on PostgreSQL: status polls of one against the bare endpoint, creates per
@@ -382,6 +384,14 @@ def main() -> None:
             lines += [*inflight.run(work), ""]
         finally:
             shutil.rmtree(work, ignore_errors=True)
+    if "upstream" in parts:
+        import upstream_http
+
+        work = Path(tempfile.mkdtemp(prefix="veo-bench-"))
+        try:
+            lines += [*upstream_http.run(work), ""]
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     if "scheduler" in parts:
         import scheduler
 
@@ -401,7 +411,7 @@ def main() -> None:
     (out / "latest.md").write_text(report + "\n")
 
 
-PARTS = ("polls", "inflight", "scheduler", "postgres", "storage")
+PARTS = ("polls", "inflight", "upstream", "scheduler", "postgres", "storage")
 
 
 def _polls_and_downloads(seconds: int, rounds: int) -> list[str]:
