@@ -131,6 +131,20 @@ def test_retention_deletes_the_objects_and_the_metrics_count_what_is_kept(
     assert metric("veo_gateway_stored_video_bytes") == 0
 
 
+def test_the_byte_cap_deletes_the_oldest_objects(
+    on_s3: Callable[..., Gateway], s3_bucket: Bucket
+) -> None:
+    gateway = on_s3(storage_max_bytes=10**12)  # the app's own cap is far; the sweep brings one
+    older, newer = finished(gateway), finished(gateway, prompt="a harbour")
+    keys = {task: f"videos/{task}/video.mp4" for task in (older, newer)}
+    room = len(s3_bucket.read(keys[newer]))
+    assert sweep(gateway, time.time(), max_bytes=room) == [older]
+    assert s3_bucket.keys() == [keys[newer]]
+    gone = content(gateway, older)
+    assert gone.status_code == 410 and "size limit" in gone.json()["error"]["message"]
+    assert content(gateway, newer).status_code == 200
+
+
 def test_readiness_checks_the_bucket(on_s3: Callable[..., Gateway], s3_bucket: Bucket) -> None:
     gateway = on_s3()
     ready = gateway.client.get("/readyz")
