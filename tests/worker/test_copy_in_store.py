@@ -27,7 +27,7 @@ from veo_gateway.domain.progress import LatencyModel
 from veo_gateway.domain.request import Image, VideoRequest
 from veo_gateway.emulator.render import RenderSpec, render_video
 from veo_gateway.media.storage import open_storage
-from veo_gateway.providers.base import OperationStatus
+from veo_gateway.providers.base import OperationStatus, Sample
 from veo_gateway.providers.pool import Credential, CredentialPool
 from veo_gateway.store.credentials import CredentialStore
 from veo_gateway.store.database import create_engine, migrate
@@ -59,7 +59,7 @@ class BucketWritingUpstream:
         return operation
 
     async def poll(self, operation_name: str) -> OperationStatus:
-        return OperationStatus(done=True, video_ref=self._uri(operation_name))
+        return OperationStatus(done=True, samples=(Sample(ref=self._uri(operation_name)),))
 
     @asynccontextmanager
     async def _stream(self, key: str) -> AsyncIterator[AsyncIterator[bytes]]:
