@@ -143,8 +143,8 @@ def test_bad_admin_bodies_are_400_naming_the_field(
 
 
 def test_usage_for_the_client_and_for_the_operator(make_gateway: Callable[..., Gateway]) -> None:
-    # Each operation takes 3 s upstream: the report read at once sees all four still running.
-    admin_gateway = make_gateway(admin_token=ADMIN, emulator_latency="3")
+    # Each operation takes 6 s upstream: the report read at once sees them still running.
+    admin_gateway = make_gateway(admin_token=ADMIN, emulator_latency="6")
     key = call(admin_gateway, "POST", "/admin/keys", {"name": "u", "monthly_budget_usd": 10})
     secret, key_id = key.json()["secret"], key.json()["id"]
     done = [
@@ -160,9 +160,22 @@ def test_usage_for_the_client_and_for_the_operator(make_gateway: Callable[..., G
     assert running.status_code == 200
     report = running.json()
     # 4 + 4 + 4 s of the fast model at 0.10 USD/s and 6 s of the standard one at 0.40 USD/s.
-    assert report["reserved"] == {"videos": 4, "seconds": 18, "cost_usd": 3.6}
+    # On a slow machine the failing one may have ended (and let its reservation go) before the
+    # report was read; still unfinished after it, it was surely reserved then.
+    all_four = {"videos": 4, "seconds": 18, "cost_usd": 3.6}
+    without_failed = {"videos": 3, "seconds": 14, "cost_usd": 3.2}
+    failed_status = admin_gateway.get(failed.json()["id"], key=secret).json()["status"]
+    if failed_status in ("queued", "in_progress"):
+        assert report["reserved"] == all_four
+    else:
+        assert report["reserved"] in (all_four, without_failed)
     assert report["total"] == {"videos": 0, "seconds": 0, "cost_usd": 0.0}
-    assert report["current"] == {"in_flight": 4, "video_seconds_today": 18, "month_cost_usd": 3.6}
+    reserved = report["reserved"]
+    assert report["current"] == {
+        "in_flight": reserved["videos"],
+        "video_seconds_today": reserved["seconds"],
+        "month_cost_usd": reserved["cost_usd"],
+    }
 
     for task_id in [*done, standard, failed.json()["id"]]:
         admin_gateway.wait(task_id, key=secret)
