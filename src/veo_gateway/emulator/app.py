@@ -9,6 +9,7 @@ Gemini API routes, as Google serves them (key in ``x-goog-api-key`` or ``?key=``
     GET  /v1beta/models/{model}                             -> the model, or 404 (GetModel)
 
 Vertex AI routes (``v1`` and ``v1beta1``) and a Cloud Storage stand-in: see `emulator.vertex`.
+Gemini Omni's Interactions API, on both protocols: see `emulator.interactions`.
 
 And, outside Google's namespace, for tests (no key needed)::
 
@@ -54,7 +55,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from veo_gateway.emulator import google_rules, protocol, vertex
+from veo_gateway.emulator import google_rules, interactions, protocol, vertex
 from veo_gateway.emulator.core import EmulatorConfig, EmulatorCore
 from veo_gateway.errors import (
     GatewayError,
@@ -190,6 +191,7 @@ def create_emulator_app(
             ),
             Route("/v1beta/files/{file_action}", download, methods=["GET"]),
             *vertex.routes(core),
+            *interactions.routes(core),
             Route("/_emulator/media/{token}", media, methods=["GET"], name="emulator_media"),
             Route("/_emulator/stats", stats, methods=["GET"]),
             Route("/_emulator/requests", requests_log, methods=["GET"]),

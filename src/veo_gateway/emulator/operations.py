@@ -78,6 +78,10 @@ class Operation:
     file_ids: tuple[str, ...] = ()
     render: Render | None = None
     filtered: int = 0  # samples the safety filters withheld (FILTER_ONE_MARKER)
+    # An Interactions API create (Gemini Omni): its delivery and response_format; None for
+    # predictLongRunning.
+    interaction: dict[str, Any] | None = None
+    cancelled_at: float | None = None  # time.monotonic() of an interaction's cancel
 
     @property
     def render_error(self) -> str | None:
@@ -88,17 +92,25 @@ class Operation:
         """The time.monotonic() at which the operation became done, or None while it runs."""
         if not self.is_done(now):
             return None
+        if self.cancelled_at is not None:
+            return self.cancelled_at
         if self.render is None or self.render.finished_at is None:
             return self.ready_at
         return max(self.ready_at, self.render.finished_at)
 
     @property
     def name(self) -> str:
-        """The operation's resource name, as clients poll it."""
+        """The operation's resource name, as clients poll it (an interaction's: its parent,
+        then its id)."""
+        if self.interaction is not None:
+            return f"{self.parent}/{self.id}"
         return f"{self.parent or 'models/' + self.model}/operations/{self.id}"
 
     def is_done(self, now: float) -> bool:
-        """True once the latency has passed and the render (if any) has finished."""
+        """True once the latency has passed and the render (if any) has finished, or once
+        it was cancelled."""
+        if self.cancelled_at is not None:
+            return True
         return now >= self.ready_at and (self.render is None or self.render.done())
 
     def to_json(self, host: str, now: float) -> dict[str, Any]:
@@ -131,6 +143,7 @@ class Counters:
     submissions_by_credential: Counter[str] = field(default_factory=Counter)
     polls: int = 0
     downloads: int = 0
+    cancels: int = 0
 
 
 class OperationBook:
@@ -212,6 +225,7 @@ class OperationBook:
         parent: str = "",
         storage_uri: str | None = None,
         injected: str | None = None,
+        interaction: dict[str, Any] | None = None,
     ) -> Operation:
         """Start an operation for a judged submission, making `output` (kept on disk first,
         with `persist`); its render starts now, in a thread.
@@ -237,6 +251,7 @@ class OperationBook:
             parent=parent,
             storage_uri=storage_uri,
             injected=injected,
+            interaction=interaction,
         )
         spec = self._renderer.spec(submission, output) if outcome is Outcome.VIDEO else None
         if spec is not None and FILTER_ONE_MARKER in submission.prompt and samples > 1:
@@ -311,6 +326,10 @@ class OperationBook:
             "video": None if video is None else video.relative_to(self._storage_dir).as_posix(),
             "render_error": operation.render_error,
             "spec": spec,
+            "interaction": operation.interaction,
+            "cancelled_at": None
+            if operation.cancelled_at is None
+            else operation.cancelled_at + offset,
         }
 
     def _restore(self, record: dict[str, Any]) -> None:
@@ -327,8 +346,13 @@ class OperationBook:
             injected=record["injected"],
             file_ids=tuple(str(file_id) for file_id in record["file_ids"]),
             filtered=int(record.get("filtered") or 0),
+            interaction=record.get("interaction"),
+            cancelled_at=None
+            if record.get("cancelled_at") is None
+            else float(record["cancelled_at"]) + offset,
         )
-        if operation.outcome is Outcome.VIDEO:
+        # A cancelled interaction's video is never served: no render to resume for it.
+        if operation.outcome is Outcome.VIDEO and operation.cancelled_at is None:
             path = self._storage_dir / str(record["video"])
             if record["render_error"] is not None:
                 render = Render(path, error=str(record["render_error"]))
@@ -381,6 +405,27 @@ class OperationBook:
             raise NotFound(f"Operation not found: {name}")
         return operation
 
+    def interaction(self, interaction_id: str, owner: str, parent: str) -> Operation:
+        """The interaction `interaction_id` under `parent`, when `owner` created it; NotFound
+        otherwise (another key's interaction is as unknown as one that never was)."""
+        operation = self._operations.get(interaction_id)
+        if (
+            operation is None
+            or operation.interaction is None
+            or operation.parent != parent
+            or operation.owner != fingerprint(owner)
+        ):
+            raise NotFound(f"Interaction not found: {interaction_id}")
+        return operation
+
+    async def cancel(self, operation: Operation) -> None:
+        """Cancel a running interaction (kept on disk, with `persist`)."""
+        operation.cancelled_at = time.monotonic()
+        self.counters.cancels += 1
+        if self._journal is not None:
+            record = self._record(operation, None)
+            await anyio.to_thread.run_sync(self._journal.write, record)
+
     def get(self, operation_id: str) -> Operation | None:
         """The operation with this id, whoever made it."""
         return self._operations.get(operation_id)
@@ -417,6 +462,7 @@ class OperationBook:
             "submissions_by_credential": dict(self.counters.submissions_by_credential),
             "polls": self.counters.polls,
             "downloads": self.counters.downloads,
+            "cancels": self.counters.cancels,
             "renders": self._renderer.count,
             "operations": {
                 op.id: {"model": op.model, "done": op.is_done(now)}

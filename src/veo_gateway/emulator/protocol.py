@@ -79,7 +79,11 @@ def redact(payload: Any) -> Any:
         return payload
     out: dict[str, Any] = {}
     for key, value in payload.items():
-        if key == "bytesBase64Encoded" and isinstance(value, str):
+        # Veo's inline images, and the Interactions API's media content blocks.
+        inline = key == "bytesBase64Encoded" or (
+            key == "data" and payload.get("type") in ("image", "video", "audio")
+        )
+        if inline and isinstance(value, str):
             digest = hashlib.sha256(value.encode()).hexdigest()[:16]
             out[key] = f"<{len(value.rstrip('=')) * 3 // 4} bytes sha256:{digest}>"
         else:
@@ -174,6 +178,11 @@ def _image(value: Any, field: str) -> InputImage:
         raise InvalidArgument(f"{field} is larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB.")
     data = decode_base64(text, field)
     return InputImage(data=data, mime_type=_sniff(data, field), field=field)
+
+
+def sniff_image(data: bytes, field: str) -> str:
+    """The image's real type from its bytes (PNG, JPEG or WebP), or Google's 400."""
+    return _sniff(data, field)
 
 
 def _sniff(data: bytes, field: str) -> str:

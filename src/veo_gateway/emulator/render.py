@@ -24,6 +24,7 @@ from veo_gateway.emulator.text import Fonts
 
 # 16:9 sizes; 9:16 swaps them.
 RESOLUTIONS: dict[str, tuple[int, int]] = {
+    "360p": (640, 360),  # Gemini Omni's smallest
     "720p": (1280, 720),
     "1080p": (1920, 1080),
     "4k": (3840, 2160),
