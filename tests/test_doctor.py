@@ -113,7 +113,7 @@ def test_a_working_vertex_setup_prints_its_route_table(tmp_path: Path, healthy: 
         + " -> vertex (Vertex AI, project proj-1, location global), veo-3.1-fast-generate-001"
         in table
     )
-    assert len(lines_marked(result.stdout, "ok    route")) == 4
+    assert len(lines_marked(result.stdout, "ok    route")) == 6
 
 
 @pytest.mark.parametrize("protocol", ["gemini", "vertex"])

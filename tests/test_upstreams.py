@@ -106,6 +106,8 @@ def test_vertex_from_the_environment_serves_the_spec_names_by_the_ga_ids(
         "veo-3.1-generate-001": [("vertex", "veo-3.1-generate-001")],
         "veo-3.1-fast-generate-preview": [("vertex", "veo-3.1-fast-generate-001")],
         "veo-3.1-fast-generate-001": [("vertex", "veo-3.1-fast-generate-001")],
+        "gemini-omni-1.1-flash": [("vertex", "gemini-omni-1.1-flash")],
+        "gemini-omni-1.2-flash": [("vertex", "gemini-omni-1.2-flash")],
     }
     assert {row.name for row in plan.config.models} == set(routes)
     assert "https://aiplatform.googleapis.com" in plan.description  # global, as the SDK

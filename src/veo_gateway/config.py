@@ -141,6 +141,9 @@ VERTEX_ROUTES: Mapping[str, str] = {
     "veo-3.1-fast-generate-preview": "veo-3.1-fast-generate-001",
     "veo-3.1-generate-001": "veo-3.1-generate-001",
     "veo-3.1-fast-generate-001": "veo-3.1-fast-generate-001",
+    # Gemini Omni: the same ids on Vertex AI's Interactions API.
+    "gemini-omni-1.1-flash": "gemini-omni-1.1-flash",
+    "gemini-omni-1.2-flash": "gemini-omni-1.2-flash",
 }
 
 
@@ -308,9 +311,9 @@ def _prices(table: Any, name: str = "prices") -> dict[str, dict[str, float]]:
         if not isinstance(row, dict) or not row:
             raise ConfigError(f'{name}."{model}" must map resolutions to USD per second')
         for resolution, price in row.items():
-            if resolution not in ("720p", "1080p", "4k"):
+            if resolution not in ("360p", "720p", "1080p", "4k"):
                 raise ConfigError(
-                    f'{name}."{model}": unknown resolution {resolution!r} (720p, 1080p, 4k)'
+                    f'{name}."{model}": unknown resolution {resolution!r} (360p, 720p, 1080p, 4k)'
                 )
             if isinstance(price, bool) or not isinstance(price, int | float) or price < 0:
                 raise ConfigError(f'{name}."{model}".{resolution} must be a number >= 0')

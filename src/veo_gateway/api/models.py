@@ -20,6 +20,8 @@ IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp"]
 
 def describe_options(row: ModelCapabilities, kinds: frozenset[str]) -> dict[str, Any]:
     """The `metadata` options the model's route takes, each with the values it may have."""
+    if row.protocol == "interactions":
+        return {}  # Gemini Omni takes none of Veo's options (domain/interactions.py)
     values: dict[str, Any] = {
         options.SAMPLE_COUNT: {"min": 1, "max": options.max_samples(row, kinds), "default": 1},
         options.SEED: {"min": 0, "max": options.MAX_SEED},
@@ -76,7 +78,7 @@ def describe(
             "max_images": row.max_images,
             "max_reference_images": row.max_reference_images,
             "reference_aspect_ratios": list(row.reference_aspect_ratios),
-            "person_generation": ["allow_adult"],
+            "person_generation": [] if row.protocol == "interactions" else ["allow_adult"],
             "max_prompt_tokens": row.max_prompt_tokens,
             "image_types": IMAGE_TYPES,
             "max_image_bytes": max_image_bytes,
@@ -85,6 +87,10 @@ def describe(
             "upstreams": sorted(kinds),
             "max_samples": options.max_samples(row, kinds),
             "options": describe_options(row, kinds),
+            # How Google is asked ("predict": Veo; "interactions": Gemini Omni), and whether
+            # Google's model can extend a video.
+            "protocol": row.protocol,
+            "extension": row.can_extend,
         },
         "pricing": describe_prices(row, kinds, prices or PriceTable()),
     }

@@ -30,6 +30,9 @@ SIZES: dict[str, tuple[str, str]] = {
     "1080x1920": ("9:16", "1080p"),
     "3840x2160": ("16:9", "4k"),
     "2160x3840": ("9:16", "4k"),
+    # Gemini Omni's 360p.
+    "640x360": ("16:9", "360p"),
+    "360x640": ("9:16", "360p"),
 }
 _SIZE_OF = {value: key for key, value in SIZES.items()}
 _STATUS = {

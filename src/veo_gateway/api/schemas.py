@@ -212,6 +212,11 @@ class ModelCapabilities(BaseModel):
         description="The `metadata` options its route takes (sampleCount, seed, generateAudio, "
         "enhancePrompt, resizeMode, compressionQuality), each with its values or range."
     )
+    protocol: str = Field(
+        default="predict",
+        description='How Google is asked: "predict" (Veo) or "interactions" (Gemini Omni).',
+    )
+    extension: bool = Field(default=False, description="Whether Google's model extends videos.")
 
 
 class ModelPricing(BaseModel):

@@ -39,6 +39,14 @@ class ModelCapabilities:
     # Videos one request may ask for (`sampleCount`): on Vertex AI, and on the Gemini API.
     max_samples: int = 4
     gemini_max_samples: int = 1
+    # How Google is asked: "predict" (Veo's predictLongRunning) or "interactions" (Gemini
+    # Omni's Interactions API, providers/omni.py).
+    protocol: str = "predict"
+    # Whether reference images, like interpolation, need `long_duration` (Veo's rule).
+    references_need_long: bool = True
+    # Whether Google's model can extend a video it made (shown in /v1/models; the gateway
+    # serves extension only for the models and routes that say so elsewhere).
+    can_extend: bool = False
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -96,6 +104,29 @@ def _two_res(name: str, min_latency: float, typical: float) -> ModelCapabilities
     )
 
 
+def _omni(name: str) -> ModelCapabilities:
+    """Gemini Omni (the Interactions API): from google-genai 3.x's `VideoResponseFormat` (16:9
+    or 9:16; 360p to 4k, 720p by default) and `VideoConfig` tasks (text, image and reference
+    to video; edit, extend, upscale). The durations and the three reference images are not in
+    the SDK's types: Veo's, until Google publishes Omni's (override them in the config)."""
+    return ModelCapabilities(
+        name=name,
+        protocol="interactions",
+        resolutions=("360p", "720p", "1080p", "4k"),
+        last_frame=False,
+        max_images=1,
+        max_reference_images=3,
+        reference_aspect_ratios=("16:9", "9:16"),
+        references_need_long=False,
+        max_samples=1,
+        min_latency=15.0,
+        typical_latency=60.0,
+        can_extend=True,
+    )
+
+
+OMNI_MODELS = ("gemini-omni-1.1-flash", "gemini-omni-1.2-flash")
+
 # The model a request that names none goes to, in every dialect, the CLI, the Python client and
 # the playground: the fast tier, a quarter of the standard tier's price per second.
 DEFAULT_MODEL = "veo-3.1-fast-generate-preview"
@@ -117,6 +148,7 @@ BUILTIN_MODELS: tuple[ModelCapabilities, ...] = (
         min_latency=30.0,
         typical_latency=60.0,
     ),
+    *(_omni(name) for name in OMNI_MODELS),
 )
 
 

@@ -14,6 +14,10 @@ from types import MappingProxyType
 _STANDARD = {"720p": 0.40, "1080p": 0.40, "4k": 0.60}
 _FAST = {"720p": 0.10, "1080p": 0.12, "4k": 0.30}
 _LITE = {"720p": 0.05, "1080p": 0.08}
+# Gemini Omni: Google publishes no per-second price we could verify. Until it does, Veo 3.1
+# Fast's list rates stand in (360p at the 720p rate), so spend limits still hold; operators
+# set the real ones in `[prices."gemini-omni-..."]`.
+_OMNI = {"360p": 0.10, "720p": 0.10, "1080p": 0.12, "4k": 0.30}
 
 DEFAULT_PRICES: Mapping[str, Mapping[str, float]] = MappingProxyType(
     {
@@ -25,6 +29,8 @@ DEFAULT_PRICES: Mapping[str, Mapping[str, float]] = MappingProxyType(
         "veo-3.0-fast-generate-001": _FAST,
         "veo-3.1-lite-generate-preview": _LITE,
         "veo-2.0-generate-001": {"720p": 0.35},
+        "gemini-omni-1.1-flash": _OMNI,
+        "gemini-omni-1.2-flash": _OMNI,
     }
 )
 

@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 from veo_gateway.domain.catalog import ModelCapabilities
+from veo_gateway.domain.interactions import check_interactions
 from veo_gateway.domain.request import VideoRequest
 from veo_gateway.errors import InvalidArgument
 
@@ -41,6 +42,8 @@ def _one_of(values: tuple[Any, ...]) -> str:
 
 def validate_request(request: VideoRequest[Any], row: ModelCapabilities) -> None:
     """Raise InvalidArgument for the first rule `request` breaks on the model `row`."""
+    if row.protocol == "interactions":
+        check_interactions(request, row)
     _check_prompt(request, row)
     _check_frames(request, row)
     _check_references(request, row)
@@ -129,7 +132,9 @@ def _check_options(request: VideoRequest[Any], row: ModelCapabilities) -> None:
 
 def _check_combinations(request: VideoRequest[Any], row: ModelCapabilities) -> None:
     duration = request.duration_seconds
-    needs_long = request.last_frame is not None or bool(request.reference_images)
+    needs_long = request.last_frame is not None or (
+        bool(request.reference_images) and row.references_need_long
+    )
     if needs_long and duration is not None and duration != row.long_duration:
         raise InvalidArgument(USE_CASE_NOT_SUPPORTED, param="metadata.durationSeconds")
     if (

@@ -55,7 +55,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from veo_gateway.emulator import google_rules, interactions, protocol, vertex
+from veo_gateway.emulator import google_rules, interactions, omni, protocol, vertex
 from veo_gateway.emulator.core import EmulatorConfig, EmulatorCore
 from veo_gateway.errors import (
     GatewayError,
@@ -131,22 +131,23 @@ def create_emulator_app(
         return core.media(request.path_params["token"])
 
     def model_json(name: str) -> dict[str, Any]:
+        method = "createInteraction" if name in omni.MODELS else "predictLongRunning"
         return {
             "name": f"models/{name}",
             "displayName": name,
-            "supportedGenerationMethods": ["predictLongRunning"],
+            "supportedGenerationMethods": [method],
         }
 
     async def list_models(request: Request) -> Response:
         authenticate(request)
-        served = [name for name in models if core.serves("gemini", name)]
+        served = [name for name in (*models, *omni.MODELS) if core.knows("gemini", name)]
         return JSONResponse({"models": [model_json(name) for name in served]})
 
     async def get_model(request: Request) -> Response:
         # Google checks the key before it looks the model up: a bad key is a 400 either way.
         authenticate(request)
         model = request.path_params["model_action"]
-        if not core.serves("gemini", model):
+        if not core.knows("gemini", model):
             raise NotFound(f"models/{model} is not found for API version v1beta.")
         return JSONResponse(model_json(model))
 

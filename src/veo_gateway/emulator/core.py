@@ -18,7 +18,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
-from veo_gateway.emulator import google_rules, protocol
+from veo_gateway.emulator import google_rules, omni, protocol
 from veo_gateway.emulator.faults import FaultInjector, Faults
 from veo_gateway.emulator.google_rules import Output, Protocol
 from veo_gateway.emulator.operations import Operation, OperationBook, fingerprint
@@ -148,6 +148,13 @@ class EmulatorCore:
     def serves(self, dialect: Protocol, model: str) -> bool:
         """Whether `dialect` knows the model id (and it was not retired for a drill)."""
         return model in google_rules.MODELS[dialect] and model not in self.config.retired_models
+
+    def knows(self, dialect: Protocol, model: str) -> bool:
+        """Whether `dialect` serves the model id by either of its protocols (Veo's
+        predictLongRunning, Gemini Omni's Interactions): what GetModel answers for."""
+        if model in omni.MODELS:
+            return model not in self.config.retired_models
+        return self.serves(dialect, model)
 
     # -- faults and quotas --------------------------------------------------------------------
 

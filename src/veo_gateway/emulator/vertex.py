@@ -152,7 +152,7 @@ def routes(core: EmulatorCore) -> list[BaseRoute]:
         authenticate(request)
         version, model = request.path_params["version"], request.path_params["model"]
         name = f"publishers/google/models/{model}"
-        if version not in VERSIONS or not core.serves("vertex", model):
+        if version not in VERSIONS or not core.knows("vertex", model):
             raise NotFound(f"Publisher Model `{name}` not found.")
         version_id = model.rpartition("-")[2]
         return JSONResponse(

@@ -1,4 +1,4 @@
-"""What every upstream adapter offers: submit, poll, download, and nothing else."""
+"""What every upstream adapter offers: submit, poll, download, and where Google can, cancel."""
 
 from __future__ import annotations
 
@@ -56,6 +56,27 @@ class Provider(Protocol):
     def download(self, video_ref: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
         """Stream the finished video's bytes. Raises UpstreamError."""
         ...
+
+
+class Cancellable(Protocol):
+    """An adapter whose operations Google can cancel (Gemini Omni's interactions).
+
+    Optional: Veo's predictLongRunning operations have no cancel that stops the work (the
+    Gemini API's operations offer none, and Vertex AI's fetchPredictOperation has no
+    counterpart), so Veo's adapters leave it out, and a DELETE only stops the gateway
+    polling them."""
+
+    async def cancel(self, operation_name: str) -> bool:
+        """Ask Google to stop the operation; True when it was asked. Raises UpstreamError."""
+        ...
+
+
+async def cancel_upstream(provider: Provider, operation_name: str) -> bool:
+    """Cancel `operation_name` at Google when `provider` can; False when it cannot."""
+    cancel = getattr(provider, "cancel", None)
+    if cancel is None:
+        return False
+    return bool(await cancel(operation_name))
 
 
 def running_or_failed(operation: dict[str, Any]) -> OperationStatus | None:
