@@ -45,6 +45,7 @@ from veo_gateway.store.notifier import Channel
 from veo_gateway.store.tasks import IdempotencyConflict, State, Task
 from veo_gateway.store.usage import Charge, check_model
 from veo_gateway.webhooks.callbacks import validate_callback_url
+from veo_gateway.worker.cancel import cancel_at_google
 from veo_gateway.worker.retention import RetentionPolicy
 
 MAX_PAGE = 100
@@ -323,6 +324,8 @@ async def delete_video(task_id: str, services: ServicesDep, owner: OwnerDep) -> 
         await services.pool.release(before.upstream, task_id)
         # Its slot is free: the workers (here and, on PostgreSQL, elsewhere) may take another.
         await services.notifier.publish(Channel.TASK_FINISHED, task_id)
+        if before.state is State.IN_PROGRESS and before.operation_name:
+            await cancel_at_google(services.pool, before.upstream, before.operation_name)
     await services.storage.delete_video(task_id)
     await services.storage.delete_inputs(task_id)
     log.info("task %s deleted (was %s)", task_id, before.state.value)

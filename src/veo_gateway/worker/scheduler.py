@@ -47,6 +47,7 @@ from veo_gateway.providers.pool import CredentialPool, Lease, NoRoute, rejects_c
 from veo_gateway.routes import model_gone
 from veo_gateway.store.claims import Claims
 from veo_gateway.store.tasks import State, Task, TaskStore
+from veo_gateway.worker.cancel import cancel_at_google
 from veo_gateway.worker.identity import WorkerIdentity
 from veo_gateway.worker.leases import LeaseKeeper
 
@@ -434,7 +435,10 @@ class Worker:
         )
         # Not won: cancelled (deleted by its owner) while the call was out, or its lease ran
         # out and it was requeued. The job runs upstream but this worker will never poll it,
-        # so its slot is free again.
+        # so its slot is free again; a cancelled one is cancelled at Google too, where it can.
+        current = None if won else await self._store.get(task.id)
+        if current is not None and current.state is State.CANCELLED:
+            await cancel_at_google(self._pool, lease.credential.id, operation)
         log.info(
             "task %s submitted via %s as %s (recorded: %s)",
             task.id,
