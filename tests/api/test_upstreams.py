@@ -42,7 +42,8 @@ def test_models_lists_capabilities(gateway: Gateway) -> None:
     body = gateway.client.get("/v1/models", headers=gateway.headers()).json()
     assert body["object"] == "list"
     models = {m["id"]: m["capabilities"] for m in body["data"]}
-    assert len(models) == 6  # Vertex's GA ids are not served by the Gemini API
+    # Vertex's GA ids are not served by the Gemini API; Gemini Omni's two are.
+    assert len(models) == 8
     assert "veo-3.1-generate-001" not in models
     standard = models["veo-3.1-generate-preview"]
     assert standard["modes"] == ["text", "image", "interpolation", "reference"]

@@ -41,7 +41,11 @@ def describe_prices(
 ) -> dict[str, Any]:
     """USD per second of each video (per sample), by resolution, with sound and, where the
     route can switch it off, without."""
-    silent = row.audio and options.GENERATE_AUDIO in options.accepted(kinds)
+    silent = (
+        row.audio
+        and row.protocol != "interactions"  # Omni cannot switch its soundtrack off
+        and options.GENERATE_AUDIO in options.accepted(kinds)
+    )
     table: dict[str, Any] = {}
     for resolution in row.resolutions:
         price = {"per_second": prices.per_second(row.name, resolution, row.audio)}
