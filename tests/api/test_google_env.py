@@ -64,8 +64,14 @@ def test_vertex_from_the_environment_serves_a_task_by_the_spec_names(
     gateway = make_gateway(**vertex_env(emulator))
     models = gateway.client.get("/v1/models", headers=gateway.headers()).json()["data"]
     assert sorted(m["id"] for m in models) == sorted(
-        [STANDARD, FAST, "veo-3.1-generate-001", "veo-3.1-fast-generate-001"]
-        + ["gemini-omni-1.1-flash", "gemini-omni-1.2-flash"]
+        [
+            STANDARD,
+            FAST,
+            "veo-3.1-generate-001",
+            "veo-3.1-fast-generate-001",
+            "gemini-omni-1.1-flash",
+            "gemini-omni-1.2-flash",
+        ]
     )
     created = gateway.create({"model": STANDARD, "prompt": "a lighthouse at dusk"})
     assert created.status_code == 200, created.text
