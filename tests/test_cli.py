@@ -76,7 +76,7 @@ def test_the_banner_prints_the_route_table_of_every_upstream_kind(tmp_path: Path
     assert f"{fast} -> emulator (built-in emulator), {fast}" in emulator
     gemini = printed(settings(gemini_api_key="k"))
     assert f"{fast} -> gemini (Gemini API), {fast}" in gemini
-    assert len(gemini) == len(emulator) == 6
+    assert len(gemini) == len(emulator) == 8  # six Veo models, two Gemini Omni
     vertex = printed(
         settings(
             google_genai_use_vertexai="true",
@@ -93,6 +93,10 @@ def test_the_banner_prints_the_route_table_of_every_upstream_kind(tmp_path: Path
         f"{fast} -> vertex (Vertex AI, project p, location us-central1), veo-3.1-fast-generate-001",
         "veo-3.1-fast-generate-001 -> vertex (Vertex AI, project p, location us-central1), "
         "veo-3.1-fast-generate-001",
+        "gemini-omni-1.1-flash -> vertex (Vertex AI, project p, location us-central1), "
+        "gemini-omni-1.1-flash",
+        "gemini-omni-1.2-flash -> vertex (Vertex AI, project p, location us-central1), "
+        "gemini-omni-1.2-flash",
     ]
     config = tmp_path / "veo.toml"
     config.write_text(

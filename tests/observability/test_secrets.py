@@ -54,7 +54,8 @@ def test_a_task_with_an_image_logs_no_secret(
         assert client.get("/metrics", headers=metrics).status_code == 200
         # The embedded emulator's key is made up at start-up: read it from the running app.
         (credential,) = app.state.services.pool.credentials()
-        upstream_key = vars(credential.provider)["_key"]
+        # The credential's Veo adapter (beside Gemini Omni's, behind the protocol switch).
+        upstream_key = vars(credential.provider.veo)["_key"]
     assert len(upstream_key) >= 16
 
     texts = [caplog.text]
