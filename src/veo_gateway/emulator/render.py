@@ -166,7 +166,7 @@ def _replay_source(data: bytes, limit: int, emit: Callable[[Any], None]) -> byte
     if last is None:
         return None
     buffer = io.BytesIO()
-    last.to_image().save(buffer, format="PNG")
+    last.to_image().save(buffer, format="PNG")  # type: ignore[no-untyped-call]  # PyAV stub
     return buffer.getvalue()
 
 
