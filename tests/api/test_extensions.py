@@ -134,3 +134,168 @@ def _refs(value: Any) -> list[str]:
 
     refs = value["upstream_refs"]
     return list(json.loads(refs) if isinstance(refs, str) else refs)
+
+
+def sdk(gateway: Gateway, key: str = KEY_A) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
+
+
+def test_openai_extension_by_id_in_json_and_in_a_form(
+    make_gateway: Callable[..., Gateway], emulator: str
+) -> None:
+    gateway = gemini(make_gateway, emulator)
+    original = source(gateway)
+    by_json = extend(gateway, json={"prompt": "further", "seconds": "8", "video": {"id": original}})
+    assert by_json.status_code == 200, by_json.text
+    video = by_json.json()
+    assert video["object"] == "video" and video["status"] == "queued", video
+    assert (video["model"], video["seconds"], video["size"]) == (FAST, "11", "1280x720")
+    assert video["extended_from_video_id"] == original and video["remixed_from_video_id"] is None
+    by_form = extend(gateway, data={"prompt": "further", "seconds": "7", "video[id]": original})
+    assert by_form.status_code == 200, by_form.text
+    assert by_form.json()["extended_from_video_id"] == original
+    for task in (video["id"], by_form.json()["id"]):
+        assert gateway.wait(task)["status"] == "completed"
+    sent = predicts(emulator)[1:]
+    assert [body["instances"][0]["video"] for body in sent] == [
+        sent[0]["instances"][0]["video"]
+    ] * 2
+    assert all(body["instances"][0]["prompt"] == "further" for body in sent)
+
+
+def test_the_openai_sdk_extends_the_mp4_it_downloaded(
+    make_gateway: Callable[..., Gateway], emulator: str, tmp_path: Path
+) -> None:
+    gateway = gemini(make_gateway, emulator)
+    client = sdk(gateway)
+    made = client.videos.create_and_poll(
+        model=FAST, prompt="a paper boat", seconds="4", poll_interval_ms=100
+    )
+    assert made.status == "completed"
+    path = tmp_path / "boat.mp4"
+    client.videos.download_content(made.id).write_to_file(path)
+    # The SDK sends the file in a multipart form: the gateway knows it by its digest.
+    extended = client.videos.extend(prompt="the boat sails on", seconds="8", video=path.open("rb"))
+    assert extended.status == "queued" and extended.seconds == "11"
+    assert getattr(extended, "extended_from_video_id", None) == made.id
+    done = client.videos.poll(extended.id, poll_interval_ms=100)
+    assert done.status == "completed", done.error
+    (body,) = predicts(emulator)[1:]
+    assert set(body["instances"][0]["video"]) == {"uri"}
+    # Another client's key does not know the file: to it, it is a foreign MP4.
+    refused = sdk(gateway, KEY_B)
+    with pytest.raises(openai.BadRequestError) as caught:
+        refused.videos.extend(prompt="mine now", seconds="8", video=path.open("rb"))
+    assert "extends only videos Veo generated" in str(caught.value)
+
+
+FORM = {"prompt": "carry on", "seconds": "8"}
+
+
+def test_a_foreign_mp4_is_refused_on_the_gemini_api(
+    make_gateway: Callable[..., Gateway], emulator: str, tmp_path: Path
+) -> None:
+    files = {"video": ("clip.mp4", mp4(tmp_path, 320, 180), "video/mp4")}
+    message = error(extend(gemini(make_gateway, emulator), data=FORM, files=files))
+    assert "the uploaded video is not a video this gateway made there" in message
+    assert "Vertex AI takes any MP4" in message
+    assert predicts(emulator) == []
+
+
+def test_a_foreign_mp4_is_extended_on_vertex_inline(
+    make_gateway: Callable[..., Gateway], emulator: str, tmp_path: Path
+) -> None:
+    files = {"video": ("clip.mp4", mp4(tmp_path, 320, 180), "video/mp4")}
+    form = FORM
+    on_vertex = make_gateway(**vertex_env(emulator))
+    created = extend(on_vertex, data=form, files=files)
+    assert created.status_code == 200, created.text
+    assert created.json()["extended_from_video_id"] is None
+    done = on_vertex.wait(created.json()["id"])
+    assert done["status"] == "completed", done
+    (body,) = predicts(emulator)
+    video = body["instances"][0]["video"]
+    assert video["mimeType"] == "video/mp4" and video["bytesBase64Encoded"].startswith("<")
+    path = tmp_path / "extended.mp4"
+    path.write_bytes(content(on_vertex, done["id"]))
+    assert_length(probe_video(path), 1 + 7)
+
+
+def test_every_refusal_is_a_clear_4xx_before_anything_goes_upstream(
+    make_gateway: Callable[..., Gateway], emulator: str, tmp_path: Path
+) -> None:
+    gateway = gemini(make_gateway, emulator)
+    original = source(gateway)
+    high = source(gateway, 8, resolution="1080p")
+    failed = gateway.create({"model": FAST, "prompt": "[emulator:fail] a kite"}).json()["id"]
+    assert gateway.wait(failed)["status"] == "failure"
+    before = len(predicts(emulator))
+
+    def spec(body: dict[str, Any], status: int = 400, key: str = KEY_A) -> str:
+        answer = gateway.create({"model": FAST, "prompt": "on", **body}, key)
+        return error(answer, status)
+
+    assert "no video task with id" in spec({"video": original}, 404, KEY_B)
+    assert "no video task with id" in spec({"video": "video_nope"}, 404)
+    assert "no video task with id" in error(
+        extend(gateway, KEY_B, json={"prompt": "on", "video": {"id": original}}), 404
+    )
+    assert "failed, there is nothing to extend" in spec({"video": failed})
+    assert "cannot extend videos" in spec({"model": LITE, "video": original})
+    assert "Veo 3.1 Fast" in spec({"model": LITE, "video": original})
+    assert "exclude each other" in spec({"video": original, "images": ["https://x.test/a.png"]})
+    assert "is 1080p" in spec({"video": high})
+    assert "durationSeconds 8" in spec({"video": original, "metadata": {"durationSeconds": 4}})
+    assert "seconds=8" in error(
+        extend(gateway, json={"prompt": "on", "seconds": "4", "video": {"id": original}})
+    )
+    assert "video is required" in error(extend(gateway, json={"prompt": "on"}))
+    not_mp4 = {"video": ("clip.mp4", b"GIF89a" + b"\0" * 64, "video/mp4")}
+    assert "must be an MP4" in error(extend(gateway, data=FORM, files=not_mp4))
+    # Google keeps a Gemini API video 2 days: past that, its URI names nothing.
+    gateway.db.execute(
+        "UPDATE tasks SET completed_at = completed_at - 3 * 86400 WHERE id = :id", id=original
+    )
+    assert "gone upstream" in spec({"video": original})
+    assert len(predicts(emulator)) == before
+
+
+def test_a_source_still_running_is_refused(
+    make_gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    from tests.support.servers import serve_app
+    from veo_gateway.emulator.app import EmulatorConfig, create_emulator_app
+
+    config = EmulatorConfig(
+        latency=(60.0, 60.0), api_keys=frozenset({"good-key"}), storage_dir=tmp_path / "slow"
+    )
+    with serve_app(create_emulator_app(config)) as url:
+        gateway = gemini(make_gateway, url)
+        running = gateway.create({"model": FAST, "prompt": "slow"}).json()["id"]
+        message = error(gateway.create({"model": FAST, "prompt": "on", "video": running}))
+        assert "is not completed yet" in message
+        assert len(predicts(url)) == 1
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "seconds", "fps", "words"),
+    [
+        (320, 240, 1, 24, "Google extends 16:9 or 9:16 videos only"),
+        (320, 180, 1, 30, "extends 24 fps videos only"),
+        (64, 36, 31, 24, "extends videos of 1 to 30 s"),
+    ],
+)
+def test_vertex_refuses_an_upload_outside_its_rules(
+    make_gateway: Callable[..., Gateway],
+    emulator: str,
+    tmp_path: Path,
+    width: int,
+    height: int,
+    seconds: int,
+    fps: int,
+    words: str,
+) -> None:
+    gateway = make_gateway(**vertex_env(emulator))
+    files = {"video": ("clip.mp4", mp4(tmp_path, width, height, seconds, fps), "video/mp4")}
+    assert words in error(extend(gateway, data=FORM, files=files))
+    assert predicts(emulator) == []
