@@ -219,6 +219,11 @@ def test_a_foreign_mp4_is_extended_on_vertex_inline(
     path = tmp_path / "extended.mp4"
     path.write_bytes(content(on_vertex, done["id"]))
     assert_length(probe_video(path), 1 + 7)
+    # Uploaded again, it is known for the task that made it, and sent inline once more.
+    again = extend(on_vertex, data=form, files={"video": ("x.mp4", path.read_bytes(), "video/mp4")})
+    assert again.status_code == 200, again.text
+    assert again.json()["extended_from_video_id"] == done["id"]
+    assert again.json()["seconds"] == str(1 + 7 + 7)
 
 
 def test_every_refusal_is_a_clear_4xx_before_anything_goes_upstream(
