@@ -65,7 +65,7 @@ def new_task_id() -> str:
     "/v1/videos",
     responses={
         **ok(schemas.Video, "The task, accepted: its video object."),
-        **errors(400, 401, 403, 409, 413, 429, 503),
+        **errors(400, 401, 403, 404, 409, 410, 413, 429, 503),
         "default": {
             "model": schemas.ErrorEnvelope,
             "description": "Google refused the request when it was handed over at once: its "
