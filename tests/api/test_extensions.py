@@ -19,6 +19,8 @@ import pytest
 from tests.api.test_google_env import start_emulator, vertex_env
 from tests.conftest import KEY_A, KEY_B, Gateway
 from tests.support.media import assert_length
+from tests.support.servers import serve_app
+from veo_gateway.emulator.app import EmulatorConfig, create_emulator_app
 from veo_gateway.emulator.render import RenderSpec, render_video
 from veo_gateway.media.probe import probe_video
 
@@ -28,7 +30,22 @@ LITE = "veo-3.1-lite-generate-preview"
 
 @pytest.fixture
 def emulator(tmp_path: Path) -> Iterator[str]:
+    """Google on both protocols, rendering at 24 fps (what Vertex AI asks of a source)."""
     yield from start_emulator(tmp_path)
+
+
+@pytest.fixture
+def cheap(tmp_path: Path) -> Iterator[str]:
+    """Google at 8 fps, for the Gemini API's tests (its rules say nothing of the frame rate)."""
+    config = EmulatorConfig(
+        latency=(0.2, 0.2),
+        api_keys=frozenset({"good-key"}),
+        storage_dir=tmp_path / "cheap",
+        render="once",
+        fps=8,
+    )
+    with serve_app(create_emulator_app(config)) as url:
+        yield url
 
 
 def gemini(make_gateway: Callable[..., Gateway], emulator: str) -> Gateway:
@@ -93,9 +110,9 @@ def error(answer: httpx.Response, status: int = 400) -> str:
 
 
 def test_spec_extension_on_the_gemini_api_continues_its_source(
-    make_gateway: Callable[..., Gateway], emulator: str
+    make_gateway: Callable[..., Gateway], cheap: str
 ) -> None:
-    gateway = gemini(make_gateway, emulator)
+    gateway = gemini(make_gateway, cheap)
     original = source(gateway)
     created = gateway.create({"model": FAST, "prompt": "the kite flies off", "video": original})
     assert created.status_code == 200, created.text
@@ -105,7 +122,7 @@ def test_spec_extension_on_the_gemini_api_continues_its_source(
     assert done["extended_from_video_id"] == original
 
     # Google was sent the file URI of the video it made, and an extension's parameters.
-    first, second = predicts(emulator)
+    first, second = predicts(cheap)
     assert "video" not in first["instances"][0]
     (uri,) = gateway.db.rows("SELECT upstream_refs FROM tasks WHERE id = :id", id=original)
     assert second["instances"][0]["video"] == {"uri": _refs(uri)[0]}
@@ -141,9 +158,9 @@ def sdk(gateway: Gateway, key: str = KEY_A) -> openai.OpenAI:
 
 
 def test_openai_extension_by_id_in_json_and_in_a_form(
-    make_gateway: Callable[..., Gateway], emulator: str
+    make_gateway: Callable[..., Gateway], cheap: str
 ) -> None:
-    gateway = gemini(make_gateway, emulator)
+    gateway = gemini(make_gateway, cheap)
     original = source(gateway)
     by_json = extend(gateway, json={"prompt": "further", "seconds": "8", "video": {"id": original}})
     assert by_json.status_code == 200, by_json.text
@@ -156,7 +173,7 @@ def test_openai_extension_by_id_in_json_and_in_a_form(
     assert by_form.json()["extended_from_video_id"] == original
     for task in (video["id"], by_form.json()["id"]):
         assert gateway.wait(task)["status"] == "completed"
-    sent = predicts(emulator)[1:]
+    sent = predicts(cheap)[1:]
     assert [body["instances"][0]["video"] for body in sent] == [
         sent[0]["instances"][0]["video"]
     ] * 2
@@ -164,9 +181,9 @@ def test_openai_extension_by_id_in_json_and_in_a_form(
 
 
 def test_the_openai_sdk_extends_the_mp4_it_downloaded(
-    make_gateway: Callable[..., Gateway], emulator: str, tmp_path: Path
+    make_gateway: Callable[..., Gateway], cheap: str, tmp_path: Path
 ) -> None:
-    gateway = gemini(make_gateway, emulator)
+    gateway = gemini(make_gateway, cheap)
     client = sdk(gateway)
     made = client.videos.create_and_poll(
         model=FAST, prompt="a paper boat", seconds="4", poll_interval_ms=100
@@ -180,7 +197,7 @@ def test_the_openai_sdk_extends_the_mp4_it_downloaded(
     assert getattr(extended, "extended_from_video_id", None) == made.id
     done = client.videos.poll(extended.id, poll_interval_ms=100)
     assert done.status == "completed", done.error
-    (body,) = predicts(emulator)[1:]
+    (body,) = predicts(cheap)[1:]
     assert set(body["instances"][0]["video"]) == {"uri"}
     # Another client's key does not know the file: to it, it is a foreign MP4.
     refused = sdk(gateway, KEY_B)
@@ -193,13 +210,13 @@ FORM = {"prompt": "carry on", "seconds": "8"}
 
 
 def test_a_foreign_mp4_is_refused_on_the_gemini_api(
-    make_gateway: Callable[..., Gateway], emulator: str, tmp_path: Path
+    make_gateway: Callable[..., Gateway], cheap: str, tmp_path: Path
 ) -> None:
     files = {"video": ("clip.mp4", mp4(tmp_path, 320, 180), "video/mp4")}
-    message = error(extend(gemini(make_gateway, emulator), data=FORM, files=files))
+    message = error(extend(gemini(make_gateway, cheap), data=FORM, files=files))
     assert "the uploaded video is not a video this gateway made there" in message
     assert "Vertex AI takes any MP4" in message
-    assert predicts(emulator) == []
+    assert predicts(cheap) == []
 
 
 def test_a_foreign_mp4_is_extended_on_vertex_inline(
@@ -227,14 +244,14 @@ def test_a_foreign_mp4_is_extended_on_vertex_inline(
 
 
 def test_every_refusal_is_a_clear_4xx_before_anything_goes_upstream(
-    make_gateway: Callable[..., Gateway], emulator: str, tmp_path: Path
+    make_gateway: Callable[..., Gateway], cheap: str, tmp_path: Path
 ) -> None:
-    gateway = gemini(make_gateway, emulator)
+    gateway = gemini(make_gateway, cheap)
     original = source(gateway)
     high = source(gateway, 8, resolution="1080p")
     failed = gateway.create({"model": FAST, "prompt": "[emulator:fail] a kite"}).json()["id"]
     assert gateway.wait(failed)["status"] == "failure"
-    before = len(predicts(emulator))
+    before = len(predicts(cheap))
 
     def spec(body: dict[str, Any], status: int = 400, key: str = KEY_A) -> str:
         answer = gateway.create({"model": FAST, "prompt": "on", **body}, key)
@@ -262,7 +279,7 @@ def test_every_refusal_is_a_clear_4xx_before_anything_goes_upstream(
         "UPDATE tasks SET completed_at = completed_at - 3 * 86400 WHERE id = :id", id=original
     )
     assert "gone upstream" in spec({"video": original})
-    assert len(predicts(emulator)) == before
+    assert len(predicts(cheap)) == before
 
 
 def test_a_source_still_running_is_refused(

@@ -135,7 +135,7 @@ def _encode(container: Any, spec: RenderSpec, cancel: threading.Event | None, fo
     if spec.source_video is not None:
         # An extension: every frame of its source first, then new frames that start from the
         # source's last one, so the video visibly continues it.
-        first = _replay_source(spec.source_video, frames - spec.fps, emit)
+        first = _replay_source(spec.source_video, spec.fps, frames - spec.fps, emit)
     scene = build_scene(
         size=canvas_size(spec.width, spec.height),
         prompt=spec.prompt,
@@ -154,17 +154,25 @@ def _encode(container: Any, spec: RenderSpec, cancel: threading.Event | None, fo
         container.mux(audio.encode(None))
 
 
-def _replay_source(data: bytes, limit: int, emit: Callable[[Any], None]) -> bytes | None:
-    """Emit up to `limit` frames of the MP4 `data`; returns its last frame as a PNG."""
-    last = None
+def _replay_source(data: bytes, fps: int, limit: int, emit: Callable[[Any], None]) -> bytes | None:
+    """Emit the MP4 `data` at `fps` (each output frame shows the source frame of its time, so a
+    source of another frame rate keeps its length), at most `limit` frames; returns its last
+    frame as a PNG."""
+    emitted, last = 0, None
     with av.open(io.BytesIO(data), mode="r") as source:
-        for count, frame in enumerate(source.decode(video=0)):
-            if count >= limit:
-                break
-            emit(frame)
+        stream = source.streams.video[0]
+        for frame in source.decode(stream):
+            start = float(frame.time or 0.0)
+            while last is not None and emitted < limit and emitted / fps < start - 1e-6:
+                emit(last)
+                emitted += 1
             last = frame
-    if last is None:
-        return None
+        if last is None:
+            return None
+        end = float(last.time or 0.0) + 1 / float(stream.average_rate or fps)
+        while emitted < limit and emitted / fps < end - 1e-6:
+            emit(last)
+            emitted += 1
     buffer = io.BytesIO()
     last.to_image().save(buffer, format="PNG")  # type: ignore[no-untyped-call]  # PyAV stub
     return buffer.getvalue()
