@@ -162,8 +162,18 @@ def test_openai_extension_by_id_in_json_and_in_a_form(
 ) -> None:
     gateway = gemini(make_gateway, cheap)
     original = source(gateway)
-    by_json = extend(gateway, json={"prompt": "further", "seconds": "8", "video": {"id": original}})
+    body = {"prompt": "further", "seconds": "8", "video": {"id": original}}
+    keyed = {**gateway.headers(), "Idempotency-Key": "extend-1"}
+    by_json = gateway.client.post("/v1/videos/extensions", json=body, headers=keyed)
     assert by_json.status_code == 200, by_json.text
+    # A retry with the same key is the same task; another request with it, a 409.
+    replay = gateway.client.post("/v1/videos/extensions", json=body, headers=keyed)
+    assert replay.json()["id"] == by_json.json()["id"]
+    assert replay.headers["idempotent-replayed"] == "true"
+    other = {**body, "prompt": "elsewhere"}
+    assert (
+        gateway.client.post("/v1/videos/extensions", json=other, headers=keyed).status_code == 409
+    )
     video = by_json.json()
     assert video["object"] == "video" and video["status"] == "queued", video
     assert (video["model"], video["seconds"], video["size"]) == (FAST, "11", "1280x720")
