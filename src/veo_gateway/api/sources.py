@@ -28,8 +28,9 @@ VEO_FPS = 24.0  # what Veo renders (and the emulator, by default)
 _SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160)}
 
 
-def task_clip(task: Task, sample: int = 0) -> Clip:
-    """What is known of sample `sample` of a completed task, from its row."""
+def task_clip(task: Task, sample: int = 0, gcs_uri: str | None = None) -> Clip:
+    """What is known of sample `sample` of a completed task, from its row (`gcs_uri`: where
+    the store keeps it, when that is a Cloud Storage bucket)."""
     request = task.request
     width, height = _SIZES.get(str(request.get("resolution") or RESOLUTION), _SIZES[RESOLUTION])
     if (request.get("aspect_ratio") or "16:9") == "9:16":
@@ -43,7 +44,7 @@ def task_clip(task: Task, sample: int = 0) -> Clip:
         fps=VEO_FPS,
         task_id=task.id,
         upstream_uri=ref if ref and ref.startswith("https://") else None,
-        gcs_uri=ref if ref and ref.startswith("gs://") else None,
+        gcs_uri=gcs_uri,
         credential=task.upstream,
         made_at=task.completed_at,
     )
@@ -124,7 +125,10 @@ async def prepare_extension(
         task = await source_task(services, owner, video.task_id)
     elif video.data is not None and (found := await _made_here(services, owner, video.data)):
         task, sample = found
-    clip = task_clip(task, sample) if task is not None else await probe_upload(video.data or b"")
+    if task is not None:
+        clip = task_clip(task, sample, services.storage.gcs_uri(task.samples[sample]))
+    else:
+        clip = await probe_upload(video.data or b"")
     extenders = [name for name in catalog if catalog[name].extension]
     check_extension(request, row, kinds, clip, time.time(), extenders=extenders)
     gemini, vertex = "gemini" in kinds, "vertex" in kinds

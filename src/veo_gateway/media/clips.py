@@ -36,7 +36,7 @@ def _probe(data: bytes, param: str) -> Clip:
             check_whole(path)
             info = probe_video(path)
         except IncompleteVideo as exc:
-            raise _refuse(f"it is cut short ({exc})", param) from exc
+            raise _refuse("it is cut short or damaged", param) from exc
         except (ValueError, OSError) as exc:
             raise _refuse("it has no video stream that can be read", param) from exc
     seconds = info.video.duration or info.duration
