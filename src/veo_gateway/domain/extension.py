@@ -140,7 +140,7 @@ def _check_gemini(clip: Clip, row: ModelCapabilities, now: float) -> None:
     where = _on("gemini", row)
     if clip.upstream_uri is None:
         made = (
-            "was not made on the Gemini API"
+            "was not made on the Gemini API (no file URI of it is on record)"
             if clip.task_id
             else "is not a video this gateway made there"
         )
