@@ -72,3 +72,14 @@ async def test_google_s_rules_for_the_source(emulator: Emulator) -> None:
     )
     high = await _source(emulator, durationSeconds=8, resolution="1080p")
     assert "must be 720p" in await _refused(emulator, {"video": {"uri": high}})
+
+
+def test_an_extension_s_render_record_keeps_its_source() -> None:
+    # What a restarted emulator (persist) renders an unfinished extension from.
+    from veo_gateway.emulator.render import RenderSpec
+    from veo_gateway.emulator.renders import spec_from_record, spec_record
+
+    spec = RenderSpec(prompt="on", width=1280, height=720, seconds=11, source_video=b"mp4")
+    fields, inputs = spec_record(spec)
+    assert inputs == {"source": b"mp4"}
+    assert spec_from_record(fields, inputs) == spec
