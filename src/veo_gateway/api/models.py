@@ -85,6 +85,8 @@ def describe(
             "upstreams": sorted(kinds),
             "max_samples": options.max_samples(row, kinds),
             "options": describe_options(row, kinds),
+            # Whether it extends a finished video (`video`, POST /v1/videos/extensions).
+            "extension": row.extension,
         },
         "pricing": describe_prices(row, kinds, prices or PriceTable()),
     }

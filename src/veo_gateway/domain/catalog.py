@@ -39,6 +39,8 @@ class ModelCapabilities:
     # Videos one request may ask for (`sampleCount`): on Vertex AI, and on the Gemini API.
     max_samples: int = 4
     gemini_max_samples: int = 1
+    # Whether Google extends this model's videos (`instances[0].video`): Veo 3.1 and 3.1 Fast.
+    extension: bool = False
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -70,6 +72,7 @@ def _standard(
         max_reference_images=3,
         min_latency=30.0,
         typical_latency=90.0,
+        extension=True,
     )
 
 
@@ -83,6 +86,7 @@ def _fast(
         resolutions_need_8s=_HIGH_RES,
         min_latency=15.0,
         typical_latency=45.0,
+        extension=True,
     )
 
 

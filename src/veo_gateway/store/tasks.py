@@ -81,6 +81,7 @@ class Task:
     video_bytes: int | None = None
     sample_paths: list[str] | None = None
     samples_filtered: int | None = None
+    upstream_refs: list[str | None] | None = None
     notified_at: float | None = None
     deleted_at: float | None = None
     expired_at: float | None = None
@@ -106,6 +107,8 @@ def _task_from_columns(values: dict[str, Any]) -> Task:
     values["request"] = json.loads(values["request"])
     if values.get("sample_paths") is not None:
         values["sample_paths"] = json.loads(values["sample_paths"])
+    if values.get("upstream_refs") is not None:
+        values["upstream_refs"] = json.loads(values["upstream_refs"])
     return Task(**values)
 
 
