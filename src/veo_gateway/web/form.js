@@ -7,6 +7,7 @@ export const MODE_NAMES = {
   image: "image to video",
   interpolation: "first and last frame",
   reference: "reference images",
+  extension: "extension",
 };
 
 const state = {
@@ -60,6 +61,12 @@ export function clearModels() {
   select.replaceChildren(el("option", { value: "", text: "enter a key to load models" }));
   select.disabled = true;
   $("submit").disabled = true;
+}
+
+// Whether `GET /v1/models` says the model continues a finished video (`video`).
+export function modelExtends(id) {
+  const model = state.models.find((m) => m.id === id);
+  return Boolean(model && model.capabilities.extension);
 }
 
 function currentModel() {

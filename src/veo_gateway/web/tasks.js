@@ -3,7 +3,7 @@
 // fetched with the key in a header and played from a blob URL.
 import { $, el } from "./dom.js";
 import { api, apiKey, ApiError, describeError } from "./api.js";
-import { MODE_NAMES } from "./form.js";
+import { MODE_NAMES, modelExtends } from "./form.js";
 
 const POLL_MS = 1000;
 const PAGE_SIZE = 20;
@@ -184,6 +184,7 @@ function taskCard(task) {
   if (task.error) card.append(el("p", { class: "error task-problem", text: task.error }));
   if (task.status === "completed") {
     card.append(...player(task));
+    if (list.blobs.has(task.id) && modelExtends(task.model)) card.append(extendForm(task));
     if (!list.blobs.has(task.id) && !task.gone && !task.error) observer().observe(card);
   }
   return card;
@@ -339,6 +340,42 @@ async function poll(id) {
   } finally {
     list.polling.delete(id);
   }
+}
+
+// "Extend": a new task that continues this one's video with the prompt given (the spec's
+// `video` field); Google's rules are the gateway's to check, and its refusal is shown here.
+function extendForm(task) {
+  const input = el("input", {
+    type: "text",
+    class: "extend-prompt",
+    placeholder: "what happens next",
+    ariaLabel: `Prompt to extend video ${task.id}`,
+  });
+  const button = el("button", { type: "submit", class: "secondary small", text: "Extend +7 s" });
+  const form = el("form", { class: "extend" }, [input, button]);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const prompt = input.value.trim();
+    if (!prompt) {
+      input.focus();
+      return;
+    }
+    button.disabled = true;
+    try {
+      const response = await api("/v1/videos", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ model: task.model, prompt, video: task.id }),
+      });
+      addCreated(await response.json(), { prompt, mode: "extension" });
+    } catch (error) {
+      update(task.id, { error: `Could not extend the video: ${describeError(error)}` });
+      renderTask(task.id);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return form;
 }
 
 async function deleteTask(id) {
