@@ -23,7 +23,7 @@ from veo_gateway.store import usage as ledger
 from veo_gateway.store.database import disk_full_errors
 from veo_gateway.store.dialect import Dialect, dialect_of
 from veo_gateway.store.reader import Reader
-from veo_gateway.store.tables import idempotency_keys, tasks, webhook_callbacks
+from veo_gateway.store.tables import idempotency_keys, tasks, video_digests, webhook_callbacks
 from veo_gateway.store.usage import Charge, Limits
 
 # An Idempotency-Key is remembered this long (seconds).
@@ -396,6 +396,7 @@ class TaskStore:
             await conn.execute(
                 idempotency_keys.delete().where(idempotency_keys.c.task_id == task_id)
             )
+            await conn.execute(video_digests.delete().where(video_digests.c.task_id == task_id))
             await ledger.forget(conn, task_id)
         return bool(result.rowcount == 1)
 
