@@ -14,7 +14,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from veo_gateway.api import admin, health, metrics, models, unsupported, usage, videos, web
+from veo_gateway.api import (
+    admin,
+    extensions,
+    health,
+    metrics,
+    models,
+    unsupported,
+    usage,
+    videos,
+    web,
+)
 from veo_gateway.api.auth import Authenticator
 from veo_gateway.api.deps import Services
 from veo_gateway.api.limits import BodySizeLimit, HeaderSizeLimit
@@ -271,6 +281,7 @@ def create_app(
     _prepare(app, settings, role, worker_lock)
     app.include_router(health.router)
     app.include_router(videos.router)
+    app.include_router(extensions.router)
     app.include_router(unsupported.router)
     app.include_router(models.router)
     app.include_router(usage.router)

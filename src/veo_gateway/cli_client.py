@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -168,9 +168,11 @@ def _finish(
     wait: bool = True,
     created: bool = False,
     index: int = 0,
+    every_sample: bool = False,
 ) -> None:
-    """Wait for the video if need be, then download it (or fail with the task's reason)."""
-    path = output or Path(f"{video.id}.mp4" if index == 0 else f"{video.id}.{index}.mp4")
+    """Wait for the video if need be, then download it, or each of its samples (or fail with
+    the task's reason)."""
+    path = _sample_path(output, video.id, index)
     with _fetch_later_on_interrupt(console, video.id, path):
         if created:
             console.print(f"created {video.id} ({escape(video.model)})")
@@ -179,9 +181,22 @@ def _finish(
             video = _wait(client, video, console, poll_interval)
         if video.failed:
             _fail(console, f"video {video.id} failed: {video.fail_reason or 'no reason given'}")
-        written = _download(client, video.id, path, console, index)
-    console.print(f"saved {escape(str(written))}")
-    typer.echo(str(written))
+        indexes = range(video.sample_count) if every_sample else (index,)
+        written = [
+            _download(client, video.id, _sample_path(output, video.id, i), console, i)
+            for i in indexes
+        ]
+    for saved in written:
+        console.print(f"saved {escape(str(saved))}")
+        typer.echo(str(saved))
+
+
+def _sample_path(output: Path | None, video_id: str, index: int) -> Path:
+    """Where sample `index` goes: ID.mp4, ID.1.mp4, ... or, with -o out.mp4, out.mp4,
+    out.1.mp4, ..."""
+    if output is None:
+        return Path(f"{video_id}.mp4" if index == 0 else f"{video_id}.{index}.mp4")
+    return output if index == 0 else output.with_name(f"{output.stem}.{index}{output.suffix}")
 
 
 def generate(
@@ -201,8 +216,20 @@ def generate(
     duration: Annotated[int | None, typer.Option(help="Seconds: 4, 6 or 8.")] = None,
     resolution: Annotated[str | None, typer.Option(help="720p, 1080p or 4k.")] = None,
     negative_prompt: Annotated[str | None, typer.Option(help="What not to film.")] = None,
+    samples: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=4, help="Videos to make (metadata.sampleCount), where the route allows."
+        ),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Seed (Vertex routes).")] = None,
+    audio: Annotated[
+        bool | None,
+        typer.Option("--audio/--no-audio", help="Sound on or off (Vertex routes)."),
+    ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Where to save. Default: ID.mp4.")
+        Path | None,
+        typer.Option("--output", "-o", help="Where to save. Default: ID.mp4 (then ID.1.mp4, ...)."),
     ] = None,
     poll_interval: PollInterval = 2.0,
     base_url: BaseUrl = DEFAULT_BASE_URL,
@@ -220,8 +247,15 @@ def generate(
             duration=duration,
             resolution=resolution,
             negative_prompt=negative_prompt,
+            metadata=_options(samples, seed, audio),
         )
-        _finish(client, video, output, console, poll_interval, created=True)
+        _finish(client, video, output, console, poll_interval, created=True, every_sample=True)
+
+
+def _options(samples: int | None, seed: int | None, audio: bool | None) -> dict[str, Any]:
+    """The `metadata` options given on the command line; the rest are left to Google."""
+    given = {"sampleCount": samples, "seed": seed, "generateAudio": audio}
+    return {key: value for key, value in given.items() if value is not None}
 
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print the gateway's JSON.")]

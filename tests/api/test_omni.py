@@ -100,7 +100,8 @@ def test_models_list_omni_with_its_options(gateway: Gateway) -> None:
     models = gateway.client.get("/v1/models", headers=gateway.headers()).json()["data"]
     [row] = [m for m in models if m["id"] == OMNI]
     capabilities = row["capabilities"]
-    assert capabilities["protocol"] == "interactions" and capabilities["extension"] is True
+    assert capabilities["protocol"] == "interactions" and capabilities["upstream_extension"]
+    assert capabilities["extension"] is False  # Omni extension is not served here
     assert capabilities["resolutions"] == ["360p", "720p", "1080p", "4k"]
     assert capabilities["modes"] == ["text", "image", "reference"]
     assert capabilities["options"] == {} and capabilities["max_samples"] == 1

@@ -9,11 +9,14 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.api.test_google_env import start_emulator, vertex_env
 from tests.conftest import KEY_A, KEY_B, Gateway
 from tests.support.media import assert_length, make_image
 from tests.support.servers import free_port
@@ -74,6 +77,43 @@ def test_generate_writes_the_mp4(gateway: Gateway, cwd: Path) -> None:
     task = gateway.get(video_id(result.stderr)).json()
     assert task["status"] == "completed"
     assert task["model"] == DEFAULT_MODEL  # the gateway's default, as everywhere
+
+
+def test_generate_makes_and_saves_every_sample(
+    make_gateway: Callable[..., Gateway], tmp_path: Path, cwd: Path
+) -> None:
+    """On a Vertex route (the emulator's): --samples, --seed and --no-audio go out as the
+    options, and each sample is saved beside the first."""
+    with contextmanager(start_emulator)(tmp_path) as emulator:
+        gateway = make_gateway(**vertex_env(emulator))
+        result = run(
+            gateway.url,
+            cwd,
+            *("generate", PROMPT, "--model", "veo-3.1-generate-preview", "--duration", "4"),
+            *("--samples", "2", "--seed", "7", "--no-audio", "--poll-interval", "0.1"),
+            *("-o", "boat.mp4"),
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == ["boat.mp4", "boat.1.mp4"]
+        task_id = video_id(result.stderr)
+        for index, name in enumerate(["boat.mp4", "boat.1.mp4"]):
+            served = gateway.client.get(
+                f"/v1/videos/{task_id}/content", params={"index": index}, headers=gateway.headers()
+            )
+            assert (cwd / name).read_bytes() == served.content
+        (sent,) = [
+            entry["body"]["parameters"]
+            for entry in httpx.get(f"{emulator}/_emulator/requests").json()
+            if entry["path"].endswith(":predictLongRunning")
+        ]
+        assert (sent["sampleCount"], sent["seed"], sent["generateAudio"]) == (2, 7, False)
+
+
+def test_generate_refuses_an_option_the_route_does_not_take(gateway: Gateway, cwd: Path) -> None:
+    """The built-in emulator speaks the Gemini API, where Google's SDK sends no seed."""
+    result = run(gateway.url, cwd, "generate", PROMPT, "--seed", "7")
+    assert result.returncode == 1
+    assert "seed" in result.stderr and not list(cwd.iterdir())
 
 
 def test_generate_from_a_local_image_saves_to_the_id_by_default(

@@ -222,3 +222,21 @@ async def test_async_delete(gateway: Gateway) -> None:
         await client.delete(video.id)
         with pytest.raises(ApiError):
             await client.get(video.id)
+
+
+def test_extend_a_video_blocking_and_async(gateway: Gateway) -> None:
+    import asyncio
+
+    with Client(gateway.url, KEY_A) as client:
+        source = client.wait(client.create(PROMPT, duration=4).id, poll_interval=0.05)
+        extended = client.extend(source.id, "the kite flies off")
+        assert extended.status in ("", "in_progress") and extended.id != source.id
+        with pytest.raises(ApiError, match="no video task with id"):
+            client.extend("video_nope", "p")
+
+    async def extend_async() -> str:
+        async with AsyncClient(gateway.url, KEY_A) as client:
+            return (await client.extend(source.id, "again")).id
+
+    for task in (extended.id, asyncio.run(extend_async())):
+        assert gateway.get(task).json()["extended_from_video_id"] == source.id

@@ -5,9 +5,9 @@ Run by `tests/emulator/test_sdk3.py` in a subprocess that has 3.x first on `sys.
 it today: `vertexai=True` with a project and the `global` location (its default when no location
 is set: the host without a region prefix), its default API version `v1beta1`,
 `generate_videos(model=..., source=GenerateVideosSource(...), config=...)` and `operations.get`,
-for every mode the emulator serves and several samples. Then, for each logical request, the body
-3.x sends and the body the gateway's Vertex adapter sends are captured at the emulator and must
-be the same JSON. Video extension is not served yet, so neither it nor its conformance is here.
+for every mode the emulator serves, several samples and video extension
+(`GenerateVideosSource(video=...)`). Then, for each logical request, the body 3.x sends and the
+body the gateway's Vertex adapter sends are captured at the emulator and must be the same JSON.
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ if int(genai.__version__.split(".")[0]) < 3:
 from tests.emulator.conftest import FAST, KEY, STANDARD
 from tests.emulator.sdk_cases import BLUE, GREEN, RED, VERTEX_CASES, Case, sdk_image
 from tests.support.servers import serve_app
+from veo_gateway.domain.request import SourceVideo, VideoRequest
 from veo_gateway.emulator.app import EmulatorConfig, create_emulator_app
+from veo_gateway.emulator.render import RenderSpec, render_video
+from veo_gateway.media.probe import probe_video
 from veo_gateway.providers.http import UpstreamHttp
 from veo_gateway.providers.vertex import StaticToken, VertexProvider
 
@@ -213,4 +216,49 @@ def test_vertex_adapter_sends_what_sdk3_sends(
     # 3.x speaks v1beta1, the adapter the GA v1: the same resource, the same body.
     assert sent["path"] == f"/v1beta1/{PLACE}/{VERTEX_STANDARD}:predictLongRunning"
     assert ours["path"] == f"/v1/{PLACE}/{VERTEX_STANDARD}:predictLongRunning"
+    assert ours["body"] == sent["body"]
+
+
+def test_sdk3_extends_an_mp4_as_the_adapter_does(
+    client: genai.Client, emulator_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # A 1 s 24 fps clip (what Vertex AI asks of a source), not one of the emulator's 6 fps.
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    render_video(RenderSpec(prompt="c", width=320, height=180, seconds=1, fps=24), path)
+    data = path.read_bytes()
+    config = types.GenerateVideosConfig(duration_seconds=8, resolution="720p", aspect_ratio="16:9")
+    source = types.GenerateVideosSource(
+        prompt="and then", video=types.Video(video_bytes=data, mime_type="video/mp4")
+    )
+    operation = _wait(
+        client, client.models.generate_videos(model=VERTEX_STANDARD, source=source, config=config)
+    )
+    assert operation.error is None, operation.error
+    whole = path.with_name("whole.mp4")
+    whole.write_bytes(operation.response.generated_videos[0].video.video_bytes)
+    assert abs(probe_video(whole).duration - (1 + 7)) < 0.3
+
+    request = VideoRequest[Any](
+        model=VERTEX_STANDARD,
+        prompt="and then",
+        aspect_ratio="16:9",
+        duration_seconds=8,
+        resolution="720p",
+        video=SourceVideo(data=data),
+    )
+
+    async def adapter() -> None:
+        async with UpstreamHttp(timeout=30) as http:
+            provider = VertexProvider(
+                project=PROJECT,
+                location=LOCATION,
+                tokens=StaticToken(TOKEN),
+                client=http,
+                base_url=emulator_url,
+            )
+            await provider.submit(VERTEX_STANDARD, request)
+
+    asyncio.run(adapter())
+    sent, ours = _last_submissions(emulator_url, 2)
+    assert set(sent["body"]["instances"][0]["video"]) == {"bytesBase64Encoded", "mimeType"}
     assert ours["body"] == sent["body"]

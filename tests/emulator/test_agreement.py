@@ -302,3 +302,20 @@ def test_the_emulator_does_not_import_the_gateways_rules() -> None:
     assert {
         (name, module) for name, module in imported if module.startswith("veo_gateway.domain")
     } == set()
+
+
+def test_the_gateway_and_google_agree_on_extension() -> None:
+    from veo_gateway.domain import extension
+
+    # Which models extend, on each protocol that serves them.
+    for kind, rules in google_rules.MODELS.items():
+        for name, model in rules.items():
+            if name in CATALOG:
+                assert CATALOG[name].extension == model.extension, (kind, name)
+    # The limits each side states for the source and what an extension adds.
+    assert extension.ADDED_SECONDS == google_rules.EXTENSION_ADDS
+    assert extension.GEMINI_MAX_INPUT_SECONDS == google_rules.GEMINI_MAX_SOURCE
+    assert extension.GEMINI_MAX_TOTAL_SECONDS == google_rules.GEMINI_MAX_EXTENDED
+    assert extension.VERTEX_INPUT_SECONDS == google_rules.VERTEX_SOURCE_SECONDS
+    assert extension.VERTEX_FPS == google_rules.VERTEX_SOURCE_FPS
+    assert extension.DURATION_SECONDS == google_rules.LONG_DURATION

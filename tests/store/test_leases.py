@@ -68,12 +68,12 @@ async def test_a_poll_lease_keeps_the_task_until_it_runs_out_then_another_takes_
 ) -> None:
     one, two = Claims(store, "worker-1"), Claims(store, "worker-2")
     await running(store, "t1")
-    (first,) = await one.claim(State.IN_PROGRESS, limit=10, lease_seconds=0.2)
+    (first,) = await one.claim(State.IN_PROGRESS, limit=10, lease_seconds=1.0)
     assert first.id == "t1" and first.lease_until > time.time()
     assert first.lease_owner == "worker-1"
     # While the lease lives, no other worker (nor the same one) takes it.
-    assert await two.claim(State.IN_PROGRESS, limit=10, lease_seconds=0.2) == []
-    assert await one.claim(State.IN_PROGRESS, limit=10, lease_seconds=0.2) == []
+    assert await two.claim(State.IN_PROGRESS, limit=10, lease_seconds=1.0) == []
+    assert await one.claim(State.IN_PROGRESS, limit=10, lease_seconds=1.0) == []
     assert await store.next_due_at(State.IN_PROGRESS) == pytest.approx(first.lease_until)
 
     # The first taker stopped answering: once its lease ran out, the task is taken again.
@@ -106,7 +106,7 @@ async def test_a_poll_lease_keeps_the_task_until_it_runs_out_then_another_takes_
 async def test_a_renewed_lease_is_never_taken_over(store: TaskStore) -> None:
     holder, other = Claims(store, "worker-1"), Claims(store, "worker-2")
     await running(store, "slow")
-    (claimed,) = await holder.claim(State.IN_PROGRESS, limit=1, lease_seconds=0.2)
+    (claimed,) = await holder.claim(State.IN_PROGRESS, limit=1, lease_seconds=1.0)
     # A slow download: its worker renews the lease before it runs out.
     assert await holder.renew(["slow"], lease_seconds=60) == {"slow"}
     assert (await get(store, "slow")).lease_until > claimed.lease_until + 30
@@ -123,8 +123,9 @@ async def test_a_submission_whose_lease_ran_out_is_requeued_and_taken_again(
 ) -> None:
     dead, alive = Claims(store, "worker-1"), Claims(store, "worker-2")
     await add(store, "t1")
+    # Long enough for the checks of a live lease below on a loaded machine (the test waits it out).
     claimed = await dead.claim_task(
-        "t1", State.QUEUED, State.SUBMITTING, lease_seconds=0.2, upstream="emu#1"
+        "t1", State.QUEUED, State.SUBMITTING, lease_seconds=1.5, upstream="emu#1"
     )
     assert claimed is not None and claimed.lease_owner == "worker-1"
     # A live submission lease: not abandoned, not claimable again.

@@ -118,10 +118,19 @@ def test_a_task_past_the_retention_loses_its_files_and_content_answers_410(
     assert video["status"] == "completed"
     assert video["expires_at"] == video["completed_at"] + 7 * DAY
 
+    def digests(task: str) -> int:
+        count: int = gateway.db.scalar(
+            "select count(*) from video_digests where task_id = :id", id=task
+        )
+        return count
+
+    assert digests(task_id) == digests(openai_id) == 1  # how an upload of it would be known
+
     now = time.time() + 7 * DAY + 60
     metrics = Metrics()
     assert sorted(sweep(gateway, now, metrics=metrics)) == sorted([task_id, openai_id])
     assert files_of(gateway, task_id) == files_of(gateway, openai_id) == []
+    assert digests(task_id) == digests(openai_id) == 0
     assert total(_samples(metrics), "veo_gateway_retention_expired_total", reason="retention") == 2
 
     response = content(gateway, task_id)

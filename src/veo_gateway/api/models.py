@@ -91,10 +91,12 @@ def describe(
             "upstreams": sorted(kinds),
             "max_samples": options.max_samples(row, kinds),
             "options": describe_options(row, kinds),
+            # Whether it extends a finished video (`video`, POST /v1/videos/extensions).
+            "extension": row.extension,
             # How Google is asked ("predict": Veo; "interactions": Gemini Omni), and whether
-            # Google's model can extend a video.
+            # Google's model can extend videos (served here only where `extension` says so).
             "protocol": row.protocol,
-            "extension": row.can_extend,
+            "upstream_extension": row.can_extend,
         },
         "pricing": describe_prices(row, kinds, prices or PriceTable()),
     }

@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from veo_gateway.api.bodies import check_text
-from veo_gateway.api.spec_dialect import sample_fields, task_progress
+from veo_gateway.api.spec_dialect import extension_fields, sample_fields, task_progress
 from veo_gateway.domain.catalog import Catalog, ModelCapabilities
+from veo_gateway.domain.extension import video_seconds
 from veo_gateway.domain.numbers import decimal
 from veo_gateway.domain.request import ImageSource, VideoRequest
 from veo_gateway.errors import InvalidArgument
@@ -174,6 +175,8 @@ def render_openai_video(task: Task, now: float, expires_at: float | None) -> dic
     request = task.request
     aspect_ratio, resolution = str(request.get("aspect_ratio")), str(request.get("resolution"))
     seconds = request.get("duration_seconds")
+    if request.get("video"):
+        seconds = video_seconds(request)  # an extension's video is the whole, source and all
     body: dict[str, Any] = {
         "id": task.id,
         "object": "video",
@@ -192,6 +195,7 @@ def render_openai_video(task: Task, now: float, expires_at: float | None) -> dic
     }
     # Beside OpenAI's fields (its SDK keeps fields it does not know): how many samples.
     body.update(sample_fields(task))
+    body.update(extension_fields(task))
     if task.state is State.FAILED:
         body["error"] = {"code": "generation_failed", "message": task.fail_reason or "failed"}
     elif task.state is State.CANCELLED:

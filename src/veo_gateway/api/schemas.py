@@ -73,6 +73,9 @@ class SpecVideoCreate(BaseModel):
     )
     metadata: SpecMetadata | None = None
     callback_url: str | None = Field(None, description="Receives the task's final event.")
+    video: str | None = Field(
+        None, description="The id of a completed video to extend by 7 s (excludes images)."
+    )
 
 
 class ImageUrl(BaseModel):
@@ -132,6 +135,9 @@ class SpecVideo(BaseModel):
     samples_filtered: int | None = Field(
         None, description="Samples Google's safety filters withheld (absent: none)."
     )
+    extended_from_video_id: str | None = Field(
+        None, description="An extension's source video (null: an uploaded MP4)."
+    )
 
 
 class VideoError(BaseModel):
@@ -159,6 +165,7 @@ class OpenAIVideo(BaseModel):
     error: VideoError | None
     sample_count: int = Field(1, ge=1, le=4, description="As in the spec's video object.")
     samples_filtered: int | None = None
+    extended_from_video_id: str | None = None
 
 
 class Video(RootModel[SpecVideo | OpenAIVideo]):
@@ -212,11 +219,20 @@ class ModelCapabilities(BaseModel):
         description="The `metadata` options its route takes (sampleCount, seed, generateAudio, "
         "enhancePrompt, resizeMode, compressionQuality), each with its values or range."
     )
+    extension: bool = Field(
+        default=False,
+        description="Whether it extends a finished video by 7 s (`video`, or "
+        "POST /v1/videos/extensions).",
+    )
     protocol: str = Field(
         default="predict",
         description='How Google is asked: "predict" (Veo) or "interactions" (Gemini Omni).',
     )
-    extension: bool = Field(default=False, description="Whether Google's model extends videos.")
+    upstream_extension: bool = Field(
+        default=False,
+        description="Whether Google's model extends videos (Gemini Omni's does; the gateway "
+        "serves extension where `extension` says so).",
+    )
 
 
 class ModelPricing(BaseModel):

@@ -12,12 +12,12 @@ from typing import Any
 from veo_gateway.api.bodies import check_text
 from veo_gateway.domain.options import options_of
 from veo_gateway.domain.progress import estimate_progress
-from veo_gateway.domain.request import ImageSource, ReferenceImage, VideoRequest
+from veo_gateway.domain.request import ImageSource, ReferenceImage, SourceVideo, VideoRequest
 from veo_gateway.errors import InvalidArgument
 from veo_gateway.store.tasks import FINAL_STATES, State, Task
 
 # `callback_url` is read by the create route itself (webhooks/callbacks.py), not by this parser.
-TOP_LEVEL_FIELDS = ("model", "prompt", "images", "metadata", "callback_url")
+TOP_LEVEL_FIELDS = ("model", "prompt", "images", "metadata", "callback_url", "video")
 
 # metadata keys the gateway reads itself; every other key goes to upstream `parameters` as is.
 _KNOWN_METADATA = (
@@ -126,9 +126,24 @@ def parse_spec_request(body: Any) -> VideoRequest[ImageSource]:
             "metadata.referenceImages must be an array", param="metadata.referenceImages"
         )
 
+    video = None
+    if body.get("video") is not None:
+        # An extension: the id of a completed task of the caller's (api/sources.py).
+        task_id = _string(body["video"], "video", required=True)
+        if not task_id or not task_id.strip():
+            raise InvalidArgument("video must be the id of a completed video task", param="video")
+        if frames or refs_value:
+            raise InvalidArgument(
+                "video and images exclude each other: an extension continues its video, "
+                "it takes no images",
+                param="images" if frames else "metadata.referenceImages",
+            )
+        video = SourceVideo(task_id=task_id.strip())
+
     return VideoRequest(
         model=model,
         prompt=prompt,
+        video=video,
         image=frames[0] if frames else None,
         last_frame=frames[1] if len(frames) > 1 else None,
         reference_images=tuple(_reference(ref, i) for i, ref in enumerate(refs_value)),
@@ -183,7 +198,15 @@ def render_spec_video(task: Task, now: float, expires_at: float | None) -> dict[
     if task.state in (State.FAILED, State.CANCELLED):
         body["fail_reason"] = task.fail_reason or "the task failed"
     body.update(sample_fields(task))
+    body.update(extension_fields(task))
     return body
+
+
+def extension_fields(task: Task) -> dict[str, Any]:
+    """For an extension: the task whose video it continues (null for an uploaded MP4 that is
+    not a video of this gateway's)."""
+    video = task.request.get("video")
+    return {} if not video else {"extended_from_video_id": video.get("task_id")}
 
 
 def sample_fields(task: Task) -> dict[str, int]:

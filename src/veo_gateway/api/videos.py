@@ -22,9 +22,11 @@ from veo_gateway.api.openai_dialect import looks_like_openai, parse_openai_reque
 from veo_gateway.api.openapi import create_body, errors, ok
 from veo_gateway.api.ranges import satisfiable_ranges
 from veo_gateway.api.render import OPENAI, SPEC, render_task
+from veo_gateway.api.sources import prepare_extension
 from veo_gateway.api.spec_dialect import parse_spec_request, task_progress
 from veo_gateway.api.status import owned_task, poll_after
 from veo_gateway.domain.catalog import ModelCapabilities
+from veo_gateway.domain.extension import ADDED_SECONDS
 from veo_gateway.domain.numbers import decimal
 from veo_gateway.domain.options import Options, check_options
 from veo_gateway.domain.request import ImageSource, VideoRequest
@@ -64,7 +66,7 @@ def new_task_id() -> str:
     "/v1/videos",
     responses={
         **ok(schemas.Video, "The task, accepted: its video object."),
-        **errors(400, 401, 403, 409, 413, 429, 503),
+        **errors(400, 401, 403, 404, 409, 410, 413, 429, 503),
         "default": {
             "model": schemas.ErrorEnvelope,
             "description": "Google refused the request when it was handed over at once: its "
@@ -80,10 +82,32 @@ async def create_video(request: Request, services: ServicesDep, owner: OwnerDep)
     the task keeps the dialect it was created in. With an `Idempotency-Key`, a repeat of the
     same request gives back the same task, and a different request with the key a 409.
     """
-    key = _idempotency_key(request)
+    key = idempotency_key(request)
     dialect, parsed, fingerprint, callback_url = await _parse_create(
         request, services, fingerprint=key is not None
     )
+    return await create_task(
+        services,
+        owner,
+        dialect,
+        parsed,
+        key=key,
+        fingerprint=fingerprint,
+        callback_url=callback_url,
+    )
+
+
+async def create_task(
+    services: Services,
+    owner: str,
+    dialect: str,
+    parsed: VideoRequest[ImageSource],
+    *,
+    key: str | None,
+    fingerprint: str,
+    callback_url: str | None = None,
+) -> JSONResponse:
+    """Check a parsed create (an extension's source too), store the task and hand it over."""
     row = services.catalog.require(parsed.model)
     limits = await services.keys.limits(owner)
     check_model(limits, row.name)
@@ -92,6 +116,8 @@ async def create_video(request: Request, services: ServicesDep, owner: OwnerDep)
     idempotency = None if key is None else (key, fingerprint)
     if key is not None and (earlier := await services.tasks.find_idempotent(owner, key)):
         return await _replay(services, owner, key, fingerprint, *earlier)
+    if parsed.video is not None:
+        parsed = await prepare_extension(services, owner, parsed, row)
     resolved = await resolve_images(parsed, services.fetcher, services.image_limits)
     services.storage.check_space()  # 507 under the free-space floor, before writing anything
     task_id = new_task_id()
@@ -137,8 +163,11 @@ async def create_video(request: Request, services: ServicesDep, owner: OwnerDep)
 def _charge(
     services: Services, parsed: VideoRequest[ImageSource], row: ModelCapabilities, options: Options
 ) -> Charge:
-    """What the task will cost if every sample it asks for is delivered."""
+    """What the task will cost if every sample it asks for is delivered (an extension: the
+    seconds Google adds, see domain/extension.py)."""
     seconds = parsed.duration_seconds or row.default_duration
+    if parsed.video is not None:
+        seconds = ADDED_SECONDS
     resolution = parsed.resolution or row.default_resolution
     audio, samples = options.audio(row), options.sample_count
     return Charge(
@@ -207,7 +236,7 @@ def _form_fields(
     return fields, upload
 
 
-def _idempotency_key(request: Request) -> str | None:
+def idempotency_key(request: Request) -> str | None:
     key = request.headers.get("idempotency-key")
     if key is None:
         return None

@@ -118,6 +118,12 @@ class AsyncClient:
         response = await self._request("POST", "/v1/videos", json=body)
         return video_from_json(response.json())
 
+    async def extend(self, video_id: str, prompt: str, *, model: str = DEFAULT_MODEL) -> Video:
+        """Start a task that extends the completed video `video_id` by 7 s (Veo 3.1)."""
+        body = {"model": model, "prompt": prompt, "video": video_id}
+        response = await self._request("POST", "/v1/videos", json=body)
+        return video_from_json(response.json())
+
     async def get(self, video_id: str) -> Video:
         """The task's current status."""
         return video_from_json((await self._request("GET", f"/v1/videos/{video_id}")).json())

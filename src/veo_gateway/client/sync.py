@@ -107,6 +107,11 @@ class Client:
         )
         return video_from_json(self._request("POST", "/v1/videos", json=body).json())
 
+    def extend(self, video_id: str, prompt: str, *, model: str = DEFAULT_MODEL) -> Video:
+        """Start a task that extends the completed video `video_id` by 7 s (Veo 3.1)."""
+        body = {"model": model, "prompt": prompt, "video": video_id}
+        return video_from_json(self._request("POST", "/v1/videos", json=body).json())
+
     def get(self, video_id: str) -> Video:
         """The task's current status."""
         return video_from_json(self._request("GET", f"/v1/videos/{video_id}").json())

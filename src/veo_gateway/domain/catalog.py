@@ -39,13 +39,15 @@ class ModelCapabilities:
     # Videos one request may ask for (`sampleCount`): on Vertex AI, and on the Gemini API.
     max_samples: int = 4
     gemini_max_samples: int = 1
+    # Whether Google extends this model's videos (`instances[0].video`): Veo 3.1 and 3.1 Fast.
+    extension: bool = False
     # How Google is asked: "predict" (Veo's predictLongRunning) or "interactions" (Gemini
     # Omni's Interactions API, providers/omni.py).
     protocol: str = "predict"
     # Whether reference images, like interpolation, need `long_duration` (Veo's rule).
     references_need_long: bool = True
-    # Whether Google's model can extend a video it made (shown in /v1/models; the gateway
-    # serves extension only for the models and routes that say so elsewhere).
+    # Whether Google's model can extend a video it made, served here or not (Gemini Omni's
+    # can; the gateway serves extension only where `extension` says so).
     can_extend: bool = False
 
     @property
@@ -78,6 +80,7 @@ def _standard(
         max_reference_images=3,
         min_latency=30.0,
         typical_latency=90.0,
+        extension=True,
     )
 
 
@@ -91,6 +94,7 @@ def _fast(
         resolutions_need_8s=_HIGH_RES,
         min_latency=15.0,
         typical_latency=45.0,
+        extension=True,
     )
 
 

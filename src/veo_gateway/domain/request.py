@@ -32,6 +32,26 @@ class Image:
         return f"Image({self.mime_type}, {len(self.data)} bytes, field={self.field!r})"
 
 
+@dataclass(frozen=True)
+class SourceVideo:
+    """The video an extension continues: a completed task of the caller's (`task_id`), or an
+    uploaded MP4 (`data`); once resolved, what each upstream kind is sent: the Gemini API's file
+    `uri` of a video it generated, Vertex AI's `gcs_uri` or the bytes inline."""
+
+    task_id: str | None = None
+    data: bytes | None = None
+    uri: str | None = None
+    gcs_uri: str | None = None
+    mime_type: str = "video/mp4"
+    field: str = "video"
+    seconds: float | None = None  # its length, once known
+    credential: str | None = None  # the credential whose project holds `uri`
+
+    def __repr__(self) -> str:  # never dump video bytes into logs or tracebacks
+        size = None if self.data is None else len(self.data)
+        return f"SourceVideo(task_id={self.task_id!r}, {size} bytes, uri={self.uri!r})"
+
+
 ImageT = TypeVar("ImageT", ImageSource, Image)
 OtherT = TypeVar("OtherT", ImageSource, Image)
 
@@ -60,10 +80,14 @@ class VideoRequest(Generic[ImageT]):
     resolution: str | None = None
     # Other `metadata` keys, passed to the upstream `parameters` untouched.
     extra_parameters: Mapping[str, Any] = field(default_factory=dict)
+    # The video an extension continues (domain/extension.py); None for a new video.
+    video: SourceVideo | None = None
 
     @property
     def mode(self) -> str:
-        """text, image, interpolation or reference."""
+        """text, image, interpolation, reference or extension."""
+        if self.video is not None:
+            return "extension"
         if self.reference_images:
             return "reference"
         if self.last_frame is not None:
@@ -94,4 +118,5 @@ class VideoRequest(Generic[ImageT]):
             person_generation=self.person_generation,
             resolution=self.resolution,
             extra_parameters=self.extra_parameters,
+            video=self.video,
         )

@@ -94,7 +94,7 @@ def create_emulator_app(
             raise NotFound(protocol.not_found_model(model or method))
         async with core.submission_call(key) as entry:
             fault = await core.inject("submit")
-            submission, output, _ = await core.read_predict(request, model, "gemini")
+            submission, output, _ = await core.read_predict(request, model, "gemini", key)
             entry["prompt"] = submission.prompt
             core.admit(key)
             operation = await book.submit(

@@ -23,6 +23,7 @@ from veo_gateway.emulator.faults import FaultInjector, Faults
 from veo_gateway.emulator.google_rules import Output, Protocol
 from veo_gateway.emulator.operations import Operation, OperationBook, fingerprint
 from veo_gateway.emulator.submission import Submission
+from veo_gateway.emulator.videos import read_video
 from veo_gateway.errors import (
     GatewayError,
     InvalidArgument,
@@ -202,14 +203,23 @@ class EmulatorCore:
     # -- submissions --------------------------------------------------------------------------
 
     async def read_predict(
-        self, request: Request, model: str, dialect: Protocol
+        self,
+        request: Request,
+        model: str,
+        dialect: Protocol,
+        owner: str = "",
+        gcs_file: Callable[[str], str | None] | None = None,
     ) -> tuple[Submission, Output, dict[str, Any]]:
         """The body of a predictLongRunning call, logged, parsed and judged by Google's rules
-        for `dialect`; the video it makes, and the body as sent."""
+        for `dialect`; the video it makes, and the body as sent. An extension's source video is
+        read as `owner` (the caller's credential) may read it; `gcs_file` finds the file of a
+        gs:// object."""
         body = await request.body()
         payload = await off_loop_if_large(len(body), protocol.parse_json, body)
         self.requests.append({"path": request.url.path, "body": protocol.redact(payload)})
         submission = await off_loop_if_large(len(body), protocol.parse_predict, model, payload)
+        if submission.video_value is not None:
+            submission = await read_video(submission, dialect, self.book, owner, gcs_file)
         return submission, google_rules.judge(submission, dialect), payload
 
     @contextlib.asynccontextmanager

@@ -56,10 +56,14 @@ class ModelRules:
     long_resolutions: frozenset[str] = field(default_factory=lambda: frozenset({"1080p", "4k"}))
     # Videos per request on the Gemini API (`numberOfVideos`): one for Veo 3.x.
     gemini_samples: int = 1
+    # Whether it extends a video (`instances[0].video`): Veo 3.1 and 3.1 Fast, not Lite.
+    extension: bool = False
 
 
 def _veo31(name: str, *, references: int = 0) -> ModelRules:
-    return ModelRules(name, resolutions=("720p", "1080p", "4k"), reference_images=references)
+    return ModelRules(
+        name, resolutions=("720p", "1080p", "4k"), reference_images=references, extension=True
+    )
 
 
 def _veo3(name: str) -> ModelRules:
@@ -136,6 +140,8 @@ def judge(submission: Submission, protocol: Protocol) -> Output:
     _check_other_parameters(
         parameters, MAX_SAMPLES if protocol == "vertex" else rules.gemini_samples
     )
+    if submission.video is not None:
+        return _extension(submission, rules, protocol, duration, resolution, aspect_ratio)
     return Output(
         seconds=duration or DEFAULT_DURATION,
         aspect_ratio=aspect_ratio or DEFAULT_ASPECT_RATIO,
@@ -297,6 +303,71 @@ def _audio(parameters: Mapping[str, Any], rules: ModelRules, protocol: Protocol)
     if asked is True and not rules.audio:
         raise InvalidArgument("`generateAudio` isn't supported by this model.")
     return rules.audio if asked is None else bool(asked)
+
+
+# Extension (Google's Gemini API video guide; Vertex AI's "extend a Veo video" page).
+EXTENSION_ADDS = 7  # seconds one extension adds
+GEMINI_MAX_SOURCE = 141  # seconds
+GEMINI_MAX_EXTENDED = 148
+VERTEX_SOURCE_SECONDS = (1, 30)
+VERTEX_SOURCE_FPS = 24
+
+
+def _extension(
+    submission: Submission,
+    rules: ModelRules,
+    protocol: Protocol,
+    duration: int | None,
+    resolution: str | None,
+    aspect_ratio: str | None,
+) -> Output:
+    """The video an extension makes: its source, then 7 s more (on both protocols)."""
+    video = submission.video
+    assert video is not None
+    if not rules.extension:
+        raise InvalidArgument("`video` isn't supported by this model.")
+    if submission.image is not None or submission.last_frame is not None or submission.references:
+        raise InvalidArgument(USE_CASE_NOT_SUPPORTED)
+    shape = "16:9" if video.width * 9 == video.height * 16 else None
+    shape = "9:16" if video.width * 16 == video.height * 9 else shape
+    if shape is None:
+        raise InvalidArgument(
+            f"The input video must have an aspect ratio of 16:9 or 9:16; it is "
+            f"{video.width}x{video.height}."
+        )
+    if aspect_ratio is not None and aspect_ratio != shape:
+        raise InvalidArgument(
+            f"aspectRatio {aspect_ratio} does not match the input video's ({shape})."
+        )
+    if duration not in (None, LONG_DURATION) or resolution not in (None, "720p"):
+        raise InvalidArgument(
+            f"Video extension requires durationSeconds {LONG_DURATION} and resolution 720p."
+        )
+    if protocol == "gemini":
+        if min(video.width, video.height) != 720:
+            raise InvalidArgument("The input video must be 720p to be extended.")
+        if video.seconds > GEMINI_MAX_SOURCE + 0.5:
+            raise InvalidArgument(
+                f"The input video is too long to extend: {video.seconds:.0f} s; at most "
+                f"{GEMINI_MAX_SOURCE} s ({GEMINI_MAX_EXTENDED} s once extended)."
+            )
+    else:
+        low, high = VERTEX_SOURCE_SECONDS
+        if not low - 0.05 <= video.seconds <= high + 0.5:
+            raise InvalidArgument(
+                f"The input video must be {low} to {high} seconds long; it is "
+                f"{video.seconds:.1f} s."
+            )
+        if abs(video.fps - VERTEX_SOURCE_FPS) > 0.5:
+            raise InvalidArgument(
+                f"The input video must be {VERTEX_SOURCE_FPS} fps; it is {video.fps:.3g} fps."
+            )
+    return Output(
+        seconds=round(video.seconds) + EXTENSION_ADDS,
+        aspect_ratio=shape,
+        resolution="720p",
+        audio=_audio(submission.parameters, rules, protocol),
+    )
 
 
 def sample_count(submission: Submission) -> int:

@@ -38,7 +38,7 @@ FAILED_CODE = 13  # google.rpc.Code INTERNAL
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000
 _IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
-_INSTANCE_KEYS = frozenset({"prompt", "image", "lastFrame", "referenceImages"})
+_INSTANCE_KEYS = frozenset({"prompt", "image", "lastFrame", "referenceImages", "video"})
 # Google's proto JSON parser takes both base64 alphabets; the google-genai SDK sends URL-safe.
 _URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
 
@@ -124,6 +124,7 @@ def parse_predict(model: str, payload: Mapping[str, Any]) -> Submission:
         last_frame=None if last is None else _image(last, "instances[0].lastFrame"),
         references=_references(instance.get("referenceImages")),
         parameters=parameters,
+        video_value=instance.get("video"),
     )
 
 

@@ -7,9 +7,11 @@ to yuv420p, which costs far less than drawing at 4k with Pillow.
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -52,6 +54,7 @@ class RenderSpec:
     last_image: bytes | None = None
     reference_images: tuple[bytes, ...] = ()
     label: str = ""
+    source_video: bytes | None = None  # an extension's source MP4: its frames come first
 
     def __repr__(self) -> str:  # never dump image bytes into logs
         images = (
@@ -111,33 +114,69 @@ def _encode(container: Any, spec: RenderSpec, cancel: threading.Event | None, fo
     pcm = tone_track(spec.seconds) if audio is not None else b""
     audio_sent = 0  # samples
 
+    reformatter = VideoReformatter()  # one for all frames: it keeps its scaling context
+    frames = spec.seconds * spec.fps
+    time_base = Fraction(1, spec.fps)
+    index = 0
+
+    def emit(source: Any) -> None:
+        nonlocal index, audio_sent
+        if cancel is not None and cancel.is_set():
+            raise RenderCancelled
+        frame = reformatter.reformat(source, width=spec.width, height=spec.height, format="yuv420p")
+        frame.pts, frame.time_base = index, time_base
+        container.mux(video.encode(frame))
+        index += 1
+        if audio is not None:
+            # Keep audio level with video so the muxer interleaves without buffering much.
+            until = index * SAMPLE_RATE // spec.fps
+            audio_sent = _send_audio(container, audio, pcm, audio_sent, until)
+
+    first = spec.first_image
+    if spec.source_video is not None:
+        # An extension: every frame of its source first, then new frames that start from the
+        # source's last one, so the video visibly continues it.
+        first = _replay_source(spec.source_video, spec.fps, frames - spec.fps, emit)
     scene = build_scene(
         size=canvas_size(spec.width, spec.height),
         prompt=spec.prompt,
-        first=spec.first_image,
+        first=first,
         last=spec.last_image,
         references=spec.reference_images,
         fonts=fonts,
         label=spec.label,
     )
-    reformatter = VideoReformatter()  # one for all frames: it keeps its scaling context
-    frames = spec.seconds * spec.fps
-    time_base = Fraction(1, spec.fps)
-    for index in range(frames):
-        if cancel is not None and cancel.is_set():
-            raise RenderCancelled
-        image = scene(index / (frames - 1) if frames > 1 else 0.0)
-        rgb = av.VideoFrame.from_image(image)  # type: ignore[no-untyped-call]  # PyAV's stub
-        frame = reformatter.reformat(rgb, width=spec.width, height=spec.height, format="yuv420p")
-        frame.pts, frame.time_base = index, time_base
-        container.mux(video.encode(frame))
-        if audio is not None:
-            # Keep audio level with video so the muxer interleaves without buffering much.
-            until = (index + 1) * SAMPLE_RATE // spec.fps
-            audio_sent = _send_audio(container, audio, pcm, audio_sent, until)
+    new = frames - index
+    for step in range(new):
+        image = scene(step / (new - 1) if new > 1 else 0.0)
+        emit(av.VideoFrame.from_image(image))  # type: ignore[no-untyped-call]  # PyAV's stub
     container.mux(video.encode(None))
     if audio is not None:
         container.mux(audio.encode(None))
+
+
+def _replay_source(data: bytes, fps: int, limit: int, emit: Callable[[Any], None]) -> bytes | None:
+    """Emit the MP4 `data` at `fps` (each output frame shows the source frame of its time, so a
+    source of another frame rate keeps its length), at most `limit` frames; returns its last
+    frame as a PNG."""
+    emitted, last = 0, None
+    with av.open(io.BytesIO(data), mode="r") as source:
+        stream = source.streams.video[0]
+        for frame in source.decode(stream):
+            start = float(frame.time or 0.0)
+            while last is not None and emitted < limit and emitted / fps < start - 1e-6:
+                emit(last)
+                emitted += 1
+            last = frame
+        if last is None:
+            return None
+        end = float(last.time or 0.0) + 1 / float(stream.average_rate or fps)
+        while emitted < limit and emitted / fps < end - 1e-6:
+            emit(last)
+            emitted += 1
+    buffer = io.BytesIO()
+    last.to_image().save(buffer, format="PNG")  # type: ignore[no-untyped-call]  # PyAV stub
+    return buffer.getvalue()
 
 
 def _send_audio(container: Any, stream: Any, pcm: bytes, start: int, until: int) -> int:

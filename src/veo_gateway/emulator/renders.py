@@ -88,11 +88,12 @@ class Renderer:
             last_image=None if submission.last_frame is None else submission.last_frame.data,
             reference_images=tuple(ref.image.data for ref in submission.references),
             label=submission.model,
+            source_video=None if submission.video is None else submission.video.data,
         )
 
     def path_for(self, spec: RenderSpec, name: str) -> Path:
         """Where operation `name`'s video is (or will be) rendered."""
-        if self._mode == "once":
+        if self._mode == "once" and spec.source_video is None:
             return self._shared_path(spec)
         return self._storage_dir / f"{name}.mp4"
 
@@ -104,7 +105,8 @@ class Renderer:
         `after` runs in the render's thread once an operation's own render ends, with the
         error (or None); shared renders take none, since no one operation owns them.
         """
-        if self._mode == "once":
+        # An extension is its own source's continuation: never one video of a shape.
+        if self._mode == "once" and spec.source_video is None:
             return self.shared(spec)
         return self._start(spec, self.path_for(spec, name), name, after)
 
@@ -210,6 +212,8 @@ def spec_record(spec: RenderSpec) -> tuple[dict[str, Any], dict[str, bytes]]:
         if data is not None
     }
     images.update({f"ref{i}": data for i, data in enumerate(spec.reference_images)})
+    if spec.source_video is not None:
+        images["source"] = spec.source_video
     fields = {
         "prompt": spec.prompt,
         "width": spec.width,
@@ -239,4 +243,5 @@ def spec_from_record(fields: dict[str, Any], images: dict[str, bytes]) -> Render
         last_image=images.get("last"),
         reference_images=references,
         label=str(fields["label"]),
+        source_video=images.get("source"),
     )

@@ -32,6 +32,20 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class InputVideo:
+    """An extension's source video (`instances[0].video`), read and measured."""
+
+    data: bytes
+    seconds: float
+    width: int
+    height: int
+    fps: float
+
+    def __repr__(self) -> str:  # never dump video bytes into logs or tracebacks
+        return f"InputVideo({self.width}x{self.height}, {self.seconds:.1f} s, {len(self.data)} B)"
+
+
+@dataclass(frozen=True)
 class Submission:
     """`instances[0]` and `parameters` of one predictLongRunning body, for one model."""
 
@@ -41,3 +55,6 @@ class Submission:
     last_frame: InputImage | None = None
     references: tuple[Reference, ...] = ()
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    # `instances[0].video` as sent, until `emulator.videos` reads it into `video`.
+    video_value: Any = None
+    video: InputVideo | None = None

@@ -114,7 +114,9 @@ def routes(core: EmulatorCore) -> list[BaseRoute]:
     async def predict(request: Request, token: str, model: str, parent: str) -> Response:
         async with core.submission_call(token) as entry:
             fault = await core.inject("submit")
-            submission, output, payload = await core.read_predict(request, model, "vertex")
+            submission, output, payload = await core.read_predict(
+                request, model, "vertex", token, lambda uri: _object_file(core, uri)
+            )
             entry["prompt"] = submission.prompt
             storage_uri = (payload.get("parameters") or {}).get("storageUri")
             if storage_uri is not None and (

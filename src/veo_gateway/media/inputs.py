@@ -5,7 +5,7 @@ from __future__ import annotations
 import mimetypes
 from typing import Any
 
-from veo_gateway.domain.request import Image, ReferenceImage, VideoRequest
+from veo_gateway.domain.request import Image, ReferenceImage, SourceVideo, VideoRequest
 from veo_gateway.media.storage import Storage
 
 _EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
@@ -21,7 +21,7 @@ async def save_request(
         blob = await storage.save_input(task_id, name + ext, image.data)
         return {"blob": blob, "mime_type": image.mime_type, "field": image.field}
 
-    return {
+    stored: dict[str, Any] = {
         "model": request.model,
         "prompt": request.prompt,
         "image": await save(request.image, "image") if request.image else None,
@@ -37,6 +37,25 @@ async def save_request(
         "resolution": request.resolution,
         "extra_parameters": dict(request.extra_parameters),
     }
+    if (video := request.video) is not None:
+        # The bytes only when an upstream may be sent them (Vertex AI): the Gemini API is sent
+        # the URI alone.
+        blob = (
+            None
+            if video.data is None
+            else await storage.save_input(task_id, "video.mp4", video.data)
+        )
+        stored["video"] = {
+            "task_id": video.task_id,
+            "blob": blob,
+            "uri": video.uri,
+            "gcs_uri": video.gcs_uri,
+            "mime_type": video.mime_type,
+            "field": video.field,
+            "seconds": video.seconds,
+            "credential": video.credential,
+        }
+    return stored
 
 
 async def load_request(
@@ -50,6 +69,19 @@ async def load_request(
         data = await storage.read_input(task_id, entry["blob"])
         return Image(data=data, mime_type=entry["mime_type"], field=entry["field"])
 
+    video = None
+    if entry := stored.get("video"):
+        blob = entry.get("blob")
+        video = SourceVideo(
+            task_id=entry.get("task_id"),
+            data=None if blob is None else await storage.read_input(task_id, blob),
+            uri=entry.get("uri"),
+            gcs_uri=entry.get("gcs_uri"),
+            mime_type=entry.get("mime_type") or "video/mp4",
+            field=entry.get("field") or "video",
+            seconds=entry.get("seconds"),
+            credential=entry.get("credential"),
+        )
     refs = []
     for ref in stored.get("reference_images", []):
         image = await load(ref["image"])
@@ -67,4 +99,5 @@ async def load_request(
         person_generation=stored.get("person_generation"),
         resolution=stored.get("resolution"),
         extra_parameters=stored.get("extra_parameters") or {},
+        video=video,
     )

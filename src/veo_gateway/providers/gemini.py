@@ -12,7 +12,7 @@ from veo_gateway.domain.request import Image, VideoRequest
 from veo_gateway.errors import UpstreamError
 from veo_gateway.providers.base import OperationStatus, Sample, running_or_failed, with_videos
 from veo_gateway.providers.http import UpstreamHttp
-from veo_gateway.providers.payload import build_body
+from veo_gateway.providers.payload import build_body, gemini_video
 
 _FILE_ID = re.compile(r"files/([a-z0-9]+)")
 
@@ -56,7 +56,10 @@ class GeminiProvider:
     async def submit(self, model: str, request: VideoRequest[Image]) -> str:
         """POST models/{model}:predictLongRunning; returns the operation name."""
         url = f"{self._base}/v1beta/models/{model}:predictLongRunning"
-        body = await self._call("POST", url, json_body=build_body(request))
+        payload = build_body(request)
+        if request.video is not None:
+            payload["instances"][0]["video"] = gemini_video(request.video)
+        body = await self._call("POST", url, json_body=payload)
         name = body.get("name")
         if not isinstance(name, str) or not name:
             raise UpstreamError("the upstream accepted the job but returned no operation name")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from veo_gateway.domain.request import Image, VideoRequest
+from veo_gateway.domain.request import Image, SourceVideo, VideoRequest
+from veo_gateway.errors import UpstreamError
 
 
 def _image(image: Image) -> dict[str, str]:
@@ -45,3 +46,31 @@ def build_body(request: VideoRequest[Image]) -> dict[str, Any]:
     if parameters:  # as the SDK does: no empty "parameters" object
         body["parameters"] = parameters
     return body
+
+
+def gemini_video(video: SourceVideo) -> dict[str, str]:
+    """`instances[0].video` on the Gemini API: the file URI of a video Veo generated there (what
+    google-genai sends for a generated video it was handed back: `{"uri"}`)."""
+    if video.uri is None:
+        # domain/extension.py refuses this at the create; a route changed since could lead here.
+        raise UpstreamError(
+            "the Gemini API extends only videos it generated, by their file URI; this one has none",
+            code=400,
+            status="INVALID_ARGUMENT",
+        )
+    return {"uri": video.uri}
+
+
+def vertex_video(video: SourceVideo) -> dict[str, str]:
+    """`instances[0].video` on Vertex AI: a Cloud Storage object, or the MP4 inline (google-genai's
+    `gcsUri` / `bytesBase64Encoded`, with `mimeType`)."""
+    if video.gcs_uri is not None:
+        return {"gcsUri": video.gcs_uri, "mimeType": video.mime_type}
+    if video.data is None:
+        raise UpstreamError(
+            "the video to extend has no bytes to send", code=400, status="INVALID_ARGUMENT"
+        )
+    return {
+        "bytesBase64Encoded": base64.b64encode(video.data).decode("ascii"),
+        "mimeType": video.mime_type,
+    }

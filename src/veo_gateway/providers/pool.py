@@ -123,14 +123,21 @@ class CredentialPool:
                     found.append((credential, target.model))
         return found
 
-    async def acquire(self, model: str, holder: str, now: float | None = None) -> Lease | None:
+    async def acquire(
+        self, model: str, holder: str, now: float | None = None, *, only: str | None = None
+    ) -> Lease | None:
         """Reserve a slot for task `holder`'s submission of `model`, or None when all are busy.
 
         Targets are tried in route order; within an upstream, the least loaded key first (by
         every process's slots). Raises NoRoute when every credential for the model is out of
-        service.
+        service. With `only`, the one credential of that id is tried (an extension's source
+        lives in its project).
         """
-        candidates = self._candidates(model)
+        candidates = [c for c in self._candidates(model) if only is None or c[0].id == only]
+        if not candidates and only is not None:
+            raise NoRoute(
+                f"the credential {only!r} that made the video to extend no longer serves {model}"
+            )
         if not candidates:
             raise NoRoute(f"no upstream credential can serve {model} (no route)")
         if (time.time() if now is None else now) < self._busy_until.get(model, -math.inf):
@@ -155,7 +162,7 @@ class CredentialPool:
 
         pool = None if self._max_in_flight is None else list(self._credentials)
         slot = await self._store.acquire(list(models), holder, choose, now=now, pool=pool)
-        if found_busy:
+        if found_busy and only is None:
             self._busy_until[model] = (time.time() if now is None else now) + BUSY_FOR
         if slot is None:
             return None

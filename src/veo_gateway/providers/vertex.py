@@ -18,7 +18,7 @@ from veo_gateway.domain.request import Image, VideoRequest
 from veo_gateway.errors import UpstreamError
 from veo_gateway.providers.base import OperationStatus, Sample, running_or_failed, with_videos
 from veo_gateway.providers.http import UpstreamHttp
-from veo_gateway.providers.payload import build_body
+from veo_gateway.providers.payload import build_body, vertex_video
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 GCS_BASE_URL = "https://storage.googleapis.com"
@@ -155,6 +155,8 @@ class VertexProvider:
     async def submit(self, model: str, request: VideoRequest[Image]) -> str:
         """POST models/{model}:predictLongRunning; returns the operation name."""
         body = build_body(request)
+        if request.video is not None:
+            body["instances"][0]["video"] = vertex_video(request.video)
         if self._storage_uri:
             body.setdefault("parameters", {}).setdefault("storageUri", self._storage_uri)
         url = f"{self._models}/{model}:predictLongRunning"

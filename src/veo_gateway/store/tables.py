@@ -38,6 +38,9 @@ tasks = sa.Table(
     sa.Column("sample_paths", sa.JSON),
     # Samples the upstream's safety filters withheld (never charged).
     sa.Column("samples_filtered", sa.Integer),
+    # Where the upstream keeps each delivered sample (a Gemini API file URI, a gs:// object;
+    # null for bytes that came inline): what an extension of the task names there.
+    sa.Column("upstream_refs", sa.JSON),
     # Set once the task's final event (video.completed / video.failed) has been queued for the
     # webhooks, in the same transaction: NULL on a finished task means "not announced yet".
     sa.Column("notified_at", sa.Float),
@@ -53,6 +56,18 @@ tasks = sa.Table(
     sa.Index("ix_tasks_unexpired", "expired_at", "completed_at"),
     sa.Index("ix_tasks_owner_state", "owner", "state"),
     sa.Index("ix_tasks_owner_submitted", "owner", "submitted_at"),
+)
+
+# A SHA-256 of each stored sample, written while it streamed to storage: an upload that is a
+# video this gateway made is known by it for the task that made it (video extension).
+video_digests = sa.Table(
+    "video_digests",
+    metadata,
+    sa.Column("task_id", sa.String(64), primary_key=True),
+    sa.Column("sample", sa.Integer, primary_key=True),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Index("ix_video_digests_owner_sha256", "owner", "sha256"),
 )
 
 # Idempotency-Key headers seen on creates: (owner, key) -> the task it created, and a digest of

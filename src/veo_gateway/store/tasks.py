@@ -23,7 +23,7 @@ from veo_gateway.store import usage as ledger
 from veo_gateway.store.database import disk_full_errors
 from veo_gateway.store.dialect import Dialect, dialect_of
 from veo_gateway.store.reader import Reader
-from veo_gateway.store.tables import idempotency_keys, tasks, webhook_callbacks
+from veo_gateway.store.tables import idempotency_keys, tasks, video_digests, webhook_callbacks
 from veo_gateway.store.usage import Charge, Limits
 
 # An Idempotency-Key is remembered this long (seconds).
@@ -81,6 +81,7 @@ class Task:
     video_bytes: int | None = None
     sample_paths: list[str] | None = None
     samples_filtered: int | None = None
+    upstream_refs: list[str | None] | None = None
     notified_at: float | None = None
     deleted_at: float | None = None
     expired_at: float | None = None
@@ -106,6 +107,8 @@ def _task_from_columns(values: dict[str, Any]) -> Task:
     values["request"] = json.loads(values["request"])
     if values.get("sample_paths") is not None:
         values["sample_paths"] = json.loads(values["sample_paths"])
+    if values.get("upstream_refs") is not None:
+        values["upstream_refs"] = json.loads(values["upstream_refs"])
     return Task(**values)
 
 
@@ -393,6 +396,7 @@ class TaskStore:
             await conn.execute(
                 idempotency_keys.delete().where(idempotency_keys.c.task_id == task_id)
             )
+            await conn.execute(video_digests.delete().where(video_digests.c.task_id == task_id))
             await ledger.forget(conn, task_id)
         return bool(result.rowcount == 1)
 

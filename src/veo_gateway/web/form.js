@@ -7,6 +7,7 @@ export const MODE_NAMES = {
   image: "image to video",
   interpolation: "first and last frame",
   reference: "reference images",
+  extension: "extension",
 };
 
 const state = {
@@ -62,6 +63,12 @@ export function clearModels() {
   $("submit").disabled = true;
 }
 
+// Whether `GET /v1/models` says the model continues a finished video (`video`).
+export function modelExtends(id) {
+  const model = state.models.find((m) => m.id === id);
+  return Boolean(model && model.capabilities.extension);
+}
+
 function currentModel() {
   return state.models.find((m) => m.id === $("model").value) || null;
 }
@@ -98,7 +105,85 @@ function modelChanged() {
       : `${model.id} does not support ${MODE_NAMES[radio.value]}`;
     if (!supported && radio.checked) document.querySelector('input[value="text"]').checked = true;
   }
+  renderOptions(caps);
   refreshChoices();
+}
+
+// ---- more options: built from the model's `capabilities.options` ------------------------------
+
+// Labels for the options the gateway knows today; one it adds later shows under its own name.
+const OPTION_LABELS = {
+  sampleCount: "Videos",
+  seed: "Seed",
+  generateAudio: "Audio",
+  enhancePrompt: "Enhance prompt",
+  resizeMode: "Resize mode (image)",
+  compressionQuality: "Compression",
+};
+
+function formatValue(value) {
+  if (value === true) return "on";
+  if (value === false) return "off";
+  return String(value);
+}
+
+// One option's control: a select of its values (first "default": the option is not sent), or a
+// whole number between its bounds (empty: not sent).
+function optionField(key, spec, previous) {
+  const id = `option-${key}`;
+  let control;
+  if (Array.isArray(spec.values)) {
+    const choices = [["", "default"], ...spec.values.map((v) => [JSON.stringify(v), formatValue(v)])];
+    control = el(
+      "select",
+      { id, "data-option": key },
+      choices.map(([value, text]) => el("option", { value, text }))
+    );
+    if (choices.some(([value]) => value === previous)) control.value = previous;
+  } else {
+    control = el("input", {
+      id,
+      type: "number",
+      inputMode: "numeric",
+      step: "1",
+      min: String(spec.min),
+      max: String(spec.max),
+      placeholder: spec.default !== undefined ? `default ${spec.default}` : "random",
+      "data-option": key,
+      "data-json": "number",
+    });
+    if (previous !== undefined) control.value = previous;
+  }
+  const label = el("label", { htmlFor: id, text: OPTION_LABELS[key] || key });
+  if (!Array.isArray(spec.values)) label.title = `a whole number from ${spec.min} to ${spec.max}`;
+  return el("div", { class: "field", "data-needs-image": spec.needs_image ? "true" : "false" }, [
+    label,
+    control,
+  ]);
+}
+
+function renderOptions(caps) {
+  const previous = {};
+  for (const control of document.querySelectorAll("[data-option]")) {
+    previous[control.dataset.option] = control.value;
+  }
+  const offered = Object.entries(caps.options || {});
+  $("options").replaceChildren(...offered.map(([key, spec]) => optionField(key, spec, previous[key])));
+  $("more-options").hidden = offered.length === 0;
+}
+
+// The options set, as `metadata` fields; those that need an image are left out in text modes.
+function chosenOptions(mode) {
+  const chosen = {};
+  const withImage = mode === "image" || mode === "interpolation";
+  for (const control of document.querySelectorAll("[data-option]")) {
+    const field = control.closest(".field");
+    if (field.hidden || control.value === "") continue;
+    if (field.dataset.needsImage === "true" && !withImage) continue;
+    chosen[control.dataset.option] =
+      control.dataset.json === "number" ? Number(control.value) : JSON.parse(control.value);
+  }
+  return chosen;
 }
 
 // Why a value cannot be picked with the other current choices, or null when it can.
@@ -145,6 +230,10 @@ function refreshChoices() {
   recheckRefusal();
   const model = currentModel();
   const mode = currentMode();
+  const withImage = mode === "image" || mode === "interpolation";
+  for (const field of document.querySelectorAll('#options [data-needs-image="true"]')) {
+    field.hidden = !withImage;
+  }
   for (const drop of document.querySelectorAll(".drop")) {
     const slot = drop.dataset.slot;
     drop.hidden = !(
@@ -291,7 +380,7 @@ function buildBody() {
       referenceType: "asset",
     }));
   }
-  body.metadata = metadata;
+  body.metadata = { ...metadata, ...chosenOptions(mode) };
   return body;
 }
 

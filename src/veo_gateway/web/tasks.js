@@ -3,7 +3,7 @@
 // fetched with the key in a header and played from a blob URL.
 import { $, el } from "./dom.js";
 import { api, apiKey, ApiError, describeError } from "./api.js";
-import { MODE_NAMES } from "./form.js";
+import { MODE_NAMES, modelExtends } from "./form.js";
 
 const POLL_MS = 1000;
 const PAGE_SIZE = 20;
@@ -23,12 +23,13 @@ const STATUS_WORDS = {
 };
 
 const list = {
-  tasks: [], // newest first: {id, model, prompt, mode, status, progress, failReason, error, gone}
+  // newest first: {id, model, prompt, mode, status, progress, failReason, samples, error, gone}
+  tasks: [],
   hasMore: false,
   loading: false,
   // Bumped when the key changes or the list reloads: polls and pages of an older list stop.
   generation: 0,
-  blobs: new Map(), // task id -> {url, type, size}
+  blobs: new Map(), // task id -> [{url, type, size}], one per sample
   polling: new Set(),
   fetching: new Set(),
   observer: null,
@@ -73,6 +74,8 @@ function fromServer(video) {
     status: STATUS_WORDS[video.status] ?? String(video.status),
     progress: video.progress || 0,
     failReason: video.fail_reason || (video.error && video.error.message) || null,
+    // The videos it makes (`metadata.sampleCount`); when done, those the filters let through.
+    samples: Number.isInteger(video.sample_count) && video.sample_count > 0 ? video.sample_count : 1,
     error: null,
     gone: null,
   };
@@ -119,9 +122,10 @@ function observer() {
 }
 
 function player(task) {
-  const blob = list.blobs.get(task.id);
-  if (blob) {
-    return [
+  const blobs = list.blobs.get(task.id);
+  if (blobs) {
+    const several = blobs.length > 1;
+    return blobs.flatMap((blob, index) => [
       el("video", {
         controls: true,
         playsInline: true,
@@ -129,14 +133,15 @@ function player(task) {
         src: blob.url,
         "data-blob-type": blob.type,
         "data-blob-size": String(blob.size),
+        "data-sample": String(index),
       }),
       el("a", {
         class: "download",
         href: blob.url,
-        download: `${task.id}.mp4`,
-        text: "Download MP4",
+        download: several ? `${task.id}-${index}.mp4` : `${task.id}.mp4`,
+        text: several ? `Download MP4 (video ${index + 1} of ${blobs.length})` : "Download MP4",
       }),
-    ];
+    ]);
   }
   // The retention deleted the video: the gateway's own words instead of a player.
   if (task.gone) return [el("p", { class: "muted task-gone", text: task.gone })];
@@ -179,6 +184,7 @@ function taskCard(task) {
   if (task.error) card.append(el("p", { class: "error task-problem", text: task.error }));
   if (task.status === "completed") {
     card.append(...player(task));
+    if (list.blobs.has(task.id) && modelExtends(task.model)) card.append(extendForm(task));
     if (!list.blobs.has(task.id) && !task.gone && !task.error) observer().observe(card);
   }
   return card;
@@ -247,7 +253,7 @@ export function clearTasks() {
   list.tasks = [];
   list.hasMore = false;
   list.loading = false;
-  for (const blob of list.blobs.values()) URL.revokeObjectURL(blob.url);
+  for (const blobs of list.blobs.values()) forgetBlobs(blobs);
   list.blobs.clear();
   showListError("");
   renderTasks();
@@ -267,14 +273,33 @@ export function addCreated(video, note) {
   poll(video.id);
 }
 
+function forgetBlobs(blobs) {
+  for (const blob of blobs) URL.revokeObjectURL(blob.url);
+}
+
+// Every sample of a finished video, in order (`/content?index=N`).
 async function fetchVideo(id) {
   if (list.fetching.has(id)) return;
   list.fetching.add(id);
   const generation = list.generation;
   try {
-    const blob = await (await api(`/v1/videos/${encodeURIComponent(id)}/content`)).blob();
-    if (generation !== list.generation) return;
-    list.blobs.set(id, { url: URL.createObjectURL(blob), type: blob.type, size: blob.size });
+    const count = (find(id) || { samples: 1 }).samples;
+    const path = `/v1/videos/${encodeURIComponent(id)}/content`;
+    const fetched = await Promise.all(
+      Array.from({ length: count }, (_, index) =>
+        api(index === 0 ? path : `${path}?index=${index}`).then((response) => response.blob())
+      )
+    );
+    const blobs = fetched.map((blob) => ({
+      url: URL.createObjectURL(blob),
+      type: blob.type,
+      size: blob.size,
+    }));
+    if (generation !== list.generation) {
+      forgetBlobs(blobs);
+      return;
+    }
+    list.blobs.set(id, blobs);
     update(id, { error: null, gone: null });
   } catch (error) {
     if (error instanceof ApiError && error.httpStatus === 410) {
@@ -306,8 +331,8 @@ async function poll(id) {
       // Stopped when the list was reloaded or the video deleted.
       if (generation !== list.generation || !find(id)) return;
       const fresh = fromServer(video);
-      const { status, progress, failReason } = fresh;
-      update(id, { status, progress, failReason, error: null });
+      const { status, progress, failReason, samples } = fresh;
+      update(id, { status, progress, failReason, samples, error: null });
       renderTask(id);
       if (isFinished(fresh)) return;
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
@@ -315,6 +340,42 @@ async function poll(id) {
   } finally {
     list.polling.delete(id);
   }
+}
+
+// "Extend": a new task that continues this one's video with the prompt given (the spec's
+// `video` field); Google's rules are the gateway's to check, and its refusal is shown here.
+function extendForm(task) {
+  const input = el("input", {
+    type: "text",
+    class: "extend-prompt",
+    placeholder: "what happens next",
+    ariaLabel: `Prompt to extend video ${task.id}`,
+  });
+  const button = el("button", { type: "submit", class: "secondary small", text: "Extend +7 s" });
+  const form = el("form", { class: "extend" }, [input, button]);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const prompt = input.value.trim();
+    if (!prompt) {
+      input.focus();
+      return;
+    }
+    button.disabled = true;
+    try {
+      const response = await api("/v1/videos", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ model: task.model, prompt, video: task.id }),
+      });
+      addCreated(await response.json(), { prompt, mode: "extension" });
+    } catch (error) {
+      update(task.id, { error: `Could not extend the video: ${describeError(error)}` });
+      renderTask(task.id);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return form;
 }
 
 async function deleteTask(id) {
@@ -326,8 +387,8 @@ async function deleteTask(id) {
     renderTask(id);
     return;
   }
-  const blob = list.blobs.get(id);
-  if (blob) URL.revokeObjectURL(blob.url);
+  const blobs = list.blobs.get(id);
+  if (blobs) forgetBlobs(blobs);
   list.blobs.delete(id);
   list.tasks = list.tasks.filter((t) => t.id !== id);
   forgetNote(id);

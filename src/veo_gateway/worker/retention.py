@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from veo_gateway.errors import StorageUnavailable
 from veo_gateway.media.storage import Storage
 from veo_gateway.observability.metrics import WorkerMetrics
-from veo_gateway.store.tables import tasks
+from veo_gateway.store.tables import tasks, video_digests
 from veo_gateway.store.tasks import FINAL_STATES, State, Task, TaskStore
 
 log = logging.getLogger("veo_gateway.retention")
@@ -234,6 +234,9 @@ class Sweeper:
                     won.append(task_id)
                     # A task its owner deleted had its files removed then; it is not counted.
                     counted += row[0] is None
+            if won:
+                # Its bytes are gone: an upload of them no longer names this task.
+                await conn.execute(video_digests.delete().where(video_digests.c.task_id.in_(won)))
         if counted:
             self._metrics.retention_expired(reason, counted)
         return won

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 import time
@@ -46,6 +47,7 @@ from veo_gateway.providers.base import OperationStatus, Provider, Sample
 from veo_gateway.providers.pool import CredentialPool, Lease, NoRoute, rejects_credential
 from veo_gateway.routes import model_gone
 from veo_gateway.store.claims import Claims
+from veo_gateway.store.digests import record_digests
 from veo_gateway.store.tasks import State, Task, TaskStore
 from veo_gateway.worker.cancel import cancel_at_google
 from veo_gateway.worker.identity import WorkerIdentity
@@ -344,7 +346,10 @@ class Worker:
 
         Raises NoRoute when no credential in service can ever serve the task's model.
         """
-        lease = await self._pool.acquire(task.model, task.id)
+        # An extension on the Gemini API names its source by a file URI of one project: it goes
+        # through the credential that made the source (domain/extension.py).
+        pinned = (task.request.get("video") or {}).get("credential")
+        lease = await self._pool.acquire(task.model, task.id, only=pinned)
         if lease is None:
             return None  # every credential for this model is busy; the task waits its turn
         try:
@@ -616,10 +621,10 @@ class Worker:
         # Every sample is stored before the task says completed (never more than were asked
         # for: only those were reserved, and only those are charged).
         wanted = options_of(task.request).sample_count
-        refs, size = [], 0
+        refs, size, digests = [], 0, []
         for index, sample in enumerate(status.samples[:wanted]):
             try:
-                ref, sample_size = await self._save_sample(task, provider, sample, index)
+                ref, sample_size, digest = await self._save_sample(task, provider, sample, index)
             except UpstreamError as exc:
                 if not exc.retryable:
                     raise
@@ -627,7 +632,9 @@ class Worker:
                 return
             refs.append(ref)
             size += sample_size
+            digests.append(digest)
         self._trouble.over(SPACE, "storage: videos are stored again")
+        await record_digests(self._store, task.id, task.owner, digests)
         now = time.time()
         if await self._transition(
             task,
@@ -638,6 +645,7 @@ class Worker:
             video_bytes=size,
             sample_paths=refs,
             samples_filtered=status.filtered or None,
+            upstream_refs=[sample.ref for sample in status.samples[: len(refs)]],
             lease_until=0.0,
         ):
             await self._pool.release(task.upstream, task.id)
@@ -657,18 +665,24 @@ class Worker:
 
     async def _save_sample(
         self, task: Task, provider: Provider, sample: Sample, index: int
-    ) -> tuple[str, int]:
-        """Store one sample (inline bytes, or downloaded from the upstream); (ref, size)."""
+    ) -> tuple[str, int, str | None]:
+        """Store one sample (inline bytes, or downloaded from the upstream); (ref, size, the
+        SHA-256 of its bytes, taken as they stream to storage: None when they never passed
+        through here, copied inside the store's bucket)."""
+        digest = hashlib.sha256()
         if sample.data is not None:
-            return await self._storage.save_video(task.id, _once(sample.data), index=index)
+            digest.update(sample.data)
+            ref, size = await self._storage.save_video(task.id, _once(sample.data), index=index)
+            return ref, size, digest.hexdigest()
         assert sample.ref is not None
         if copied := await self._storage.copy_video(task.id, sample.ref, index=index):
-            return copied  # the upstream wrote it to this store's bucket: copied there
+            return *copied, None  # the upstream wrote it to this store's bucket: copied there
         with self._timed(task.upstream, "download"):
             async with provider.download(sample.ref) as chunks:
-                return await self._storage.save_video(
-                    task.id, chunks, check=_whole_video, index=index
+                ref, size = await self._storage.save_video(
+                    task.id, _hashed(chunks, digest), check=_whole_video, index=index
                 )
+        return ref, size, digest.hexdigest()
 
     async def _download_failed(self, task: Task, exc: UpstreamError) -> None:
         """A download broke off or ended early (its file was not kept; samples stored before it
@@ -742,6 +756,13 @@ def _whole_video(path: Path) -> None:
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+async def _hashed(chunks: AsyncIterator[bytes], digest: hashlib._Hash) -> AsyncIterator[bytes]:
+    """The chunks, each added to `digest` on its way to storage."""
+    async for chunk in chunks:
+        digest.update(chunk)
+        yield chunk
 
 
 def _describe(exc: BaseException) -> str:

@@ -138,6 +138,11 @@ class Storage(Protocol):
         FileNotFoundError when the video is gone (no JPEG outlives its video)."""
         ...
 
+    def gcs_uri(self, ref: str) -> str | None:
+        """The `gs://` URI of the stored video `ref` when this store is a Cloud Storage bucket
+        (what Vertex AI may be sent to read it in place), else None."""
+        ...
+
     async def signed_url(self, ref: str, seconds: float) -> str | None:
         """A URL valid for `seconds` that lets anyone GET the video `ref` straight from the
         store (it names no secret), or None when this backend has no such thing."""

@@ -238,6 +238,10 @@ class LocalStorage:
         """None: a file has no URL of its own; it is served by the gateway."""
         return None
 
+    def gcs_uri(self, ref: str) -> str | None:
+        """None: a file is in no bucket; Vertex AI is sent its bytes."""
+        return None
+
     async def copy_video(self, task_id: str, uri: str, *, index: int = 0) -> tuple[str, int] | None:
         """None: no upstream writes into a local directory; its video is downloaded."""
         return None

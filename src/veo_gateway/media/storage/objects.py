@@ -368,6 +368,12 @@ class ObjectStorage:
             raise
         return await StoredObject.open(self._store, key)
 
+    def gcs_uri(self, ref: str) -> str | None:
+        """`gs://bucket/prefix/ref` on Cloud Storage; None on S3 (Vertex AI reads GCS only)."""
+        if not self._bucket_url.startswith("gs://"):
+            return None
+        return f"{self._bucket_url}{self._prefix}/{ref}" if self._prefix else self._bucket_url + ref
+
     async def signed_url(self, ref: str, seconds: float) -> str:
         """A presigned GET of `ref` (the signature is the credential; no secret is named)."""
         with _reachable("sign a URL"):
