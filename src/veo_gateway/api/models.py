@@ -75,9 +75,13 @@ def describe(
             "default_aspect_ratio": row.default_aspect_ratio,
             "resolutions": list(row.resolutions),
             "default_resolution": row.default_resolution,
-            # These resolutions, interpolation and reference images need `long_duration`.
+            # These resolutions, interpolation and (where true) reference images need
+            # `long_duration`.
             "resolutions_need_long_duration": sorted(row.resolutions_need_8s),
+            "references_need_long_duration": row.references_need_long,
             "long_duration": row.long_duration,
+            # Whether `metadata.negativePrompt` is taken (Gemini Omni has none).
+            "negative_prompt": row.protocol != "interactions",
             "audio": row.audio,
             "max_images": row.max_images,
             "max_reference_images": row.max_reference_images,

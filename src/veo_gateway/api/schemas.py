@@ -204,7 +204,13 @@ class ModelCapabilities(BaseModel):
     resolutions: list[str]
     default_resolution: str
     resolutions_need_long_duration: list[str]
+    references_need_long_duration: bool = Field(
+        default=True, description="Whether reference images need `long_duration` (Veo's rule)."
+    )
     long_duration: int
+    negative_prompt: bool = Field(
+        default=True, description="Whether `metadata.negativePrompt` is taken."
+    )
     audio: bool
     max_images: int
     max_reference_images: int

@@ -106,6 +106,8 @@ function modelChanged() {
     if (!supported && radio.checked) document.querySelector('input[value="text"]').checked = true;
   }
   renderOptions(caps);
+  // A model with no negative prompt (Gemini Omni) hides the field, and nothing is sent for it.
+  $("negative-field").hidden = caps.negative_prompt === false;
   refreshChoices();
 }
 
@@ -190,7 +192,8 @@ function chosenOptions(mode) {
 function reasons(caps, mode, choice) {
   const long = caps.long_duration;
   const out = { aspect: {}, duration: {}, resolution: {} };
-  const needsLong = mode === "interpolation" || mode === "reference";
+  const needsLong =
+    mode === "interpolation" || (mode === "reference" && caps.references_need_long_duration !== false);
   for (const d of caps.durations) {
     if (d === long) continue;
     if (needsLong) out.duration[d] = `${MODE_NAMES[mode]} needs ${long} s`;
@@ -368,7 +371,7 @@ function buildBody() {
     resolution: $("resolution").value,
   };
   const negative = $("negative").value.trim();
-  if (negative) metadata.negativePrompt = negative;
+  if (negative && !$("negative-field").hidden) metadata.negativePrompt = negative;
   const body = { model: $("model").value, prompt: $("prompt").value };
   if (mode === "image" || mode === "interpolation") {
     body.images = state.files.first.map((f) => f.dataUri);
