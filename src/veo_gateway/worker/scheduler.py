@@ -582,6 +582,7 @@ class Worker:
                 if overdue:
                     await self._fail(task, State.IN_PROGRESS, timed_out)
                 else:
+                    self._latency.observe_running(task.model, task.id, time.time() - started)
                     await self._reschedule(task)
             elif status.error is not None or not status.samples:
                 await self._fail(task, State.IN_PROGRESS, status.error or "no video returned")
@@ -602,6 +603,12 @@ class Worker:
         # any of its model's tasks finished was given the catalog's shortest latency, and polls
         # in vain until what finished tasks took (learned meanwhile) has passed.
         due_at = max(now + interval, started + self._latency.first_poll_after(task.model))
+        # A model not yet seen finishing: a task far younger than those seen still running
+        # waits longer, never more than two intervals (docs/architecture.md).
+        cold = self._latency.cold_wait(
+            task.model, task.id, now - started, cap=2 * self._config.poll_interval
+        )
+        due_at = max(due_at, now + cold)
         # Never sleep past the task's deadline: the poll after it is the one that fails it.
         deadline = started + self._config.task_timeout
         await self._update(
@@ -649,7 +656,7 @@ class Worker:
             lease_until=0.0,
         ):
             await self._pool.release(task.upstream, task.id)
-            self._latency.observe(task.model, now - (task.submitted_at or now))
+            self._latency.observe(task.model, now - (task.submitted_at or now), task.id)
             self._metrics.task_completed(task.model, now - (task.submitted_at or now))
             log.info("task %s completed (%d sample(s), %d bytes)", task.id, len(refs), size)
             await self._on_finished()
@@ -737,6 +744,7 @@ class Worker:
             **fields,
         ):
             await self._pool.release(task.upstream, task.id)
+            self._latency.forget_running(task.model, task.id)
             log.info("task %s failed: %s", task.id, reason)
             await self._on_finished()
 
