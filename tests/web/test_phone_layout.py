@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Locator, expect
 
 from tests.conftest import Gateway
 from tests.web.conftest import ARTIFACTS, open_playground
@@ -15,6 +15,7 @@ PHONE = {"width": 390, "height": 844}
 
 # Each part of a card header: its box, and how many lines its text takes.
 BOXES = """card => {
+  if (!card.isConnected) return null;
   const lines = el => {
     const range = document.createRange();
     range.selectNodeContents(el);
@@ -33,6 +34,16 @@ BOXES = """card => {
     remove: part('.task-delete'),
   };
 }"""
+
+
+def measure(card: Locator) -> dict[str, Any]:
+    """The card's boxes. A card being polled is redrawn every second (replaced by a new one),
+    so one found just before its redraw is measured again, as the new one."""
+    for _ in range(20):
+        box: dict[str, Any] | None = card.evaluate(BOXES)
+        if box is not None:
+            return box
+    raise AssertionError("the card was redrawn under every measurement")
 
 
 def test_card_headers_stay_on_their_lines_on_a_phone(browser: Browser, make_gateway: Any) -> None:
@@ -56,7 +67,7 @@ def test_card_headers_stay_on_their_lines_on_a_phone(browser: Browser, make_gate
         expect(cards.locator(".task-status").first).to_contain_text("in progress")
 
         for index in range(3):
-            box = cards.nth(index).evaluate(BOXES)
+            box = measure(cards.nth(index))
             status, about, remove = box["status"], box["about"], box["remove"]
             label = f"card {index}: {box}"
             # The status is one line, and Delete sits beside it on that line.
